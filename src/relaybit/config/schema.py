@@ -1,0 +1,275 @@
+"""Options declared once: each plugin has a :class:`ConfigMap` of :class:`Option`.
+
+Validation, ``-h`` help, the README reference and the JSON schema all come from
+these tables.  :meth:`ConfigMap.resolve` turns a section's raw properties into
+:class:`Options` (typed values that keep their origin), and rejects unknown keys
+with a "did you mean" hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from relaybit.config.origin import Origin
+from relaybit.config.units import parse_bool, parse_size, parse_time
+from relaybit.errors import ConfigError, ConfigErrors
+
+OptionType = Literal["str", "int", "bool", "size", "time", "float", "port", "list"]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One configuration key of a plugin.
+
+    ``multiple`` keys keep every occurrence in order (``Add`` in modify).
+    ``per_node`` keys may also be set on an upstream ``[NODE]`` and override the
+    output's value there.  ``secret`` values are masked in every display.
+    ``prefix`` options accept any key that starts with ``name`` (``security.users``
+    style keys are plain; ``header`` is plain and ``multiple``).
+    """
+
+    name: str
+    type: OptionType = "str"
+    default: Any = None
+    description: str = ""
+    multiple: bool = False
+    per_node: bool = False
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def convert(self, raw: str) -> Any:
+        """Convert one raw string to this option's type; ValueError with the reason."""
+        text = raw.strip()
+        if self.type == "str":
+            value: Any = text
+        elif self.type == "bool":
+            value = parse_bool(text)
+        elif self.type == "int":
+            try:
+                value = int(text, 10)
+            except ValueError:
+                raise ValueError(f"expected an integer, got {raw!r}") from None
+        elif self.type == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"expected a number, got {raw!r}") from None
+        elif self.type == "size":
+            value = parse_size(text)
+        elif self.type == "time":
+            value = parse_time(text)
+        elif self.type == "port":
+            if not text.isdigit() or not 1 <= int(text) <= 65535:
+                raise ValueError(f"expected a port number 1..65535, got {raw!r}")
+            value = int(text)
+        elif self.type == "list":
+            value = [part for part in text.replace(",", " ").split() if part]
+        else:  # pragma: no cover - guarded by the Literal type
+            raise AssertionError(self.type)
+        if self.choices and str(value).lower() not in self.choices:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, got {raw!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"expected at least {self.minimum:g}, got {raw!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"expected at most {self.maximum:g}, got {raw!r}")
+        return value
+
+    def describe_type(self) -> str:
+        if self.choices:
+            return "|".join(self.choices)
+        return self.type
+
+
+@dataclass(frozen=True, slots=True)
+class RawProperty:
+    """A key and its raw string value, as written, with where it was written."""
+
+    key: str
+    value: str
+    origin: Origin = field(compare=False)
+
+
+class Options(Mapping[str, Any]):
+    """Typed option values of one plugin instance, each with its origin.
+
+    A mapping from option name to value (a list for ``multiple`` options).
+    Typed accessors keep plugin code checkable by mypy.
+    """
+
+    __slots__ = ("_origins", "_set", "_values", "configmap")
+
+    def __init__(
+        self,
+        configmap: ConfigMap,
+        values: dict[str, Any],
+        origins: dict[str, Origin],
+        explicitly_set: set[str],
+    ) -> None:
+        self.configmap = configmap
+        self._values = values
+        self._origins = origins
+        self._set = explicitly_set
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def is_set(self, key: str) -> bool:
+        """True when the user wrote this key (rather than it taking its default)."""
+        return key in self._set
+
+    def origin(self, key: str) -> Origin | None:
+        return self._origins.get(key)
+
+    def str(self, key: str) -> str:
+        value = self._values.get(key)
+        return "" if value is None else str(value)
+
+    def opt_str(self, key: str) -> str | None:
+        value = self._values.get(key)
+        return None if value is None else str(value)
+
+    def int(self, key: str) -> int:
+        return int(self._values[key])
+
+    def float(self, key: str) -> float:
+        return float(self._values[key])
+
+    def bool(self, key: str) -> bool:
+        return bool(self._values.get(key))
+
+    def list(self, key: str) -> list[Any]:
+        value = self._values.get(key)
+        if value is None:
+            return []
+        return list(value) if isinstance(value, list) else [value]
+
+    def masked(self) -> dict[str, Any]:
+        """The values with every secret replaced by ``******`` (for display and APIs)."""
+        out: dict[str, Any] = {}
+        for key, value in self._values.items():
+            opt = self.configmap.get(key)
+            out[key] = "******" if opt is not None and opt.secret and value else value
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Options {self.masked()!r}>"
+
+
+@dataclass(frozen=True)
+class ConfigMap:
+    """The declared options of one plugin (or of a section such as ``[SERVICE]``)."""
+
+    options: tuple[Option, ...]
+    _index: dict[str, Option] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {o.name: o for o in self.options})
+
+    def __add__(self, other: ConfigMap) -> ConfigMap:
+        names = {o.name for o in other.options}
+        return ConfigMap(tuple(o for o in self.options if o.name not in names) + other.options)
+
+    def get(self, name: str) -> Option | None:
+        return self._index.get(name.lower())
+
+    def names(self) -> list[str]:
+        return [o.name for o in self.options]
+
+    def suggest(self, key: str) -> str | None:
+        """The closest known key to a misspelt one, or None."""
+        return suggest(key, self.names())
+
+    def resolve(
+        self,
+        properties: Iterable[RawProperty],
+        *,
+        section: str,
+        ignore: Sequence[str] = (),
+        overrides: Mapping[str, RawProperty] | None = None,
+    ) -> Options:
+        """Validate raw properties and convert them; collects every error.
+
+        ``ignore`` names keys handled elsewhere (``name``, ``match`` ...).
+        ``overrides`` (per-node keys) replace the section's value of the same key.
+        Raises :class:`ConfigErrors` listing each unknown key (with a "did you
+        mean" hint), each bad value and what was expected.
+        """
+        errors: list[ConfigError] = []
+        values: dict[str, Any] = {}
+        origins: dict[str, Origin] = {}
+        explicit: set[str] = set()
+        ignored = {k.lower() for k in ignore}
+        props = list(properties)
+        if overrides:
+            over_keys = {k.lower() for k in overrides}
+            props = [p for p in props if p.key.lower() not in over_keys] + list(overrides.values())
+        for prop in props:
+            key = prop.key.lower()
+            if key in ignored:
+                continue
+            opt = self.get(key)
+            if opt is None:
+                hint = self.suggest(key)
+                message = f"unknown configuration property '{prop.key}'"
+                message += f"; did you mean '{hint}'?" if hint else ""
+                errors.append(ConfigError(message, prop.origin, section=section))
+                continue
+            try:
+                value = opt.convert(prop.value)
+            except ValueError as exc:
+                errors.append(ConfigError(str(exc), prop.origin, section=section, key=opt.name))
+                continue
+            if opt.multiple:
+                values.setdefault(opt.name, []).append(value)
+            else:
+                values[opt.name] = value
+            origins[opt.name] = prop.origin
+            explicit.add(opt.name)
+        if errors:
+            raise ConfigErrors(errors)
+        for opt in self.options:
+            if opt.name not in values:
+                values[opt.name] = list(opt.default or []) if opt.multiple else opt.default
+        return Options(self, values, origins, explicit)
+
+    def help_rows(self) -> list[tuple[str, str, str, str]]:
+        """(name, type, default, description) for ``-h`` and the README."""
+        return [
+            (o.name, o.describe_type(), "" if o.default is None else str(o.default), o.description)
+            for o in self.options
+        ]
+
+    def json_schema(self) -> dict[str, Any]:
+        """A JSON schema of this map (every value is a string in a config file)."""
+        props: dict[str, Any] = {}
+        for o in self.options:
+            entry: dict[str, Any] = {"type": "string", "description": o.description}
+            if o.default is not None:
+                entry["default"] = str(o.default)
+            if o.choices:
+                entry["enum"] = list(o.choices)
+            props[o.name] = {"type": "array", "items": entry} if o.multiple else entry
+        return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def suggest(key: str, known: Iterable[str]) -> str | None:
+    """The closest name in ``known`` to ``key`` ('tls_verify' -> 'tls.verify')."""
+    low = key.lower()
+    candidates = list(known)
+    normal = {k.replace("_", ".").replace("-", "."): k for k in candidates}
+    fixed = low.replace("_", ".").replace("-", ".")
+    if fixed in normal and normal[fixed] != low:
+        return normal[fixed]
+    close = difflib.get_close_matches(low, candidates, n=1, cutoff=0.8)
+    return close[0] if close else None

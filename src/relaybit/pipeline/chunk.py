@@ -1,0 +1,42 @@
+"""Chunks: one tag, many records, kept as msgpack bytes.
+
+Code that only moves records (relay, storage, retries) never decodes a chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+#: Fluent Bit's soft chunk size: a chunk is sealed once it holds about this much.
+CHUNK_SIZE_LIMIT = 2 * 1024 * 1024
+
+_ids = itertools.count(1)
+
+
+def new_chunk_id() -> str:
+    return f"c{next(_ids):x}"
+
+
+@dataclass(slots=True, eq=False)
+class Chunk:
+    """A sealed, immutable batch of entries for one tag.
+
+    ``data`` holds ``records`` msgpack entries ``[time, record]`` back to back.
+    ``input_name`` is the instance that produced it (``tail.0``), used for
+    routing and for memory accounting.
+    """
+
+    tag: str
+    data: bytes
+    records: int
+    input_name: str = ""
+    id: str = field(default_factory=new_chunk_id)
+    created: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"<Chunk {self.id} tag={self.tag!r} records={self.records} bytes={self.size}>"

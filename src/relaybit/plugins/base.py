@@ -1,0 +1,184 @@
+"""The contracts every plugin follows.
+
+An input produces msgpack entries and hands them to the engine with
+``await ctx.emit(tag, data, records)``; the call returns once the records are
+stored (memory or filesystem), and waits while the input is over its
+``mem_buf_limit`` (that is the backpressure: a server input stops reading).
+A filter changes decoded records.  An output takes one chunk per flush and
+returns :class:`FlushResult`; the engine owns retries.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from relaybit.clock import SYSTEM_CLOCK, Clock
+from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.pipeline.chunk import Chunk
+from relaybit.upstream.node import UpstreamSpec
+
+
+class FlushResult(enum.Enum):
+    """What an output says of one flush (Fluent Bit's FLB_OK/FLB_RETRY/FLB_ERROR)."""
+
+    OK = "ok"
+    RETRY = "retry"
+    ERROR = "error"
+
+
+#: Keys every input accepts (handled by the engine, not by the plugin).
+INPUT_COMMON = ConfigMap(
+    (
+        Option("name", "str", None, "Plugin name"),
+        Option("alias", "str", None, "Instance name used in logs and metrics"),
+        Option("tag", "str", None, "Tag of the records this input produces"),
+        Option("log_level", "str", None, "Log level of this instance"),
+        Option("mem_buf_limit", "size", 0, "Pause the input above this much buffered (0 = none)"),
+        Option(
+            "storage.type",
+            "str",
+            "memory",
+            "memory or filesystem",
+            choices=("memory", "filesystem"),
+        ),
+        Option("storage.pause_on_chunks_overlimit", "bool", False, "Accepted for compatibility"),
+        Option("threaded", "bool", False, "Accepted for compatibility (inputs run on the loop)"),
+        Option("routable", "bool", True, "Accepted for compatibility"),
+    )
+)
+
+#: Keys every filter accepts.
+FILTER_COMMON = ConfigMap(
+    (
+        Option("name", "str", None, "Plugin name"),
+        Option("alias", "str", None, "Instance name used in logs and metrics"),
+        Option("match", "str", None, "Tag pattern with * wildcards"),
+        Option("match_regex", "str", None, "Tag regular expression"),
+        Option("log_level", "str", None, "Log level of this instance"),
+    )
+)
+
+#: Keys every output accepts.
+OUTPUT_COMMON = ConfigMap(
+    (
+        Option("name", "str", None, "Plugin name"),
+        Option("alias", "str", None, "Instance name used in logs and metrics"),
+        Option("match", "str", None, "Tag pattern with * wildcards"),
+        Option("match_regex", "str", None, "Tag regular expression"),
+        Option("log_level", "str", None, "Log level of this instance"),
+        Option(
+            "retry_limit",
+            "str",
+            "1",
+            "Retries per chunk: N, no_limits/false (forever), no_retries",
+        ),
+        Option("workers", "int", 0, "Flushes of this output in flight at once (0 = 1 + default)"),
+        Option("storage.total_limit_size", "size", 0, "Accepted; filesystem backlog limit"),
+    )
+)
+
+
+@dataclass(kw_only=True)
+class PluginContext:
+    """What a plugin instance gets from the agent."""
+
+    name: str  #: instance name: the alias, or ``plugin.N`` such as ``forward.0``
+    plugin: str  #: plugin name (``forward``)
+    options: Options
+    config_dir: Path = field(default_factory=Path.cwd)
+    clock: Clock = SYSTEM_CLOCK
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("relaybit"))
+    #: service-level settings the plugin may need (flush interval, parsers ...)
+    service: dict[str, Any] = field(default_factory=dict)
+
+
+EmitFn = Callable[[str, bytes, int], Awaitable[None]]
+
+
+@dataclass(kw_only=True)
+class InputContext(PluginContext):
+    """An input's context: ``emit`` hands records to the engine."""
+
+    emit: EmitFn
+    #: ``tag`` of the instance (defaults to the instance name, as Fluent Bit)
+    tag: str = ""
+
+
+@dataclass(kw_only=True)
+class OutputContext(PluginContext):
+    """An output's context: ``upstream`` is set when the output names an upstream file."""
+
+    upstream: UpstreamSpec | None = None
+
+
+class InputPlugin(ABC):
+    """An input: started once, produces until stopped."""
+
+    options: ClassVar[ConfigMap] = ConfigMap(())
+    description: ClassVar[str] = ""
+
+    def __init__(self, ctx: InputContext) -> None:
+        self.ctx = ctx
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Begin producing (spawn tasks or servers; return promptly)."""
+
+    async def stop(self) -> None:
+        """Stop producing; records already emitted stay with the engine."""
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ctx.name}>"
+
+
+class FilterPlugin(ABC):
+    """A filter over decoded records ``(time, record)``; may drop or add records."""
+
+    options: ClassVar[ConfigMap] = ConfigMap(())
+    description: ClassVar[str] = ""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    @abstractmethod
+    def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        """Return the entries to keep, changed as needed."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ctx.name}>"
+
+
+class OutputPlugin(ABC):
+    """An output: one flush per chunk, answering OK, RETRY or ERROR."""
+
+    options: ClassVar[ConfigMap] = ConfigMap(())
+    description: ClassVar[str] = ""
+
+    def __init__(self, ctx: OutputContext) -> None:
+        self.ctx = ctx
+
+    async def start(self) -> None:
+        """Open what the output needs (upstream, pools, files)."""
+
+    @abstractmethod
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        """Deliver one chunk; OK only when the receiver confirmed it."""
+
+    async def stop(self) -> None:
+        """Close connections and files."""
+
+    def status(self) -> dict[str, Any]:
+        """Plugin-specific status for the monitoring API (upstream nodes ...)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ctx.name}>"

@@ -1,0 +1,242 @@
+"""The Upstream model: nodes, their TLS settings, and the Upstream's own settings.
+
+Pure data, built by :mod:`relaybit.upstream.spec` from an upstream file.  Origins
+never take part in equality, so the classic and YAML forms of one file are equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relaybit.config.origin import Origin
+from relaybit.config.schema import ConfigMap, Option, Options, RawProperty
+
+#: Keys a [NODE] section knows itself; every other key is a plugin key (node.extra).
+TLS_OPTIONS = ConfigMap(
+    (
+        Option("tls", "bool", False, "Enable TLS to this node", per_node=True),
+        Option("tls.verify", "bool", True, "Verify the peer certificate", per_node=True),
+        Option(
+            "tls.verify_hostname", "bool", False, "Check the certificate's hostname", per_node=True
+        ),
+        Option("tls.debug", "int", 1, "TLS debug level (accepted, not used)", per_node=True),
+        Option("tls.vhost", "str", None, "SNI host name to send", per_node=True),
+        Option("tls.ca_path", "str", None, "Directory of CA certificates", per_node=True),
+        Option("tls.ca_file", "str", None, "CA certificate file (PEM)", per_node=True),
+        Option("tls.crt_file", "str", None, "Client certificate file (PEM)", per_node=True),
+        Option("tls.key_file", "str", None, "Client private key file (PEM)", per_node=True),
+        Option(
+            "tls.key_passwd", "str", None, "Password of the private key", per_node=True, secret=True
+        ),
+    )
+)
+
+NODE_OPTIONS = (
+    ConfigMap(
+        (
+            Option("name", "str", None, "Node name (mandatory, unique in the upstream)"),
+            Option("host", "str", None, "Host name or IP address (mandatory)"),
+            Option("port", "port", None, "TCP port 1..65535 (mandatory)"),
+            Option("weight", "int", 1, "relaybit: weight for balance weighted", minimum=1),
+            Option(
+                "standby",
+                "bool",
+                False,
+                "relaybit: takes traffic only when no active node is healthy",
+            ),
+        )
+    )
+    + TLS_OPTIONS
+)
+
+BALANCE_CHOICES = ("round_robin", "weighted", "least_pending", "hash")
+
+UPSTREAM_OPTIONS = ConfigMap(
+    (
+        Option("name", "str", None, "Upstream name (mandatory)"),
+        Option("balance", "str", "round_robin", "relaybit: balancing", choices=BALANCE_CHOICES),
+        Option("hash_key", "str", "tag", "relaybit: 'tag' or a record key, for balance hash"),
+        Option("max_failover", "int", 0, "relaybit: nodes tried per flush (0 = all)", minimum=0),
+        Option(
+            "max_fails", "int", 1, "relaybit: failures within fail_timeout that eject", minimum=1
+        ),
+        Option("fail_timeout", "time", 10.0, "relaybit: window counting failures"),
+        Option("base_ejection_time", "time", 10.0, "relaybit: first ejection time; grows"),
+        Option("max_ejection_time", "time", 300.0, "relaybit: cap of the ejection time"),
+        Option(
+            "max_ejection_percent",
+            "int",
+            100,
+            "relaybit: most nodes ejected at once (%)",
+            minimum=0,
+            maximum=100,
+        ),
+        Option("health_check", "bool", False, "relaybit: active health checks"),
+        Option("health_check.interval", "time", 10.0, "relaybit: seconds between probes"),
+        Option("health_check.timeout", "time", 5.0, "relaybit: probe timeout"),
+        Option("health_check.path", "str", "/", "relaybit: HTTP path probed (http, es)"),
+        Option(
+            "healthy_threshold", "int", 2, "relaybit: probes passed to become healthy", minimum=1
+        ),
+        Option(
+            "unhealthy_threshold",
+            "int",
+            3,
+            "relaybit: probes failed to become unhealthy",
+            minimum=1,
+        ),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSSettings:
+    """The ``tls.*`` keys of a node (or of an output, as defaults)."""
+
+    enabled: bool = False
+    verify: bool = True
+    verify_hostname: bool = False
+    debug: int = 1
+    vhost: str | None = None
+    ca_path: str | None = None
+    ca_file: str | None = None
+    crt_file: str | None = None
+    key_file: str | None = None
+    key_passwd: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_options(cls, opts: Options) -> TLSSettings:
+        return cls(
+            enabled=opts.bool("tls"),
+            verify=opts.bool("tls.verify"),
+            verify_hostname=opts.bool("tls.verify_hostname"),
+            debug=opts.int("tls.debug"),
+            vhost=opts.opt_str("tls.vhost"),
+            ca_path=opts.opt_str("tls.ca_path"),
+            ca_file=opts.opt_str("tls.ca_file"),
+            crt_file=opts.opt_str("tls.crt_file"),
+            key_file=opts.opt_str("tls.key_file"),
+            key_passwd=opts.opt_str("tls.key_passwd"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """One node of an Upstream.
+
+    ``properties`` holds every key as written on the node (the known ones and the
+    plugin keys alike), so an output can override its own options per node;
+    ``extra`` is the subset that is not a known node key (``shared_key`` ...).
+    """
+
+    name: str
+    host: str
+    port: int
+    tls: TLSSettings = TLSSettings()
+    weight: int = 1
+    standby: bool = False
+    extra: dict[str, RawProperty] = field(default_factory=dict)
+    properties: dict[str, RawProperty] = field(default_factory=dict, compare=False)
+    origin: Origin | None = field(default=None, compare=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        tls = " tls" if self.tls.enabled else ""
+        return f"<Node {self.name} {self.address}{tls}>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamSettings:
+    """The relaybit extensions of an ``[UPSTREAM]`` section (defaults = Fluent Bit)."""
+
+    balance: str = "round_robin"
+    hash_key: str = "tag"
+    max_failover: int = 0
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+    base_ejection_time: float = 10.0
+    max_ejection_time: float = 300.0
+    max_ejection_percent: int = 100
+    health_check: bool = False
+    health_check_interval: float = 10.0
+    health_check_timeout: float = 5.0
+    health_check_path: str = "/"
+    healthy_threshold: int = 2
+    unhealthy_threshold: int = 3
+
+    @classmethod
+    def from_options(cls, opts: Options) -> UpstreamSettings:
+        return cls(
+            balance=opts.str("balance").lower(),
+            hash_key=opts.str("hash_key"),
+            max_failover=opts.int("max_failover"),
+            max_fails=opts.int("max_fails"),
+            fail_timeout=opts.float("fail_timeout"),
+            base_ejection_time=opts.float("base_ejection_time"),
+            max_ejection_time=opts.float("max_ejection_time"),
+            max_ejection_percent=opts.int("max_ejection_percent"),
+            health_check=opts.bool("health_check"),
+            health_check_interval=opts.float("health_check.interval"),
+            health_check_timeout=opts.float("health_check.timeout"),
+            health_check_path=opts.str("health_check.path"),
+            healthy_threshold=opts.int("healthy_threshold"),
+            unhealthy_threshold=opts.int("unhealthy_threshold"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamSpec:
+    """An upstream file: one named set of nodes and its settings."""
+
+    name: str
+    nodes: tuple[Node, ...]
+    settings: UpstreamSettings = UpstreamSettings()
+    path: str = field(default="", compare=False)
+    origin: Origin | None = field(default=None, compare=False)
+
+
+#: ``net.*`` keys, accepted by every network output (Fluent Bit names).
+NET_OPTIONS = ConfigMap(
+    (
+        Option("net.connect_timeout", "time", 10.0, "Connect timeout (TCP, TLS and handshake)"),
+        Option("net.keepalive", "bool", True, "Reuse connections across flushes"),
+        Option("net.keepalive_idle_timeout", "time", 30.0, "Close idle connections after this"),
+        Option(
+            "net.keepalive_max_recycle",
+            "int",
+            2000,
+            "Close a connection after this many flushes (rebalances), 0 = never",
+        ),
+        Option("net.max_worker_connections", "int", 0, "Most connections per node (0 = no limit)"),
+        Option("net.source_address", "str", None, "Local address to bind outgoing connections"),
+        Option("net.dns.ttl", "time", 30.0, "relaybit: seconds a DNS answer is cached"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetSettings:
+    """Connection settings of one output, shared by its Upstream's nodes."""
+
+    connect_timeout: float = 10.0
+    keepalive: bool = True
+    keepalive_idle_timeout: float = 30.0
+    keepalive_max_recycle: int = 2000
+    max_worker_connections: int = 0
+    source_address: str | None = None
+    dns_ttl: float = 30.0
+
+    @classmethod
+    def from_options(cls, opts: Options) -> NetSettings:
+        return cls(
+            connect_timeout=opts.float("net.connect_timeout"),
+            keepalive=opts.bool("net.keepalive"),
+            keepalive_idle_timeout=opts.float("net.keepalive_idle_timeout"),
+            keepalive_max_recycle=opts.int("net.keepalive_max_recycle"),
+            max_worker_connections=opts.int("net.max_worker_connections"),
+            source_address=opts.opt_str("net.source_address"),
+            dns_ttl=opts.float("net.dns.ttl"),
+        )
