@@ -1,0 +1,193 @@
+"""out_file: append records to a file per tag, in Fluent Bit's out_file formats.
+
+Formats: ``out_file`` (default: ``tag: [time, {json}]``), ``plain`` (the record
+as JSON), ``json_lines`` (record with the time under ``json_date_key``),
+``csv`` and ``ltsv`` (values printed as msgpack-c does), ``template``
+(``{time}`` and ``{key}`` placeholders) and ``msgpack`` (raw entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from relaybit.codec.msgpack import iter_entries
+from relaybit.config.schema import ConfigMap, Option
+from relaybit.errors import ConfigError
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
+from relaybit.plugins.outputs.formats import (
+    DATE_FORMATS,
+    date_key_option,
+    encode_text,
+    format_date,
+    format_records,
+    print_value,
+    split_time,
+    to_json,
+)
+
+FILE_FORMATS = ("out_file", "plain", "json_lines", "csv", "ltsv", "template", "msgpack")
+_NAMED_DELIMITERS = {"\\t": "\t", "tab": "\t", "space": " ", "comma": ","}
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+def delimiter_option(value: str | None, default: str) -> str:
+    """Fluent Bit's delimiter names (``tab``, ``space``, ``comma``, ``\\t``) or the text itself."""
+    if not value:
+        return default
+    return _NAMED_DELIMITERS.get(value.lower(), value)
+
+
+def _double(time: Any) -> str:
+    seconds, nanos = split_time(time)
+    return f"{seconds + nanos / 1e9:f}"
+
+
+class FileOutput(OutputPlugin):
+    """Appends each chunk to ``path/file`` (``file`` defaults to the tag)."""
+
+    description = "Generate log file"
+    options = ConfigMap(
+        (
+            Option(
+                "path", "str", None, "Directory of the output file (default: current directory)"
+            ),
+            Option("file", "str", None, "File name (default: the record's tag)"),
+            Option(
+                "format",
+                "str",
+                "out_file",
+                "out_file (tag: [time, {json}]), plain, json_lines, csv, ltsv, template or msgpack",
+                choices=FILE_FORMATS,
+            ),
+            Option("delimiter", "str", None, "csv/ltsv field delimiter: tab, space, comma or text"),
+            Option("label_delimiter", "str", None, "ltsv label delimiter (default ':')"),
+            Option(
+                "template",
+                "str",
+                "{time} {message}",
+                "template format: {time} and {key} placeholders",
+            ),
+            Option(
+                "csv_column_names", "bool", False, "csv: write a header line when the file is new"
+            ),
+            Option("mkdir", "bool", False, "Create the directory when it does not exist"),
+            Option("json_date_key", "str", "date", "json_lines: key of the time; false to omit"),
+            Option(
+                "json_date_format", "str", "double", "json_lines: time format", choices=DATE_FORMATS
+            ),
+        )
+    )
+
+    def __init__(self, ctx: OutputContext) -> None:
+        super().__init__(ctx)
+        opts = ctx.options
+        self.directory = Path(opts.str("path")) if opts.opt_str("path") else None
+        self.file = opts.opt_str("file")
+        self.format = opts.str("format").lower()
+        default_delim = "\t" if self.format == "ltsv" else ","
+        self.delimiter = delimiter_option(opts.opt_str("delimiter"), default_delim)
+        self.label_delimiter = delimiter_option(opts.opt_str("label_delimiter"), ":")
+        self.template = opts.str("template")
+        self.csv_column_names = opts.bool("csv_column_names")
+        self.mkdir = opts.bool("mkdir")
+        self.date_key = date_key_option(opts.opt_str("json_date_key"))
+        self.date_format = opts.str("json_date_format").lower()
+        self.records = 0
+        if self.directory is not None and not self.mkdir and not self.directory.is_dir():
+            # Fluent Bit fails at flush time; say it at start-up, it is a configuration mistake.
+            ctx.logger.warning(
+                "%s: directory %s does not exist (set mkdir on to create it)",
+                ctx.name,
+                self.directory,
+            )
+
+    def target(self, tag: str) -> Path:
+        """The file a chunk of ``tag`` is appended to."""
+        name = self.file or tag
+        if os.sep in name and self.file is None and self.directory is not None:
+            raise ConfigError(f"tag {tag!r} is not a usable file name")
+        return (self.directory / name) if self.directory is not None else Path(name)
+
+    def render(self, chunk: Chunk, *, new_file: bool = False) -> bytes:
+        """The bytes appended for ``chunk``."""
+        fmt = self.format
+        if fmt == "msgpack":
+            return bytes(chunk.data)
+        if fmt == "plain":
+            return format_records(chunk.data, chunk.tag, "plain")
+        if fmt == "json_lines":
+            return format_records(
+                chunk.data,
+                chunk.tag,
+                "json_lines",
+                date_key=self.date_key,
+                date_format=self.date_format,
+            )
+        out: list[bytes] = []
+        tag = encode_text(chunk.tag)
+        header_done = not (new_file and self.csv_column_names)
+        for time, record in iter_entries(chunk.data):
+            if fmt == "out_file":
+                out.append(tag + b": [" + _double(time).encode() + b", " + to_json(record) + b"]\n")
+            elif fmt == "csv" and isinstance(record, dict) and record:
+                if not header_done:
+                    names = ["timestamp", *(str(k) for k in record)]
+                    out.append(encode_text(self.delimiter.join(names) + "\n"))
+                    header_done = True
+                fields = [_double(time), *(print_value(v) for v in record.values())]
+                out.append(encode_text(self.delimiter.join(fields) + "\n"))
+            elif fmt == "ltsv" and isinstance(record, dict) and record:
+                ld = self.label_delimiter
+                fields = [f'"time"{ld}{_double(time)}']
+                fields += [f"{print_value(k)}{ld}{print_value(v)}" for k, v in record.items()]
+                out.append(encode_text(self.delimiter.join(fields) + "\n"))
+            elif fmt == "template":
+                out.append(encode_text(self._fill(time, record) + "\n"))
+        return b"".join(out)
+
+    def _fill(self, time: Any, record: Any) -> str:
+        values = record if isinstance(record, dict) else {"log": record}
+
+        def one(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key == "time":
+                return str(format_date(time, "double"))
+            value = values.get(key)
+            if value is None:
+                return ""
+            return value if isinstance(value, str) else print_value(value)
+
+        return _PLACEHOLDER.sub(one, self.template)
+
+    def _write(self, path: Path, chunk: Chunk) -> None:
+        if self.mkdir:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        new_file = not path.exists() or path.stat().st_size == 0
+        data = self.render(chunk, new_file=new_file)
+        with open(path, "ab") as handle:
+            handle.write(data)
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        try:
+            path = self.target(chunk.tag)
+        except ConfigError as exc:
+            self.ctx.logger.error("%s: %s", self.ctx.name, exc)
+            return FlushResult.ERROR
+        try:
+            await asyncio.to_thread(self._write, path, chunk)
+        except OSError as exc:
+            self.ctx.logger.warning("%s: cannot write %s: %s", self.ctx.name, path, exc)
+            return FlushResult.RETRY
+        self.records += chunk.records
+        return FlushResult.OK
+
+    def status(self) -> dict[str, Any]:
+        return {"records": self.records}
+
+    def __repr__(self) -> str:
+        return f"<FileOutput {self.ctx.name} format={self.format} records={self.records}>"

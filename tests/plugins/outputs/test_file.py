@@ -1,0 +1,84 @@
+"""out_file: the files' content in each format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgpack
+
+from relaybit.codec.msgpack import EventTime, pack_entries
+from relaybit.config.origin import Origin
+from relaybit.config.schema import RawProperty
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import OUTPUT_COMMON, FlushResult, OutputContext
+from relaybit.plugins.outputs.file import FileOutput
+
+ENTRIES = [
+    (EventTime(1700000000, 500000000), {"message": "hello", "n": 1}),
+    (EventTime(1700000001, 0), {"message": "bye", "n": 2}),
+]
+DATA = pack_entries(ENTRIES)
+
+
+def make(**props: str) -> FileOutput:
+    raw = [RawProperty(k, v, Origin("test.conf", 1)) for k, v in props.items()]
+    opts = (OUTPUT_COMMON + FileOutput.options).resolve(raw, section="[OUTPUT] file")
+    return FileOutput(OutputContext(name="file.0", plugin="file", options=opts))
+
+
+async def test_default_format_named_after_the_tag(tmp_path: Path) -> None:
+    out = make(path=str(tmp_path))
+    assert await out.flush(Chunk("app.log", DATA, 2)) is FlushResult.OK
+    lines = (tmp_path / "app.log").read_text().splitlines()
+    assert lines[0] == 'app.log: [1700000000.500000, {"message":"hello","n":1}]'
+    assert lines[1] == 'app.log: [1700000001.000000, {"message":"bye","n":2}]'
+
+
+async def test_plain_and_json_lines(tmp_path: Path) -> None:
+    await make(path=str(tmp_path), file="p.txt", format="plain").flush(Chunk("t", DATA, 2))
+    plain = [json.loads(x) for x in (tmp_path / "p.txt").read_text().splitlines()]
+    assert plain == [r for _, r in ENTRIES]
+    await make(path=str(tmp_path), file="j.txt", format="json_lines").flush(Chunk("t", DATA, 2))
+    first = json.loads((tmp_path / "j.txt").read_text().splitlines()[0])
+    assert first == {"date": 1700000000.5, "message": "hello", "n": 1}
+
+
+async def test_csv_with_header_and_delimiter(tmp_path: Path) -> None:
+    out = make(path=str(tmp_path), file="c.csv", format="csv", csv_column_names="on")
+    await out.flush(Chunk("t", DATA, 2))
+    await out.flush(Chunk("t", DATA, 2))
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    assert lines[0] == "timestamp,message,n"
+    assert lines[1] == '1700000000.500000,"hello",1'
+    assert len(lines) == 5  # one header only
+    out = make(path=str(tmp_path), file="t.csv", format="csv", delimiter="tab")
+    await out.flush(Chunk("t", DATA, 2))
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == '1700000000.500000\t"hello"\t1'
+
+
+async def test_ltsv(tmp_path: Path) -> None:
+    out = make(path=str(tmp_path), file="l.txt", format="ltsv")
+    await out.flush(Chunk("t", DATA, 2))
+    line = (tmp_path / "l.txt").read_text().splitlines()[0]
+    assert line == '"time":1700000000.500000\t"message":"hello"\t"n":1'
+
+
+async def test_template_and_msgpack(tmp_path: Path) -> None:
+    out = make(path=str(tmp_path), file="x.txt", format="template", template="{time} {message}!")
+    await out.flush(Chunk("t", DATA, 2))
+    assert (tmp_path / "x.txt").read_text().splitlines() == [
+        "1700000000.5 hello!",
+        "1700000001.0 bye!",
+    ]
+    await make(path=str(tmp_path), file="m.bin", format="msgpack").flush(Chunk("t", DATA, 2))
+    unpacker = msgpack.Unpacker()
+    unpacker.feed((tmp_path / "m.bin").read_bytes())
+    assert len(list(unpacker)) == 2
+
+
+async def test_mkdir_and_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "a" / "b"
+    assert await make(path=str(missing)).flush(Chunk("t", DATA, 2)) is FlushResult.RETRY
+    assert await make(path=str(missing), mkdir="on").flush(Chunk("t", DATA, 2)) is FlushResult.OK
+    assert (missing / "t").exists()
