@@ -1,0 +1,340 @@
+"""Metrics for the monitoring API: Fluent Bit's JSON, Prometheus text, health.
+
+Pure code over what the agent reports (no sockets): the agent gives
+``metrics()`` in Fluent Bit's ``/api/v1/metrics`` shape, and every
+upstream-backed output gives ``status()`` with its Upstream's node list.
+:func:`render_prometheus` turns both into Prometheus text with Fluent Bit's
+metric names plus ``relaybit_upstream_node_*``; :class:`HealthTracker` applies
+Fluent Bit's ``hc_*`` rules over a sliding window.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+import relaybit
+
+#: Health states a node can be in (Upstream status ``state``).
+NODE_STATES = ("healthy", "ejected", "standby", "probing", "panic")
+
+#: Keys never shown by the API, wherever they appear in a status.
+SECRET_WORDS = ("shared_key", "password", "passwd", "secret", "token", "api_key")
+
+_INPUT_COUNTERS = (
+    ("records", "fluentbit_input_records", "Number of input records."),
+    ("bytes", "fluentbit_input_bytes", "Number of input bytes."),
+)
+_OUTPUT_COUNTERS = (
+    ("proc_records", "fluentbit_output_proc_records", "Number of processed output records."),
+    ("proc_bytes", "fluentbit_output_proc_bytes", "Number of processed output bytes."),
+    ("errors", "fluentbit_output_errors", "Number of output errors."),
+    ("retries", "fluentbit_output_retries", "Number of output retries."),
+    ("retries_failed", "fluentbit_output_retries_failed", "Number of abandoned batches."),
+    ("dropped_records", "fluentbit_output_dropped_records", "Number of dropped records."),
+)
+_NODE_COUNTERS = (
+    ("flushes", "relaybit_upstream_node_flushes", "Flushes confirmed by the node."),
+    ("records", "relaybit_upstream_node_records", "Records confirmed by the node."),
+    ("bytes", "relaybit_upstream_node_bytes", "Bytes confirmed by the node."),
+    ("failovers", "relaybit_upstream_node_failovers", "Flushes that failed over from the node."),
+    ("ejections", "relaybit_upstream_node_ejections", "Times the node was ejected."),
+)
+
+
+class MonitoredAgent(Protocol):
+    """What the monitoring code needs from the agent."""
+
+    @property
+    def outputs(self) -> Mapping[str, Any]: ...
+
+    def metrics(self) -> dict[str, Any]: ...
+
+
+def build_info() -> dict[str, Any]:
+    """The ``/`` document: ``{"relaybit": {"version", "edition", "flags"}}``."""
+    flags = ["msgpack", "tls"]
+    for module in ("uvloop", "orjson"):
+        if importlib.util.find_spec(module) is not None:
+            flags.append(module)
+    return {"relaybit": {"version": relaybit.__version__, "edition": "Community", "flags": flags}}
+
+
+def uptime_info(seconds: float) -> dict[str, Any]:
+    """The ``/api/v1/uptime`` document, as Fluent Bit words it."""
+    sec = int(seconds)
+    days, rest = divmod(sec, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return {
+        "uptime_sec": sec,
+        "uptime_hr": (
+            f"relaybit has been running:  {days} day, {hours} hour, "
+            f"{minutes} minute and {secs} seconds"
+        ),
+    }
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` without any key that names a secret."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): redact(v)
+            for k, v in value.items()
+            if not any(word in str(k).lower() for word in SECRET_WORDS)
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def upstreams_status(agent: MonitoredAgent) -> dict[str, Any]:
+    """``/api/v1/upstreams``: every upstream-backed output's status, secrets removed."""
+    result: dict[str, Any] = {}
+    for name, output in agent.outputs.items():
+        status_fn = getattr(output, "status", None)
+        if status_fn is None:
+            continue
+        status = status_fn()
+        if isinstance(status, Mapping) and isinstance(status.get("nodes"), list):
+            result[name] = redact(status)
+    return {"upstreams": result}
+
+
+# --------------------------------------------------------------------------- Prometheus
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _failures(counters: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, float]:
+    """Failures by kind, from ``failures: {kind: n}`` or ``failures_<kind>`` or a plain count."""
+    raw = counters.get("failures", node.get("failures"))
+    kinds: dict[str, float] = {}
+    if isinstance(raw, Mapping):
+        kinds.update({str(k): _number(v) for k, v in raw.items()})
+    elif raw is not None:
+        kinds["all"] = _number(raw)
+    for key, value in counters.items():
+        if key.startswith("failures_"):
+            kinds[key.removeprefix("failures_")] = _number(value)
+    return kinds
+
+
+def _histogram(raw: Any) -> tuple[list[tuple[str, float]], float] | None:
+    """Buckets ``[(le, cumulative count)]`` ending with ``+Inf``, and the sum; None if absent.
+
+    Accepts ``{"buckets": {le: n} | [[le, n], ...], "sum": s, "count": c,
+    "cumulative": bool}`` (counts are cumulative unless ``cumulative`` is false).
+    """
+    if not isinstance(raw, Mapping) or "buckets" not in raw:
+        return None
+    buckets = raw["buckets"]
+    pairs = list(buckets.items()) if isinstance(buckets, Mapping) else list(buckets)
+    parsed = sorted(
+        ((float("inf") if str(le) in ("+Inf", "inf") else float(le), _number(n)) for le, n in pairs)
+    )
+    cumulative = bool(raw.get("cumulative", True))
+    out: list[tuple[str, float]] = []
+    running = 0.0
+    for le, n in parsed:
+        running = n if cumulative else running + n
+        if le != float("inf"):
+            out.append((repr(le), running))
+    total = _number(raw.get("count", running))
+    out.append(("+Inf", max(total, running)))
+    return out, _number(raw.get("sum", 0.0))
+
+
+class AgentCollector:
+    """A prometheus_client collector reading the agent at scrape time."""
+
+    def __init__(self, agent: MonitoredAgent, uptime: float | None = None) -> None:
+        self.agent = agent
+        self.uptime = uptime
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield every metric family (called by ``generate_latest``)."""
+        metrics = self.agent.metrics()
+        yield from self._plugin_counters(metrics.get("input", {}), _INPUT_COUNTERS)
+        yield from self._plugin_counters(metrics.get("output", {}), _OUTPUT_COUNTERS)
+        if self.uptime is not None:
+            up = GaugeMetricFamily("fluentbit_uptime", "Number of seconds relaybit has run.")
+            up.add_metric([], self.uptime)
+            yield up
+        info = GaugeMetricFamily(
+            "relaybit_build_info", "relaybit build information.", labels=["version", "edition"]
+        )
+        info.add_metric([relaybit.__version__, "Community"], 1.0)
+        yield info
+        yield from self._node_metrics(upstreams_status(self.agent)["upstreams"])
+
+    @staticmethod
+    def _plugin_counters(
+        plugins: Mapping[str, Mapping[str, Any]],
+        table: Iterable[tuple[str, str, str]],
+    ) -> Iterator[Metric]:
+        for key, name, doc in table:
+            family = CounterMetricFamily(name, doc, labels=["name"])
+            for instance, values in plugins.items():
+                family.add_metric([instance], _number(values.get(key, 0)))
+            yield family
+
+    @staticmethod
+    def _node_metrics(upstreams: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+        labels = ["output", "upstream", "node"]
+        state = GaugeMetricFamily(
+            "relaybit_upstream_node_state",
+            "1 for the node's current state, 0 for the others.",
+            labels=[*labels, "state"],
+        )
+        in_flight = GaugeMetricFamily(
+            "relaybit_upstream_node_in_flight", "Flushes in flight on the node.", labels=labels
+        )
+        counters = {
+            key: CounterMetricFamily(name, doc, labels=labels) for key, name, doc in _NODE_COUNTERS
+        }
+        failures = CounterMetricFamily(
+            "relaybit_upstream_node_failures",
+            "Failed flushes on the node, by kind.",
+            labels=[*labels, "kind"],
+        )
+        latency = HistogramMetricFamily(
+            "relaybit_upstream_node_latency_seconds",
+            "Time from sending a flush to its confirmation.",
+            labels=labels,
+        )
+        for output, status in upstreams.items():
+            upstream = str(status.get("name", ""))
+            for node in status.get("nodes", []):
+                values = [output, upstream, str(node.get("name", ""))]
+                current = str(node.get("state", ""))
+                for name in dict.fromkeys((*NODE_STATES, current)):
+                    if name:
+                        state.add_metric([*values, name], 1.0 if name == current else 0.0)
+                in_flight.add_metric(values, _number(node.get("in_flight", 0)))
+                node_counters = node.get("counters") or {}
+                for key, family in counters.items():
+                    family.add_metric(values, _number(node_counters.get(key, node.get(key, 0))))
+                for kind, count in sorted(_failures(node_counters, node).items()):
+                    failures.add_metric([*values, kind], count)
+                hist = _histogram(node.get("latency", node_counters.get("latency")))
+                if hist is not None:
+                    latency.add_metric(values, buckets=hist[0], sum_value=hist[1])
+        yield state
+        yield in_flight
+        yield from counters.values()
+        yield failures
+        yield latency
+
+    def __repr__(self) -> str:
+        return f"<AgentCollector {self.agent!r}>"
+
+
+def render_prometheus(agent: MonitoredAgent, uptime: float | None = None) -> bytes:
+    """Prometheus text exposition (format 0.0.4) of the agent's metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(AgentCollector(agent, uptime))
+    return generate_latest(registry)
+
+
+# --------------------------------------------------------------------------- health
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRules:
+    """Fluent Bit's ``health_check``/``hc_*`` service keys.
+
+    With ``fluent_bit_rules`` (``health_check on``): unhealthy when, within
+    ``period`` seconds, output errors exceed ``errors_count`` or abandoned
+    retries exceed ``retry_failure_count``.  Always: unhealthy when every
+    output that tried to flush in the window failed every time.
+    """
+
+    fluent_bit_rules: bool = False
+    errors_count: int = 5
+    retry_failure_count: int = 5
+    period: float = 60.0
+
+    @classmethod
+    def from_service(cls, service: Mapping[str, Any] | None) -> HealthRules:
+        """Read ``health_check``, ``hc_errors_count``, ``hc_retry_failure_count``, ``hc_period``."""
+        if not service:
+            return cls()
+        get = {str(k).lower(): v for k, v in service.items()}.get
+        on = str(get("health_check", "off")).lower() in ("on", "true", "yes", "1")
+        return cls(
+            fluent_bit_rules=on,
+            errors_count=int(get("hc_errors_count", 5)),
+            retry_failure_count=int(get("hc_retry_failure_count", 5)),
+            period=float(get("hc_period", 60)),
+        )
+
+
+_Snapshot = dict[str, tuple[float, float, float, float]]  # name -> ok, errors, retries, failed
+
+
+def _snapshot(metrics: Mapping[str, Any]) -> _Snapshot:
+    outputs: Mapping[str, Mapping[str, Any]] = metrics.get("output", {})
+    return {
+        name: (
+            _number(v.get("proc_records", 0)),
+            _number(v.get("errors", 0)),
+            _number(v.get("retries", 0)),
+            _number(v.get("retries_failed", 0)),
+        )
+        for name, v in outputs.items()
+    }
+
+
+@dataclass
+class HealthTracker:
+    """Samples output counters over time and judges health over the window."""
+
+    rules: HealthRules = field(default_factory=HealthRules)
+    samples: deque[tuple[float, _Snapshot]] = field(default_factory=deque)
+
+    def observe(self, now: float, metrics: Mapping[str, Any]) -> None:
+        """Record the counters at ``now`` (monotonic seconds)."""
+        self.samples.append((now, _snapshot(metrics)))
+        # keep one sample at or before the window start as the baseline
+        while len(self.samples) > 1 and self.samples[1][0] <= now - self.rules.period:
+            self.samples.popleft()
+
+    def healthy(self, now: float, metrics: Mapping[str, Any]) -> bool:
+        """Observe ``metrics`` and say whether the agent is healthy."""
+        self.observe(now, metrics)
+        base = self.samples[0][1]
+        current = self.samples[-1][1]
+        errors = failed = 0.0
+        active = all_failed = 0
+        for name, (ok, err, retries, abandoned) in current.items():
+            ok0, err0, retries0, abandoned0 = base.get(name, (0.0, 0.0, 0.0, 0.0))
+            d_ok, d_err = ok - ok0, err - err0
+            d_fail = (retries - retries0) + d_err
+            errors += d_err
+            failed += abandoned - abandoned0
+            if d_ok > 0 or d_fail > 0:
+                active += 1
+                if d_ok == 0:
+                    all_failed += 1
+        if active and all_failed == active:
+            return False
+        if self.rules.fluent_bit_rules:
+            return errors <= self.rules.errors_count and failed <= self.rules.retry_failure_count
+        return True
+
+    def __repr__(self) -> str:
+        return f"<HealthTracker samples={len(self.samples)} rules={self.rules}>"
