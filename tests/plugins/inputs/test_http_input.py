@@ -1,0 +1,198 @@
+"""The http input: JSON, NDJSON, gzip, tags, auth, errors, TLS."""
+
+from __future__ import annotations
+
+import gzip
+import ssl
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import trustme
+
+from relaybit.codec.msgpack import iter_entries
+from relaybit.config.origin import Origin
+from relaybit.config.schema import RawProperty
+from relaybit.errors import ConfigError
+from relaybit.plugins.base import INPUT_COMMON, InputContext
+from relaybit.plugins.inputs.http import HttpInput, parse_json_records, sanitize_tag
+
+
+class Collector:
+    """An emit function that keeps what it got."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, list[Any]]] = []
+
+    async def __call__(self, tag: str, data: bytes, records: int) -> None:
+        entries = [r for _, r in iter_entries(data)]
+        assert len(entries) == records
+        self.batches.append((tag, entries))
+
+    def records(self, tag: str | None = None) -> list[Any]:
+        return [r for t, rs in self.batches for r in rs if tag is None or t == tag]
+
+
+def make_input(collector: Collector, config_dir: Path | None = None, **props: str) -> HttpInput:
+    props.setdefault("port", "0")
+    props.setdefault("listen", "127.0.0.1")
+    origin = Origin("test.conf", 1)
+    raw = [RawProperty(k.replace("__", "."), v, origin) for k, v in props.items()]
+    opts = (INPUT_COMMON + HttpInput.options).resolve(raw, section="[INPUT] http")
+    ctx = InputContext(
+        name="http.0",
+        plugin="http",
+        options=opts,
+        emit=collector,
+        tag="http.0",
+        config_dir=config_dir or Path.cwd(),
+    )
+    return HttpInput(ctx)
+
+
+@pytest.fixture
+async def served() -> Any:
+    started: list[HttpInput] = []
+
+    async def start(collector: Collector, **props: str) -> HttpInput:
+        plugin = make_input(collector, **props)
+        await plugin.start()
+        started.append(plugin)
+        return plugin
+
+    yield start
+    for plugin in started:
+        await plugin.stop()
+
+
+def test_parse_json_forms() -> None:
+    assert parse_json_records(b'{"a":1}', "application/json") == [{"a": 1}]
+    assert parse_json_records(b'[{"a":1},{"b":2}]', "application/json") == [{"a": 1}, {"b": 2}]
+    nd = b'{"a":1}\n\n{"b":2}\n'
+    assert parse_json_records(nd, "application/x-ndjson") == [{"a": 1}, {"b": 2}]
+    assert parse_json_records(nd, "application/json") == [{"a": 1}, {"b": 2}]
+    with pytest.raises(ValueError, match="line 2"):
+        parse_json_records(b'{"a":1}\n{bad', "application/x-ndjson")
+    with pytest.raises(ValueError, match="empty"):
+        parse_json_records(b"  ", "application/json")
+
+
+def test_sanitize_tag() -> None:
+    assert sanitize_tag("/app.log") == "app.log"
+    assert sanitize_tag("/a/b-c") == "a_b_c"
+    assert sanitize_tag("/") == ""
+
+
+async def test_object_array_ndjson_and_tags(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got, tag_key="t")
+    base = f"http://127.0.0.1:{plugin.port}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/app.one", json={"msg": "one"}) as r:
+            assert r.status == 201
+        async with s.post(f"{base}/", json=[{"msg": "two"}, {"msg": "three", "t": "other"}]) as r:
+            assert r.status == 201
+        nd = b'{"msg":"four"}\n{"msg":"five"}\n'
+        headers = {"Content-Type": "application/x-ndjson"}
+        async with s.post(f"{base}/nd", data=nd, headers=headers) as r:
+            assert r.status == 201
+    assert got.records("app.one") == [{"msg": "one"}]
+    assert got.records("http.0") == [{"msg": "two"}]
+    assert got.records("other") == [{"msg": "three", "t": "other"}]
+    assert got.records("nd") == [{"msg": "four"}, {"msg": "five"}]
+    assert plugin.status()["records"] == 5
+
+
+async def test_explicit_tag_beats_uri_and_gzip_and_code(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got, tag="fixed", successful_response_code="200")
+    body = gzip.compress(orjson.dumps([{"n": i} for i in range(100)]))
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    url = f"http://127.0.0.1:{plugin.port}/x"
+    async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=headers) as r:
+        assert r.status == 200
+    assert got.records("fixed") == [{"n": i} for i in range(100)]
+
+
+async def test_bad_json_is_400_and_connection_stays_usable(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got)
+    url = f"http://127.0.0.1:{plugin.port}/t"
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector) as s:
+        async with s.post(
+            url, data=b"{not json", headers={"Content-Type": "application/json"}
+        ) as r:
+            assert r.status == 400
+            assert "invalid JSON" in await r.text()
+        async with s.post(url, data=b"[1, 2]", headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 400
+            assert "JSON object" in await r.text()
+        async with s.get(url) as r:
+            assert r.status == 400
+        async with s.post(url, json={"ok": True}) as r:
+            assert r.status == 201
+    assert got.records() == [{"ok": True}]
+    assert plugin.status()["rejected"] == 3
+
+
+async def test_body_over_buffer_max_size_is_413(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got, buffer_max_size="1k")
+    async with aiohttp.ClientSession() as s:
+        url = f"http://127.0.0.1:{plugin.port}/t"
+        async with s.post(url, json={"x": "y" * 4096}) as r:
+            assert r.status == 413
+    assert got.records() == []
+
+
+async def test_basic_auth(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got, http_user="alice", http_passwd="s3cret")
+    url = f"http://127.0.0.1:{plugin.port}/t"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"a": 1}) as r:
+            assert r.status == 401
+        async with s.post(
+            url,
+            json={"a": 2},
+            headers={"Authorization": aiohttp.encode_basic_auth("alice", "wrong")},
+        ) as r:
+            assert r.status == 401
+        async with s.post(
+            url,
+            json={"a": 3},
+            headers={"Authorization": aiohttp.encode_basic_auth("alice", "s3cret")},
+        ) as r:
+            assert r.status == 201
+    assert got.records() == [{"a": 3}]
+    assert "s3cret" not in repr(plugin.ctx.options)
+
+
+async def test_tls_server(served: Any, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "server.crt")
+    cert.private_key_pem.write_to_path(tmp_path / "server.key")
+    got = Collector()
+    plugin = make_input(
+        got, tmp_path, tls="on", tls__crt_file="server.crt", tls__key_file="server.key"
+    )
+    await plugin.start()
+    try:
+        client_ctx = ssl.create_default_context()
+        ca.configure_trust(client_ctx)
+        async with aiohttp.ClientSession() as s:
+            url = f"https://127.0.0.1:{plugin.port}/secure"
+            async with s.post(url, json={"tls": 1}, ssl=client_ctx) as r:
+                assert r.status == 201
+    finally:
+        await plugin.stop()
+    assert got.records("secure") == [{"tls": 1}]
+
+
+def test_bad_success_code_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="successful_response_code"):
+        make_input(Collector(), successful_response_code="202")
