@@ -1,0 +1,248 @@
+"""The YAML configuration format (``.yaml``/``.yml``), read into generic sections.
+
+::
+
+    env:                {NAME: value}            # like @SET
+    includes:           [other.yaml, conf.d/*.yaml]
+    service:            {flush: 1, log_level: info}
+    pipeline:
+      inputs:           [{name: dummy, tag: app}]
+      filters:          [{name: modify, match: "*", add: [a 1, b 2]}]
+      outputs:          [{name: forward, upstream: upstream.yaml}]
+    parsers:            [{name: json, format: json}]
+    multiline_parsers:  [{name: ml, type: regex, rules: [{state: start_state, regex: ..., next_state: cont}]}]
+    upstream_servers:   [{name: up, nodes: [{name: n1, host: 127.0.0.1, port: 24224}]}]
+
+The document is *composed*, not constructed: every scalar keeps its raw text
+(``on`` stays ``"on"``, ``43000`` stays ``"43000"``) and its line, so the YAML
+form yields exactly the sections (and later the model) of the classic form.
+A list of scalars as a value gives repeated properties.  ``${NAME}`` is
+expanded as in the classic format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from relaybit.config.env import Env
+from relaybit.config.files import IncludeStack, read_text, resolve_include
+from relaybit.config.model import Section
+from relaybit.config.origin import Origin
+from relaybit.config.schema import RawProperty, suggest
+from relaybit.errors import ConfigError
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+TOP_LEVEL_KEYS = (
+    "env",
+    "includes",
+    "service",
+    "pipeline",
+    "parsers",
+    "multiline_parsers",
+    "upstream_servers",
+)
+PIPELINE_KEYS = {"inputs": "input", "filters": "filter", "outputs": "output"}
+
+
+def is_yaml_path(path: str | Path) -> bool:
+    """True when ``path`` names a YAML file (by its extension)."""
+    return str(path).lower().endswith((".yaml", ".yml"))
+
+
+def read_yaml(
+    path: str | Path, env: Env | None = None, *, _stack: IncludeStack | None = None
+) -> list[Section]:
+    """Read a YAML configuration file (and its includes) into sections."""
+    text = read_text(path)
+    return parse_yaml(text, str(path), env, _stack=_stack)
+
+
+def parse_yaml(
+    text: str, path: str, env: Env | None = None, *, _stack: IncludeStack | None = None
+) -> list[Section]:
+    """Parse YAML ``text`` read from ``path`` (includes resolve against it)."""
+    reader = _YamlReader(path, env or Env(), _stack or IncludeStack())
+    reader.stack.push(path, None)
+    try:
+        reader.read(text)
+    finally:
+        reader.stack.pop()
+    return reader.sections
+
+
+class _YamlReader:
+    def __init__(self, path: str, env: Env, stack: IncludeStack) -> None:
+        self.path = path
+        self.env = env
+        self.stack = stack
+        self.sections: list[Section] = []
+
+    def __repr__(self) -> str:
+        return f"<_YamlReader {self.path!r} sections={len(self.sections)}>"
+
+    def origin(self, node: yaml.Node) -> Origin:
+        return Origin(self.path, node.start_mark.line + 1)
+
+    def read(self, text: str) -> None:
+        try:
+            root = yaml.compose(text, Loader=_Loader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 0
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise ConfigError(f"invalid YAML: {problem}", Origin(self.path, line)) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid YAML: {exc}", Origin(self.path)) from None
+        if root is None:
+            return
+        for key, value in self.mapping(root, "the document"):
+            name = key.lower()
+            if name == "env":
+                for var, val in self.mapping(value, "env"):
+                    self.env.set(var, self.env.expand(self.scalar(val, var), self.origin(val)))
+            elif name == "includes":
+                self.includes(value)
+            elif name == "service":
+                self.add("service", value, "service")
+            elif name == "pipeline":
+                for sub, items in self.mapping(value, "pipeline"):
+                    kind = PIPELINE_KEYS.get(sub.lower())
+                    if kind is None:
+                        raise self.unknown(sub, items, list(PIPELINE_KEYS), "pipeline")
+                    for item in self.sequence(items, f"pipeline.{sub}"):
+                        self.add(kind, item, f"[{kind.upper()}]")
+            elif name == "parsers":
+                for item in self.sequence(value, "parsers"):
+                    self.add("parser", item, "[PARSER]")
+            elif name == "multiline_parsers":
+                for item in self.sequence(value, "multiline_parsers"):
+                    self.add("multiline_parser", item, "[MULTILINE_PARSER]")
+            elif name == "upstream_servers":
+                self.upstream_servers(value)
+            else:
+                raise self.unknown(key, value, list(TOP_LEVEL_KEYS), "the document")
+
+    # -- structure ------------------------------------------------------
+    def mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise ConfigError(f"{where} must be a mapping of key: value", self.origin(node))
+        pairs = []
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise ConfigError(f"keys of {where} must be plain names", self.origin(key_node))
+            pairs.append((str(key_node.value), value_node))
+        return pairs
+
+    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise ConfigError(f"{where} must be a list", self.origin(node))
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node, key: str, section: str | None = None) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            raise ConfigError(
+                "expected a single value (or a list of values)",
+                self.origin(node),
+                section=section,
+                key=key,
+            )
+        if node.value == "" and node.style is None:
+            raise ConfigError("has no value", self.origin(node), section=section, key=key)
+        return str(node.value)
+
+    def unknown(self, key: str, node: yaml.Node, known: list[str], where: str) -> ConfigError:
+        hint = suggest(key, known)
+        message = f"unknown key '{key}' in {where}; expected one of {', '.join(known)}"
+        if hint:
+            message = f"unknown key '{key}' in {where}; did you mean '{hint}'?"
+        return ConfigError(message, self.origin(node))
+
+    # -- content --------------------------------------------------------
+    def properties(self, node: yaml.Node, section: str, *, skip: str = "") -> list[RawProperty]:
+        props: list[RawProperty] = []
+        for key, value in self.mapping(node, section):
+            low = key.lower()
+            if low == skip:
+                continue
+            if low == "rules" and isinstance(value, yaml.SequenceNode):
+                props.extend(self.rules(value, section))
+            elif isinstance(value, yaml.SequenceNode):
+                if not value.value:
+                    raise ConfigError(
+                        "is an empty list", self.origin(value), section=section, key=low
+                    )
+                for item in value.value:
+                    props.append(self.prop(low, item, section))
+            elif isinstance(value, yaml.MappingNode):
+                what = "processors are" if low == "processors" else "a nested mapping is"
+                raise ConfigError(
+                    f"{what} not supported by relaybit; expected a value or a list of values",
+                    self.origin(value),
+                    section=section,
+                    key=low,
+                )
+            else:
+                props.append(self.prop(low, value, section))
+        return props
+
+    def prop(self, key: str, node: yaml.Node, section: str) -> RawProperty:
+        origin = self.origin(node)
+        raw = self.scalar(node, key, section)
+        return RawProperty(key, self.env.expand(raw, origin, section=section, key=key), origin)
+
+    def rules(self, node: yaml.SequenceNode, section: str) -> list[RawProperty]:
+        """Multiline ``rules`` as classic ``rule "state" "regex" "next"`` lines."""
+        props = []
+        for item in node.value:
+            if isinstance(item, yaml.ScalarNode):
+                props.append(self.prop("rule", item, section))
+                continue
+            fields = {k.lower(): v for k, v in self.mapping(item, f"{section} rules")}
+            parts = []
+            for name in ("state", "regex", "next_state"):
+                if name not in fields:
+                    raise ConfigError(
+                        f"a rule needs 'state', 'regex' and 'next_state'; '{name}' is missing",
+                        self.origin(item),
+                        section=section,
+                        key="rules",
+                    )
+                parts.append(self.prop(name, fields[name], section).value)
+            text = " ".join('"' + p.replace('"', '\\"') + '"' for p in parts)
+            props.append(RawProperty("rule", text, self.origin(item)))
+        return props
+
+    def add(self, kind: str, node: yaml.Node, section: str) -> None:
+        props = self.properties(node, section)
+        self.sections.append(Section(kind=kind, properties=tuple(props), origin=self.origin(node)))
+
+    def upstream_servers(self, node: yaml.Node) -> None:
+        for server in self.sequence(node, "upstream_servers"):
+            fields = dict((k.lower(), v) for k, v in self.mapping(server, "upstream_servers"))
+            props = self.properties(server, "[UPSTREAM]", skip="nodes")
+            self.sections.append(
+                Section(kind="upstream", properties=tuple(props), origin=self.origin(server))
+            )
+            nodes = fields.get("nodes")
+            if nodes is None:
+                continue
+            for item in self.sequence(nodes, "upstream_servers nodes"):
+                self.add("node", item, "[NODE]")
+
+    def includes(self, node: yaml.Node) -> None:
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for item in items:
+            origin = self.origin(item)
+            pattern = self.env.expand(self.scalar(item, "includes"), origin)
+            for path in resolve_include(pattern, self.path, origin):
+                self.stack.push(path, origin)
+                try:
+                    text = read_text(path, origin)
+                    sub = _YamlReader(path, self.env, self.stack)
+                    sub.read(text)
+                finally:
+                    self.stack.pop()
+                self.sections.extend(sub.sections)
