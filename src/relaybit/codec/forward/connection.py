@@ -1,0 +1,362 @@
+"""The sans-IO Forward connection: bytes in, events out; events in, bytes out.
+
+``receive_data(data)`` stores bytes (``b""`` means the peer closed),
+``next_event()`` returns the next :mod:`events` value or :data:`NEED_DATA`, and
+``send(event)`` returns the bytes to write (``send_parts`` the same as a list,
+so large entries are written without a copy).  Only ``next_event`` raises
+:class:`RemoteProtocolError`; misuse raises :class:`LocalProtocolError`.  No
+sockets here: the asyncio client and server wrap this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from relaybit.codec.forward.entries import (
+    _default,
+    gunzip_all,
+    gzip_entries,
+    normalise_entry,
+    normalise_packed,
+    repack_entries,
+)
+from relaybit.codec.forward.events import (
+    NEED_DATA,
+    Ack,
+    CompressedPackedForward,
+    ConnectionClosed,
+    Event,
+    Forward,
+    Heartbeat,
+    Helo,
+    Message,
+    NeedData,
+    PackedForward,
+    Ping,
+    Pong,
+    ack_id_bytes,
+)
+from relaybit.codec.forward.options import (
+    ack_id_of,
+    build_options,
+    compression_of,
+    parse_options,
+)
+from relaybit.codec.forward.state import Role, State, next_state
+from relaybit.codec.msgpack import EventTime, ext_hook
+from relaybit.errors import LocalProtocolError, RemoteProtocolError
+
+#: Fluent Bit's in_forward ``buffer_max_size`` default: the largest frame accepted.
+DEFAULT_MAX_BUFFER_SIZE = 6 * 1024 * 1024
+#: The most a CompressedPackedForward frame may inflate to.
+DEFAULT_MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
+
+_NIL = b"\xc0"
+_DATA = (Message, Forward, PackedForward, CompressedPackedForward)
+
+
+def _as_bytes(value: Any, what: str) -> bytes:
+    """A handshake field (msgpack str or bin) as raw bytes."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    raise RemoteProtocolError(f"{what} must be a string, got {type(value).__name__}")
+
+
+def _kind(event: Event) -> str:
+    if isinstance(event, _DATA):
+        return "data"
+    if isinstance(event, Pong):
+        return "pong_ok" if event.auth_ok else "pong_refused"
+    return type(event).__name__.lower()
+
+
+class ForwardConnection:
+    """One side (``Role.CLIENT`` or ``Role.SERVER``) of a Forward connection."""
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        buffer_max_size: int = DEFAULT_MAX_BUFFER_SIZE,
+        max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
+        compress_level: int = 6,
+    ) -> None:
+        self.role = role
+        self.peer_role = Role.SERVER if role is Role.CLIENT else Role.CLIENT
+        self.state = State.START
+        self.buffer_max_size = buffer_max_size
+        self.max_decompressed_size = max_decompressed_size
+        self.compress_level = compress_level
+        self._unpacker = msgpack.Unpacker(
+            ext_hook=ext_hook,
+            raw=False,
+            unicode_errors="surrogateescape",
+            strict_map_key=False,
+            max_buffer_size=buffer_max_size,
+        )
+        self._fed = 0
+        self._consumed = 0
+        self._eof = False
+        self._error: RemoteProtocolError | None = None
+        self._pending: set[bytes] = set()
+        self._packer = msgpack.Packer(
+            default=_default, use_bin_type=True, unicode_errors="surrogateescape"
+        )
+        self._raw_packer = msgpack.Packer(use_bin_type=False, unicode_errors="surrogateescape")
+
+    def __repr__(self) -> str:
+        return (
+            f"<ForwardConnection {self.role.value} {self.state.value}"
+            f" buffered={self.buffered} pending_acks={len(self._pending)}>"
+        )
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet turned into events."""
+        return self._fed - self._consumed
+
+    @property
+    def pending_acks(self) -> frozenset[bytes]:
+        """Ack ids sent (as bytes) whose ack has not arrived yet (client side)."""
+        return frozenset(self._pending)
+
+    def _advance(self, actor: Role, event: Event) -> None:
+        new = next_state(actor, self.state, _kind(event))
+        if new is None:
+            what = f"{type(event).__name__} from the {actor.value} in state {self.state.value}"
+            if actor is self.role:
+                raise LocalProtocolError(f"cannot send {what}")
+            raise RemoteProtocolError(f"unexpected {what}")
+        self.state = new
+
+    # -- receiving ---------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Store bytes from the peer; ``b""`` means the peer closed the connection."""
+        if not data:
+            self._eof = True
+            return
+        if self._eof:
+            raise LocalProtocolError("data received after end of stream")
+        if self._error is not None:
+            return
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            self._fail(f"frame larger than buffer_max_size ({self.buffer_max_size} bytes)")
+            return
+        self._fed += len(data)
+
+    def _fail(self, reason: str) -> RemoteProtocolError:
+        self.state = State.ERROR
+        self._error = RemoteProtocolError(reason)
+        return self._error
+
+    def next_event(self) -> Event | NeedData:
+        """The next event, or ``NEED_DATA``; raises RemoteProtocolError on bad input."""
+        if self._error is not None:
+            raise self._error
+        try:
+            obj = self._unpacker.unpack()
+        except msgpack.OutOfData:
+            if self._eof:
+                if self.buffered:
+                    reason = f"connection closed in the middle of a frame ({self.buffered} bytes)"
+                    raise self._fail(reason) from None
+                return ConnectionClosed()
+            return NEED_DATA
+        except Exception as exc:
+            raise self._fail(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
+        self._consumed = self._unpacker.tell()
+        try:
+            event = self._decode(obj)
+            self._advance(self.peer_role, event)
+        except RemoteProtocolError as exc:
+            self.state = State.ERROR
+            self._error = exc
+            raise
+        if isinstance(event, Ack):
+            self._pending.discard(ack_id_bytes(event.chunk))
+        return event
+
+    def _decode(self, obj: Any) -> Event:
+        if obj is None:
+            return Heartbeat()
+        if self.role is Role.SERVER:
+            if self.state is State.AWAIT_PING:
+                return self._decode_ping(obj)
+            return self._decode_data(obj)
+        if isinstance(obj, dict):
+            if "ack" not in obj:
+                raise RemoteProtocolError("expected an ack map {'ack': id}")
+            chunk = obj["ack"]
+            if not isinstance(chunk, str | bytes):
+                raise RemoteProtocolError("the ack id must be a string")
+            return Ack(chunk)
+        if isinstance(obj, list) and obj and obj[0] in ("HELO", b"HELO"):
+            return self._decode_helo(obj)
+        if isinstance(obj, list) and obj and obj[0] in ("PONG", b"PONG"):
+            return self._decode_pong(obj)
+        raise RemoteProtocolError(f"unexpected {type(obj).__name__} from the server")
+
+    @staticmethod
+    def _decode_helo(obj: list[Any]) -> Helo:
+        if len(obj) != 2 or not isinstance(obj[1], dict):
+            raise RemoteProtocolError("malformed HELO")
+        opts = obj[1]
+        nonce = _as_bytes(opts.get("nonce"), "HELO nonce")
+        auth = _as_bytes(opts.get("auth", b""), "HELO auth")
+        return Helo(nonce=nonce, auth=auth, keepalive=bool(opts.get("keepalive", True)))
+
+    @staticmethod
+    def _decode_ping(obj: Any) -> Ping:
+        if not isinstance(obj, list) or len(obj) != 6 or obj[0] not in ("PING", b"PING"):
+            raise RemoteProtocolError("expected PING after HELO")
+        return Ping(
+            hostname=_as_bytes(obj[1], "PING hostname"),
+            shared_key_salt=_as_bytes(obj[2], "PING salt"),
+            digest=_as_bytes(obj[3], "PING digest"),
+            username=_as_bytes(obj[4], "PING username"),
+            password_digest=_as_bytes(obj[5], "PING password digest"),
+        )
+
+    @staticmethod
+    def _decode_pong(obj: list[Any]) -> Pong:
+        if len(obj) != 5 or not isinstance(obj[1], bool):
+            raise RemoteProtocolError("malformed PONG")
+        return Pong(
+            auth_ok=obj[1],
+            reason=_as_bytes(obj[2], "PONG reason"),
+            hostname=_as_bytes(obj[3], "PONG hostname"),
+            digest=_as_bytes(obj[4], "PONG digest"),
+        )
+
+    def _decode_data(self, obj: Any) -> Event:
+        if not isinstance(obj, list) or not 2 <= len(obj) <= 4:
+            raise RemoteProtocolError("expected an event array [tag, ...]")
+        tag = obj[0]
+        if not isinstance(tag, str):
+            raise RemoteProtocolError("the tag must be a string")
+        second = obj[1]
+        if isinstance(second, str | bytes):
+            if len(obj) > 3:
+                raise RemoteProtocolError("PackedForward has at most 3 elements")
+            opts = parse_options(obj[2] if len(obj) == 3 else None)
+            raw = second if isinstance(second, bytes) else _as_bytes(second, "entries")
+            chunk = ack_id_of(opts)
+            if compression_of(opts) == "gzip":
+                plain = gunzip_all(raw, self.max_decompressed_size)
+                entries, count = normalise_packed(plain)
+                return CompressedPackedForward(tag, entries, count, chunk)
+            entries, count = normalise_packed(raw)
+            return PackedForward(tag, entries, count, chunk)
+        if isinstance(second, list):
+            if len(obj) > 3:
+                raise RemoteProtocolError("Forward has at most 3 elements")
+            opts = parse_options(obj[2] if len(obj) == 3 else None)
+            entries, count = repack_entries(second)
+            return Forward(tag, entries, count, ack_id_of(opts))
+        if len(obj) < 3:
+            raise RemoteProtocolError("Message needs [tag, time, record]")
+        opts = parse_options(obj[3] if len(obj) == 4 else None)
+        time, record = normalise_entry([second, obj[2]])
+        return Message(tag, self._packer.pack([time, record]), 1, ack_id_of(opts))
+
+    # -- sending -----------------------------------------------------------
+
+    def send(self, event: Event) -> bytes:
+        """The bytes that carry ``event``; raises LocalProtocolError on misuse."""
+        return b"".join(self.send_parts(event))
+
+    def send_parts(self, event: Event) -> list[bytes]:
+        """Like :meth:`send`, as parts (large entries are not copied)."""
+        if self.state in (State.ERROR, State.CLOSED):
+            raise LocalProtocolError(f"cannot send in state {self.state.value}")
+        parts = self._encode(event)
+        self._advance(self.role, event)
+        if isinstance(event, _DATA) and event.chunk is not None:
+            self._pending.add(ack_id_bytes(event.chunk))
+        return parts
+
+    def _encode(self, event: Event) -> list[bytes]:
+        pack = self._packer.pack
+        if isinstance(event, Heartbeat):
+            return [_NIL]
+        if isinstance(event, Ack):
+            return [pack({"ack": event.chunk})]
+        if isinstance(event, Helo):
+            helo: dict[bytes, Any] = {
+                b"nonce": event.nonce,
+                b"auth": event.auth,
+                b"keepalive": event.keepalive,
+            }
+            return [self._raw_packer.pack([b"HELO", helo])]
+        if isinstance(event, Ping):
+            fields = [
+                b"PING",
+                event.hostname,
+                event.shared_key_salt,
+                event.digest,
+                event.username,
+                event.password_digest,
+            ]
+            return [self._raw_packer.pack(fields)]
+        if isinstance(event, Pong):
+            pong: list[Any] = [b"PONG", event.auth_ok, event.reason, event.hostname, event.digest]
+            return [self._raw_packer.pack(pong)]
+        if isinstance(event, PackedForward | CompressedPackedForward):
+            compressed = isinstance(event, CompressedPackedForward)
+            body = gzip_entries(event.entries, self.compress_level) if compressed else event.entries
+            opts = build_options(
+                records=event.records,
+                send_size=event.send_size,
+                chunk=event.chunk,
+                compressed=compressed,
+            )
+            head = self._array_header(3 if opts else 2) + pack(event.tag)
+            head += self._bin_header(len(body))
+            return [head, body, pack(opts)] if opts else [head, body]
+        if isinstance(event, Forward):
+            opts = build_options(
+                records=event.records, send_size=False, chunk=event.chunk, compressed=False
+            )
+            head = self._array_header(3 if opts else 2) + pack(event.tag)
+            head += self._array_header(event.records)
+            return [head, event.entries, pack(opts)] if opts else [head, event.entries]
+        if isinstance(event, Message):
+            if event.records != 1 or event.entries[:1] != b"\x92":
+                raise LocalProtocolError("a Message carries exactly one [time, record] entry")
+            opts = build_options(records=1, send_size=False, chunk=event.chunk, compressed=False)
+            head = self._array_header(4 if opts else 3) + pack(event.tag)
+            return [head, event.entries[1:], pack(opts)] if opts else [head, event.entries[1:]]
+        if isinstance(event, ConnectionClosed):
+            raise LocalProtocolError("ConnectionClosed is not sent; close the transport")
+        raise LocalProtocolError(f"cannot send {event!r}")  # pragma: no cover
+
+    @staticmethod
+    def _array_header(n: int) -> bytes:
+        if n < 16:
+            return bytes([0x90 | n])
+        if n < 0x10000:
+            return b"\xdc" + n.to_bytes(2, "big")
+        return b"\xdd" + n.to_bytes(4, "big")
+
+    @staticmethod
+    def _bin_header(n: int) -> bytes:
+        if n < 0x100:
+            return b"\xc4" + bytes([n])
+        if n < 0x10000:
+            return b"\xc5" + n.to_bytes(2, "big")
+        return b"\xc6" + n.to_bytes(4, "big")
+
+
+def entry(time: EventTime | int | float, record: Any) -> bytes:
+    """One ``[time, record]`` entry as bytes (convenience for tests and callers)."""
+    data: bytes = msgpack.packb([time, record], default=_default, use_bin_type=True)
+    return data

@@ -1,0 +1,251 @@
+import gzip
+import zlib
+
+import msgpack
+import pytest
+
+from relaybit.codec.forward import (
+    NEED_DATA,
+    Ack,
+    CompressedPackedForward,
+    ConnectionClosed,
+    Forward,
+    ForwardConnection,
+    Heartbeat,
+    Helo,
+    Message,
+    PackedForward,
+    Ping,
+    Pong,
+    Role,
+    State,
+    entry,
+)
+from relaybit.codec.forward.options import new_ack_id
+from relaybit.codec.msgpack import EventTime, default, iter_entries
+from relaybit.errors import LocalProtocolError, RemoteProtocolError
+
+T = EventTime(1700000000, 123456789)
+
+
+def pack(obj: object) -> bytes:
+    return msgpack.packb(obj, default=default, use_bin_type=True)
+
+
+def server_events(data: bytes, **kw: int) -> list[object]:
+    conn = ForwardConnection(Role.SERVER, **kw)
+    conn.receive_data(data)
+    conn.receive_data(b"")
+    out = []
+    while True:
+        ev = conn.next_event()
+        assert ev is not NEED_DATA
+        out.append(ev)
+        if isinstance(ev, ConnectionClosed):
+            return out
+
+
+def test_message_mode_with_event_time_and_ack() -> None:
+    data = pack(["app", T, {"k": "v"}, {"chunk": "abc=="}])
+    ev = server_events(data)[0]
+    assert ev == Message("app", entry(T, {"k": "v"}), 1, "abc==")
+
+
+def test_message_mode_with_integer_time_and_no_option() -> None:
+    ev = server_events(pack(["app", 1700000000, {"k": 1}]))[0]
+    assert isinstance(ev, Message)
+    assert list(iter_entries(ev.entries)) == [(1700000000, {"k": 1})]
+
+
+def test_forward_mode_normalises_metadata_entries() -> None:
+    entries = [[T, {"a": 1}], [[T, {"meta": 1}], {"b": 2}]]
+    ev = server_events(pack(["app", entries, {"size": 2}]))[0]
+    assert isinstance(ev, Forward)
+    assert ev.records == 2
+    assert ev.entries == entry(T, {"a": 1}) + entry(T, {"b": 2})
+
+
+@pytest.mark.parametrize("as_str", [False, True])
+def test_packed_forward_bin_or_str_passes_bytes_through(as_str: bool) -> None:
+    packed = entry(T, {"a": 1}) + entry(1, {"b": "x"})
+    frame = msgpack.packb(["app", packed, {"chunk": "id1"}], use_bin_type=not as_str)
+    ev = server_events(frame)[0]
+    assert ev == PackedForward("app", packed, 2, "id1")
+
+
+def test_packed_forward_metadata_shape_is_rewritten() -> None:
+    packed = pack([[T, {"m": 1}], {"a": 1}]) + pack([[T, {}], {"b": 2}])
+    ev = server_events(pack(["app", packed]))[0]
+    assert isinstance(ev, PackedForward)
+    assert ev.entries == entry(T, {"a": 1}) + entry(T, {"b": 2})
+
+
+def test_compressed_packed_forward_with_several_gzip_members() -> None:
+    one, two = entry(T, {"a": 1}), entry(T, {"b": 2}) * 3
+    body = gzip.compress(one) + gzip.compress(two)
+    ev = server_events(pack(["app", body, {"compressed": "gzip", "size": 4}]))[0]
+    assert ev == CompressedPackedForward("app", one + two, 4, None)
+
+
+def test_gzip_bomb_is_refused() -> None:
+    body = gzip.compress(b"\x00" * 100_000)
+    frame = pack(["app", body, {"compressed": "gzip"}])
+    conn = ForwardConnection(Role.SERVER, max_decompressed_size=1000)
+    conn.receive_data(frame)
+    with pytest.raises(RemoteProtocolError, match="inflate"):
+        conn.next_event()
+
+
+def test_truncated_gzip_is_refused() -> None:
+    body = gzip.compress(entry(T, {"a": 1}))[:-5]
+    frame = pack(["app", body, {"compressed": "gzip"}])
+    with pytest.raises(RemoteProtocolError):
+        server_events(frame)
+
+
+def test_heartbeat_and_fluent_signal_ignored() -> None:
+    frame = b"\xc0" + pack(["app", entry(1, {"a": 1}), {"fluent_signal": 0, "x": 1}])
+    events = server_events(frame)
+    assert isinstance(events[0], Heartbeat)
+    assert isinstance(events[1], PackedForward)
+
+
+def test_split_stream_needs_data_then_decodes() -> None:
+    frame = pack(["app", T, {"k": "v"}])
+    conn = ForwardConnection(Role.SERVER)
+    conn.receive_data(frame[:5])
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(frame[5:])
+    assert isinstance(conn.next_event(), Message)
+    assert conn.next_event() is NEED_DATA
+
+
+def test_close_mid_frame_is_a_remote_error() -> None:
+    conn = ForwardConnection(Role.SERVER)
+    conn.receive_data(pack(["app", T, {"k": "v"}])[:-1])
+    conn.receive_data(b"")
+    with pytest.raises(RemoteProtocolError, match="middle of a frame"):
+        conn.next_event()
+    assert conn.state is State.ERROR
+
+
+def test_oversize_frame_raises_remote_error() -> None:
+    conn = ForwardConnection(Role.SERVER, buffer_max_size=1024)
+    conn.receive_data(pack(["app", b"x" * 600])[:500])
+    conn.receive_data(b"y" * 600)
+    with pytest.raises(RemoteProtocolError, match="buffer_max_size"):
+        conn.next_event()
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        1,
+        "app",
+        [1, T, {}],
+        ["app"],
+        ["app", T, "not a map"],
+        ["app", [[T]]],
+        ["app", b"\x92\x01", {}],
+        ["app", T, {}, "opt"],
+        ["app", b"", {"compressed": "zstd"}],
+    ],
+)
+def test_bad_frames_are_remote_errors(obj: object) -> None:
+    with pytest.raises(RemoteProtocolError):
+        server_events(pack(obj))
+
+
+def test_client_encodes_packed_and_compressed_with_options() -> None:
+    client = ForwardConnection(Role.CLIENT)
+    entries = entry(T, {"a": 1}) * 3
+    chunk = new_ack_id()
+    data = client.send(PackedForward("app", entries, 3, chunk, send_size=True))
+    assert msgpack.unpackb(data) == ["app", entries, {"size": 3, "chunk": chunk}]
+    assert client.pending_acks == {chunk.encode()}
+    data = client.send(CompressedPackedForward("app", entries, 3))
+    tag, body, opts = msgpack.unpackb(data)
+    assert (tag, opts) == ("app", {"compressed": "gzip"})
+    assert zlib.decompress(body, wbits=31) == entries
+    # and the server side decodes both
+    assert server_events(client.send(PackedForward("t", entries, 3)))[0] == PackedForward(
+        "t", entries, 3
+    )
+
+
+def test_client_encodes_message_and_forward_modes() -> None:
+    client = ForwardConnection(Role.CLIENT)
+    one = entry(T, {"a": 1})
+    raw = client.send(Message("app", one, 1, "c1")) + client.send(Forward("app", one * 20, 20))
+    events = server_events(raw)
+    assert events[0] == Message("app", one, 1, "c1")
+    assert events[1] == Forward("app", one * 20, 20)
+
+
+def test_ack_roundtrip_is_byte_exact() -> None:
+    server = ForwardConnection(Role.SERVER)
+    client = ForwardConnection(Role.CLIENT)
+    fluentd_id = "MTIzNDU2Nzg5MDEyMzQ1Ng==\n"
+    server.receive_data(client.send(PackedForward("app", entry(1, {}), 1, fluentd_id)))
+    ev = server.next_event()
+    assert isinstance(ev, PackedForward) and ev.chunk == fluentd_id
+    client.receive_data(server.send(Ack(ev.chunk)))
+    assert client.next_event() == Ack(fluentd_id)
+    assert client.pending_acks == frozenset()
+
+
+def test_handshake_fields_are_str_on_the_wire_and_bytes_in_events() -> None:
+    server = ForwardConnection(Role.SERVER)
+    client = ForwardConnection(Role.CLIENT)
+    nonce = bytes(range(256))[-16:]  # not valid UTF-8
+    helo = server.send(Helo(nonce=nonce, auth=b""))
+    assert b"\xc4" not in helo[:4] and helo[1:6] == b"\xa4HELO"
+    client.receive_data(helo)
+    assert client.next_event() == Helo(nonce=nonce, auth=b"", keepalive=True)
+    ping = Ping(b"host", b"salt", b"digest" * 20, b"", b"")
+    wire = client.send(ping)
+    # every field a msgpack str (0xa0..0xbf fixstr or 0xd9/0xda str8/16), no bin
+    assert not any(m in wire for m in (b"\xc4", b"\xc5", b"\xc6"))
+    server.receive_data(wire)
+    assert server.next_event() == ping
+    pong = Pong(True, b"", b"server", b"d" * 128)
+    client.receive_data(server.send(pong))
+    assert client.next_event() == pong
+    assert client.state is server.state is State.ESTABLISHED
+
+
+def test_handshake_fields_accepted_as_bin() -> None:
+    client = ForwardConnection(Role.CLIENT)
+    client.receive_data(msgpack.packb(["HELO", {"nonce": b"\x00\xff", "auth": b""}]))
+    assert client.next_event() == Helo(nonce=b"\x00\xff")
+
+
+def test_data_before_ping_is_refused_by_a_handshaking_server() -> None:
+    server = ForwardConnection(Role.SERVER)
+    server.send(Helo(nonce=b"n"))
+    server.receive_data(pack(["app", T, {}]))
+    with pytest.raises(RemoteProtocolError, match="expected PING"):
+        server.next_event()
+
+
+def test_local_misuse_raises_local_error() -> None:
+    client = ForwardConnection(Role.CLIENT)
+    client.receive_data(msgpack.packb(["HELO", {"nonce": b"n", "auth": b""}]))
+    client.next_event()
+    with pytest.raises(LocalProtocolError):
+        client.send(PackedForward("app", entry(1, {}), 1))
+    with pytest.raises(LocalProtocolError):
+        ForwardConnection(Role.CLIENT).send(Ack("x"))
+
+
+def test_refused_pong_closes() -> None:
+    client = ForwardConnection(Role.CLIENT)
+    server = ForwardConnection(Role.SERVER)
+    client.receive_data(server.send(Helo(nonce=b"n")))
+    client.next_event()
+    server.receive_data(client.send(Ping(b"h", b"s", b"d", b"", b"")))
+    server.next_event()
+    client.receive_data(server.send(Pong(False, b"shared_key mismatch", b"srv", b"")))
+    assert client.next_event() == Pong(False, b"shared_key mismatch", b"srv", b"")
+    assert client.state is State.CLOSED
+    assert "client" in repr(client)
