@@ -1,0 +1,384 @@
+"""The ``relaybit`` command: Fluent Bit's flags, ``--dry-run`` and the agent.
+
+``relaybit -c FILE`` runs a configuration; ``-i NAME -p k=v -t TAG -o NAME -m
+MATCH`` builds a pipeline on the command line (``-p``, ``-m`` and ``-t`` apply
+to the last ``-i``/``-F``/``-o``).  ``--dry-run`` loads and validates everything
+and prints the resolved configuration, secrets masked.  Exit status: 0 when
+valid (or the agent's status), 1 on a configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from relaybit import __version__
+from relaybit.config.loader import (
+    full_configmap,
+    load_config,
+    load_parsers,
+    load_plugin,
+    load_upstream_file,
+    read_sections,
+    resolve_upstreams,
+    service_settings,
+    validate,
+)
+from relaybit.config.model import AgentConfig, PluginInstance, PluginKind
+from relaybit.config.origin import COMMAND_LINE
+from relaybit.config.schema import ConfigMap, RawProperty
+from relaybit.config.secrets import mask
+from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.plugins import registry
+from relaybit.upstream.node import UpstreamSpec
+
+_KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
+
+
+class _PipelineAction(argparse.Action):
+    """Keeps -i/-F/-o/-p/-m/-t in command-line order (they refer to each other)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, "pipeline", None) or [])
+        items.append((self.dest, str(values)))
+        namespace.pipeline = items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``-h`` is handled by :func:`main`, to see ``-i NAME -h``)."""
+    p = argparse.ArgumentParser(
+        prog="relaybit",
+        add_help=False,
+        description="relaybit: a Fluent Bit compatible log forwarding agent.",
+        epilog="Example: relaybit -c examples/agent.conf --dry-run",
+    )
+    p.set_defaults(pipeline=[])
+    p.add_argument("-c", "--config", metavar="FILE", help="configuration file (classic or YAML)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="load and validate, print the configuration, exit"
+    )
+    p.add_argument(
+        "-i", "--input", dest="i", metavar="NAME", action=_PipelineAction, help="add an input"
+    )
+    p.add_argument(
+        "-F", "--filter", dest="F", metavar="NAME", action=_PipelineAction, help="add a filter"
+    )
+    p.add_argument(
+        "-o", "--output", dest="o", metavar="NAME", action=_PipelineAction, help="add an output"
+    )
+    p.add_argument(
+        "-p",
+        "--prop",
+        dest="p",
+        metavar="KEY=VALUE",
+        action=_PipelineAction,
+        help="set a property of the last -i/-F/-o",
+    )
+    p.add_argument(
+        "-m",
+        "--match",
+        dest="m",
+        metavar="MATCH",
+        action=_PipelineAction,
+        help="match of the last -F/-o",
+    )
+    p.add_argument(
+        "-t", "--tag", dest="t", metavar="TAG", action=_PipelineAction, help="tag of the last -i"
+    )
+    p.add_argument("-f", "--flush", metavar="SECONDS", help="flush interval ([SERVICE] flush)")
+    p.add_argument(
+        "-R", "--parser", metavar="FILE", action="append", default=[], help="parsers file"
+    )
+    p.add_argument("-H", "--http", action="store_true", help="enable the monitoring HTTP server")
+    p.add_argument("-P", "--port", metavar="PORT", help="port of the monitoring HTTP server")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logs (-vv: trace)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no logs")
+    p.add_argument("-V", "--version", action="store_true", help="print the version and exit")
+    p.add_argument("-h", "--help", action="store_true", help="this help, or a plugin's options")
+    p.add_argument("--demo", action="store_true", help="run the built-in demo")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``relaybit`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = _console(sys.stdout)
+    if args.version:
+        print(f"relaybit v{__version__}")
+        return 0
+    if args.help:
+        return _help(parser, args.pipeline, out)
+    if args.demo:
+        demo = importlib.import_module("relaybit.demo")  # owned elsewhere; imported lazily
+        return int(demo.main() or 0)
+    if not args.config and not args.pipeline:
+        parser.print_usage(sys.stderr)
+        print(
+            "relaybit: error: give a configuration (-c FILE) or a pipeline (-i NAME -o NAME)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        if args.dry_run and args.config and not args.pipeline and _is_upstream_file(args.config):
+            spec = load_upstream_file(args.config)
+            out.print(escape(f"relaybit: upstream file OK: {args.config}"))
+            out.print(upstream_table(spec))
+            return 0
+        config = build_config(args)
+        validate(config)
+    except ConfigError as exc:
+        report_config_error(exc)
+        return 1
+    if args.dry_run:
+        print_config(config, out)
+        return 0
+    return _run_agent(config, args)
+
+
+def report_config_error(exc: ConfigError, stream: TextIO | None = None) -> None:
+    """Print ``relaybit: config error: ...`` once per error to stderr."""
+    stream = stream or sys.stderr
+    errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+    for error in errors:
+        print(f"relaybit: config error: {ConfigError.__str__(error)}", file=stream)
+
+
+def _is_upstream_file(path: str) -> bool:
+    """True when ``path`` holds only [UPSTREAM]/[NODE] sections (``--dry-run`` of it)."""
+    sections = read_sections(path)
+    return bool(sections) and all(s.kind in ("upstream", "node") for s in sections)
+
+
+def _log_level(args: argparse.Namespace) -> str | None:
+    if args.quiet:
+        return "off"
+    if args.verbose:
+        return "debug" if args.verbose == 1 else "trace"
+    return None
+
+
+def _run_agent(config: AgentConfig, args: argparse.Namespace) -> int:
+    try:
+        run = importlib.import_module("relaybit.agent").run
+    except ModuleNotFoundError as exc:
+        if exc.name != "relaybit.agent":
+            raise
+        print("relaybit: the agent is not available in this build", file=sys.stderr)
+        return 1
+    try:
+        return int(
+            run(
+                config,
+                log_level=_log_level(args),
+                http_server=True if args.http else None,
+                http_port=int(args.port) if args.port else None,
+            )
+        )
+    except ConfigError as exc:
+        report_config_error(exc)
+        return 1
+
+
+# -- building the configuration ------------------------------------------------
+def build_config(args: argparse.Namespace) -> AgentConfig:
+    """The configuration of ``-c`` plus the command-line pipeline and service flags."""
+    config = load_config(args.config) if args.config else AgentConfig(path="<command line>")
+    inputs, filters, outputs = command_line_pipeline(args.pipeline)
+    outputs = resolve_upstreams(outputs, Path.cwd())
+    service = list(config.service)
+    if args.flush is not None:
+        service.append(RawProperty("flush", args.flush, COMMAND_LINE))
+    if args.http:
+        service.append(RawProperty("http_server", "on", COMMAND_LINE))
+    if args.port is not None:
+        service.append(RawProperty("http_port", args.port, COMMAND_LINE))
+    level = _log_level(args)
+    if level is not None:
+        service.append(RawProperty("log_level", level, COMMAND_LINE))
+    parsers, multiline = list(config.parsers), list(config.multiline_parsers)
+    if args.parser:
+        more, more_ml = load_parsers(
+            [RawProperty("parsers_file", f, COMMAND_LINE) for f in args.parser], Path.cwd()
+        )
+        parsers += more
+        multiline += more_ml
+    return dataclasses.replace(
+        config,
+        service=tuple(service),
+        inputs=config.inputs + tuple(inputs),
+        filters=config.filters + tuple(filters),
+        outputs=config.outputs + tuple(outputs),
+        parsers=tuple(parsers),
+        multiline_parsers=tuple(multiline),
+    )
+
+
+def command_line_pipeline(
+    items: Sequence[tuple[str, str]],
+) -> tuple[list[PluginInstance], list[PluginInstance], list[PluginInstance]]:
+    """Instances from ``-i/-F/-o`` with their ``-p/-m/-t`` (origin: the command line).
+
+    ``-o forward://host:port`` sets ``host`` and ``port`` as Fluent Bit does.
+    """
+    built: list[tuple[PluginKind, str, list[RawProperty]]] = []
+    for flag, value in items:
+        dash = f"-{flag}"
+        if dash in _KINDS:
+            name, props = _plugin_url(value)
+            built.append((_KINDS[dash], name, props))
+            continue
+        if not built:
+            raise ConfigError(f"'{dash} {value}' must follow an -i, -F or -o", COMMAND_LINE)
+        kind, name, props = built[-1]
+        if dash == "-p":
+            key, eq, val = value.partition("=")
+            if not eq or not key.strip():
+                raise ConfigError(f"expected '-p key=value', got {value!r}", COMMAND_LINE)
+            props.append(RawProperty(key.strip().lower(), val.strip(), COMMAND_LINE))
+        elif dash == "-m":
+            if kind == "input":
+                raise ConfigError(f"'-m {value}' applies to a filter or an output", COMMAND_LINE)
+            props.append(RawProperty("match", value, COMMAND_LINE))
+        elif dash == "-t":
+            if kind != "input":
+                raise ConfigError(f"'-t {value}' applies to an input", COMMAND_LINE)
+            props.append(RawProperty("tag", value, COMMAND_LINE))
+    result: dict[PluginKind, list[PluginInstance]] = {"input": [], "filter": [], "output": []}
+    for kind, name, props in built:
+        result[kind].append(
+            PluginInstance(kind=kind, plugin=name, properties=tuple(props), origin=COMMAND_LINE)
+        )
+    return result["input"], result["filter"], result["output"]
+
+
+def _plugin_url(value: str) -> tuple[str, list[RawProperty]]:
+    name, sep, rest = value.partition("://")
+    props: list[RawProperty] = []
+    if sep and rest:
+        host, colon, port = rest.rstrip("/").rpartition(":")
+        if not colon:
+            host, port = rest.rstrip("/"), ""
+        if host:
+            props.append(RawProperty("host", host, COMMAND_LINE))
+        if port:
+            props.append(RawProperty("port", port, COMMAND_LINE))
+    return name.strip().lower(), props
+
+
+# -- output ----------------------------------------------------------------------
+def _console(stream: TextIO) -> Console:
+    tty = stream.isatty()
+    return Console(file=stream, width=None if tty else 160, highlight=False, soft_wrap=False)
+
+
+def print_config(config: AgentConfig, out: Console) -> None:
+    """Print the resolved configuration (secrets masked) and each upstream's nodes."""
+    out.print(escape(f"relaybit: configuration OK: {config.path}"))
+    settings = service_settings(config)
+    service = Table(title="[SERVICE]", title_justify="left", show_header=True)
+    service.add_column("key")
+    service.add_column("value")
+    for fld in dataclasses.fields(settings):
+        service.add_row(fld.name, escape(str(getattr(settings, fld.name))))
+    out.print(service)
+    for instance in (*config.inputs, *config.filters, *config.outputs):
+        cmap = full_configmap(instance.kind, load_plugin(instance.kind, instance.plugin))
+        out.print(_instance_table(instance, cmap))
+        if instance.upstream is not None:
+            out.print(upstream_table(instance.upstream, cmap))
+
+
+def _instance_table(instance: PluginInstance, cmap: ConfigMap) -> Table:
+    table = Table(
+        title=escape(f"[{instance.kind.upper()}] {instance.plugin}"), title_justify="left"
+    )
+    table.add_column("key")
+    table.add_column("value")
+    table.add_column("from")
+    for prop in instance.properties:
+        table.add_row(
+            escape(prop.key), escape(mask(prop.key, prop.value, cmap)), escape(str(prop.origin))
+        )
+    if instance.upstream is not None:
+        table.add_row("upstream", escape(instance.upstream.name), escape(instance.upstream.path))
+    return table
+
+
+def upstream_table(spec: UpstreamSpec, cmap: ConfigMap | None = None) -> Table:
+    """A table of the nodes of ``spec``: name, address, TLS, verify, plugin keys (masked)."""
+    settings = spec.settings
+    table = Table(
+        title=escape(f"upstream '{spec.name}' ({spec.path})"),
+        caption=escape(f"balance: {settings.balance}"),
+        title_justify="left",
+        caption_justify="left",
+    )
+    for column in ("node", "address", "TLS", "verify", "plugin keys"):
+        table.add_column(column)
+    for node in spec.nodes:
+        keys = " ".join(f"{k}={mask(k, p.value, cmap)}" for k, p in node.extra.items())
+        table.add_row(
+            escape(node.name),
+            escape(node.address),
+            "on" if node.tls.enabled else "off",
+            "on" if node.tls.verify else "off",
+            escape(keys),
+        )
+    return table
+
+
+def _help(parser: argparse.ArgumentParser, items: Sequence[tuple[str, str]], out: Console) -> int:
+    plugins = [(f"-{flag}", value) for flag, value in items if f"-{flag}" in _KINDS]
+    if not plugins:
+        parser.print_help()
+        for kind in ("input", "filter", "output"):
+            print(f"\n{kind.capitalize()}s:")
+            for name in registry.available(kind):
+                print(f"  {name:<16} {_description(kind, name)}")
+        return 0
+    status = 0
+    for dash, value in plugins:
+        kind = _KINDS[dash]
+        name = _plugin_url(value)[0]
+        try:
+            cls = load_plugin(kind, name)
+        except ConfigError as exc:
+            report_config_error(exc)
+            status = 1
+            continue
+        own = getattr(cls, "options", ConfigMap(()))
+        table = Table(
+            title=f"{kind} plugin '{name}': {getattr(cls, 'description', '')}", title_justify="left"
+        )
+        for column in ("key", "type", "default", "description"):
+            table.add_column(column)
+        for row in own.help_rows():
+            table.add_row(*(escape(cell) for cell in row))
+        out.print(table)
+        common = [o for o in full_configmap(kind, cls).names() if own.get(o) is None]
+        out.print(escape(f"Also accepted by every {kind}: {', '.join(common)}"))
+    return status
+
+
+def _description(kind: PluginKind, name: str) -> str:
+    try:
+        cls = registry.load(kind, name)
+    except Exception:  # not importable here; still listed
+        return "(not available)"
+    return str(getattr(cls, "description", "")) if cls is not None else ""
