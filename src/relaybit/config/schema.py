@@ -101,7 +101,7 @@ class Options(Mapping[str, Any]):
     Typed accessors keep plugin code checkable by mypy.
     """
 
-    __slots__ = ("_origins", "_set", "_values", "configmap")
+    __slots__ = ("_origins", "_sequence", "_set", "_values", "configmap")
 
     def __init__(
         self,
@@ -109,11 +109,13 @@ class Options(Mapping[str, Any]):
         values: dict[str, Any],
         origins: dict[str, Origin],
         explicitly_set: set[str],
+        sequence: list[tuple[str, Any, Origin]] | None = None,
     ) -> None:
         self.configmap = configmap
         self._values = values
         self._origins = origins
         self._set = explicitly_set
+        self._sequence = sequence
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -130,6 +132,22 @@ class Options(Mapping[str, Any]):
 
     def origin(self, key: str) -> Origin | None:
         return self._origins.get(key)
+
+    def in_order(self) -> list[tuple[str, Any, Origin | None]]:
+        """Every value the user wrote as ``(name, value, origin)``, in file order.
+
+        Filters whose rules apply in the order written (``modify``) need the
+        order across different keys, and each value's own line for errors.
+        """
+        if self._sequence is not None:
+            return list(self._sequence)
+        out: list[tuple[str, Any, Origin | None]] = []
+        for name in self.configmap.names():
+            if name not in self._set:
+                continue
+            for value in self.list(name) if self.configmap.options_multiple(name) else [self[name]]:
+                out.append((name, value, self._origins.get(name)))
+        return out
 
     def str(self, key: str) -> str:
         value = self._values.get(key)
@@ -186,6 +204,10 @@ class ConfigMap:
     def names(self) -> list[str]:
         return [o.name for o in self.options]
 
+    def options_multiple(self, name: str) -> bool:
+        opt = self.get(name)
+        return opt is not None and opt.multiple
+
     def suggest(self, key: str) -> str | None:
         """The closest known key to a misspelt one, or None."""
         return suggest(key, self.names())
@@ -209,6 +231,7 @@ class ConfigMap:
         values: dict[str, Any] = {}
         origins: dict[str, Origin] = {}
         explicit: set[str] = set()
+        sequence: list[tuple[str, Any, Origin]] = []
         ignored = {k.lower() for k in ignore}
         props = list(properties)
         if overrides:
@@ -236,12 +259,13 @@ class ConfigMap:
                 values[opt.name] = value
             origins[opt.name] = prop.origin
             explicit.add(opt.name)
+            sequence.append((opt.name, value, prop.origin))
         if errors:
             raise ConfigErrors(errors)
         for opt in self.options:
             if opt.name not in values:
                 values[opt.name] = list(opt.default or []) if opt.multiple else opt.default
-        return Options(self, values, origins, explicit)
+        return Options(self, values, origins, explicit, sequence)
 
     def help_rows(self) -> list[tuple[str, str, str, str]]:
         """(name, type, default, description) for ``-h`` and the README."""

@@ -1,0 +1,201 @@
+"""What every parser shares: the Parser protocol, time, types and decoders.
+
+A parser turns one line of text into ``(time, record)``; ``time`` is None when
+the line carries none (the caller keeps the record's own time).  ``None``
+instead of a pair means the text did not match.
+
+Differences from Fluent Bit, on purpose: a time that does not follow
+``Time_Format`` leaves the record without a parsed time but keeps the time
+field, whatever ``Time_Keep`` says (Fluent Bit drops the field or the whole
+record); a ``Types`` cast that fails keeps the original string (Fluent Bit
+stores 0).  Nothing the line said is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+from relaybit.codec.msgpack import EventTime
+from relaybit.parsers.timefmt import TimeFormat
+
+log = logging.getLogger("relaybit.parsers")
+
+ParseResult = tuple[EventTime | None, dict[str, Any]]
+
+TYPE_NAMES = ("string", "integer", "float", "bool", "hex")
+DECODERS = ("json", "escaped", "escaped_utf8", "mysql_quoted")
+DECODER_ACTIONS = ("do_next", "try_next")
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """A named parser: ``parse(text)`` -> ``(time or None, record)`` or None (no match)."""
+
+    name: str
+
+    def parse(self, text: str) -> ParseResult | None: ...
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """One ``Decode_Field`` / ``Decode_Field_As`` rule."""
+
+    replace: bool  #: True for Decode_Field_As (the field's value is replaced)
+    decoder: str  #: json, escaped, escaped_utf8, mysql_quoted
+    key: str
+    action: str | None = None  #: do_next / try_next
+
+
+@dataclass(frozen=True)
+class ParserSettings:
+    """Options common to every format."""
+
+    name: str
+    time_key: str = "time"
+    time_format: TimeFormat | None = None
+    time_keep: bool = False
+    types: dict[str, str] = field(default_factory=dict)
+    decoders: tuple[Decoder, ...] = ()
+
+
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[\\\"'/abfnrtv0])")
+_SIMPLE = {
+    "\\": "\\",
+    '"': '"',
+    "'": "'",
+    "/": "/",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+    "0": "\0",
+}
+
+
+def unescape(text: str) -> str:
+    """Backslash escapes (``\\n``, ``\\"``, ``\\u00e9`` ...) -> characters; unknown ones stay."""
+
+    def one(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code[0] in "ux":
+            return chr(int(code[1:], 16))
+        return _SIMPLE[code]
+
+    return _ESCAPE.sub(one, text)
+
+
+def cast(value: Any, type_name: str) -> Any:
+    """``Types key:type`` conversion of one value; a value that does not convert stays as is."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        if type_name == "integer":
+            return int(text, 10)
+        if type_name == "float":
+            return float(text)
+        if type_name == "hex":
+            return int(text, 16)
+    except ValueError:
+        return value
+    if type_name == "bool":
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        return value
+    return value
+
+
+def _decode(decoder: str, value: str) -> Any:
+    """Decode one value; raises ValueError when it does not apply."""
+    if decoder == "json":
+        text = value.strip()
+        if not text or text[0] not in "{[":
+            raise ValueError("not a JSON map or array")
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return json.loads(text)  # raises ValueError too
+    if decoder in ("escaped", "escaped_utf8"):
+        if "\\" not in value:
+            raise ValueError("nothing to unescape")
+        return unescape(value)
+    if decoder == "mysql_quoted":
+        text = value.strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            return unescape(text[1:-1])
+        raise ValueError("not quoted")
+    raise ValueError(f"unknown decoder {decoder}")  # pragma: no cover - validated at build
+
+
+class BaseParser(ABC):
+    """Shared parse steps: extract fields, then time, types and decoders."""
+
+    format = ""
+
+    def __init__(self, settings: ParserSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+
+    @abstractmethod
+    def fields(self, text: str) -> dict[str, Any] | None:
+        """The raw fields of ``text``, or None when it does not match."""
+
+    def parse(self, text: str) -> ParseResult | None:
+        """``(time or None, record)`` for ``text``, or None when it does not match."""
+        record = self.fields(text)
+        if record is None:
+            return None
+        s = self.settings
+        when: EventTime | None = None
+        if s.time_format is not None and s.time_key in record:
+            raw = record[s.time_key]
+            if isinstance(raw, str | int | float) and not isinstance(raw, bool):
+                when = s.time_format.parse(str(raw))
+            if when is None:
+                log.debug(
+                    "parser %s: %r does not follow time format %r; kept as a field",
+                    s.name,
+                    raw,
+                    s.time_format.fmt,
+                )
+            elif not s.time_keep:
+                del record[s.time_key]
+        for key, type_name in s.types.items():
+            if key in record:
+                record[key] = cast(record[key], type_name)
+        if s.decoders:
+            self._apply_decoders(record)
+        return when, record
+
+    def _apply_decoders(self, record: dict[str, Any]) -> None:
+        skip_field: set[str] = set()
+        for rule in self.settings.decoders:
+            value = record.get(rule.key)
+            if rule.key in skip_field or not isinstance(value, str):
+                continue
+            try:
+                decoded = _decode(rule.decoder, value)
+            except ValueError:
+                continue
+            if rule.replace or not isinstance(decoded, dict):
+                record[rule.key] = decoded
+            else:
+                del record[rule.key]
+                record.update(decoded)
+            if rule.action != "do_next":
+                # try_next and no action: the first decoder that worked is the last
+                skip_field.add(rule.key)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

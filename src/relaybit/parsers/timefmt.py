@@ -1,0 +1,184 @@
+"""Fluent Bit's ``Time_Format`` dialect (strptime plus ``%L``) -> EventTime. Pure.
+
+Directives: ``%Y %y %m %d %e %H %k %I %l %M %S %p %j %b %h %B %a %A %z %Z %s
+%T %D %F %R %n %t %%`` and ``%L`` (fractional seconds, up to nanoseconds; ``%f``
+is accepted as an alias).  As in Fluent Bit: whitespace in the format matches
+any run of whitespace, text after the last directive is ignored, a format
+without a year takes the current year (and today's date when it has no day),
+and a time without ``%z``/``%Z`` is read as UTC shifted by ``Time_Offset``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from relaybit.codec.msgpack import EventTime
+
+_MONTHS = [m.lower() for m in calendar.month_name[1:]]
+_MONTHS_ABBR = [m.lower() for m in calendar.month_abbr[1:]]
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_DAYS_ABBR = "mon|tue|wed|thu|fri|sat|sun"
+_UTC_NAMES = {"utc", "gmt", "ut", "z"}
+
+_DIRECTIVES: dict[str, str] = {
+    "Y": r"(?P<Y>\d{4})",
+    "y": r"(?P<y>\d{2})",
+    "m": r"(?P<m>\d{1,2})",
+    "d": r"\s*(?P<d>\d{1,2})",
+    "e": r"\s*(?P<d>\d{1,2})",
+    "H": r"\s*(?P<H>\d{1,2})",
+    "k": r"\s*(?P<H>\d{1,2})",
+    "I": r"\s*(?P<I>\d{1,2})",
+    "l": r"\s*(?P<I>\d{1,2})",
+    "M": r"(?P<M>\d{1,2})",
+    "S": r"(?P<S>\d{1,2})",
+    "L": r"(?P<L>\d+)",
+    "f": r"(?P<L>\d+)",
+    "p": r"(?P<p>am|pm|a\.m\.|p\.m\.)",
+    "j": r"(?P<j>\d{1,3})",
+    "b": r"(?P<b>" + "|".join(_MONTHS + _MONTHS_ABBR) + ")",
+    "h": r"(?P<b>" + "|".join(_MONTHS + _MONTHS_ABBR) + ")",
+    "B": r"(?P<b>" + "|".join(_MONTHS + _MONTHS_ABBR) + ")",
+    "a": r"(?:" + _DAYS + "|" + _DAYS_ABBR + ")",
+    "A": r"(?:" + _DAYS + "|" + _DAYS_ABBR + ")",
+    "z": r"(?P<z>[zZ]|[+-]\d{2}(?::?\d{2})?)",
+    "Z": r"(?P<Z>[A-Za-z]{1,5}|[+-]\d{2}(?::?\d{2})?)",
+    "s": r"(?P<s>-?\d+)",
+    "n": r"\s*",
+    "t": r"\s*",
+    "%": "%",
+}
+_COMPOSITE = {"T": "%H:%M:%S", "D": "%m/%d/%y", "F": "%Y-%m-%d", "R": "%H:%M", "r": "%I:%M:%S %p"}
+
+
+def parse_offset(text: str) -> int:
+    """``+0900``, ``-07:00``, ``+09``, ``Z``/``UTC`` -> seconds east of UTC; ValueError otherwise."""
+    value = text.strip()
+    if value.lower() in _UTC_NAMES:
+        return 0
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})?", value)
+    if not m:
+        raise ValueError(f"expected a UTC offset such as +0900, -07:00 or Z, got {text!r}")
+    hours, minutes = int(m.group(2)), int(m.group(3) or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"UTC offset out of range: {text!r}")
+    seconds = hours * 3600 + minutes * 60
+    return -seconds if m.group(1) == "-" else seconds
+
+
+def _expand(fmt: str) -> str:
+    for key, value in _COMPOSITE.items():
+        fmt = fmt.replace("%" + key, value)
+    return fmt
+
+
+def _compile(fmt: str) -> re.Pattern[str]:
+    out: list[str] = []
+    seen: set[str] = set()
+    i = 0
+    text = _expand(fmt)
+    while i < len(text):
+        ch = text[i]
+        if ch == "%":
+            if i + 1 >= len(text):
+                raise ValueError(f"time format {fmt!r} ends with a lone '%'")
+            code = text[i + 1]
+            # strftime flags such as %-d or %_d: accept and ignore the flag
+            if code in "-_0^#" and i + 2 < len(text):
+                i += 1
+                code = text[i + 1]
+            pattern = _DIRECTIVES.get(code)
+            if pattern is None:
+                raise ValueError(f"unsupported directive %{code} in time format {fmt!r}")
+            group = re.search(r"\?P<(\w+)>", pattern)
+            if group and group.group(1) in seen:
+                raise ValueError(f"time format {fmt!r} sets {group.group(1)!r} twice")
+            if group:
+                seen.add(group.group(1))
+            out.append(pattern)
+            i += 2
+        elif ch.isspace():
+            out.append(r"\s*")
+            while i < len(text) and text[i].isspace():
+                i += 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return re.compile("".join(out), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    """A compiled ``Time_Format``; :meth:`parse` returns an EventTime or None."""
+
+    fmt: str
+    offset: int = 0  #: Time_Offset in seconds east of UTC (used when the text has no zone)
+    now: Callable[[], float] = field(default=time.time, compare=False, repr=False)
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_regex", _compile(self.fmt))
+
+    def parse(self, text: str) -> EventTime | None:
+        """The time in ``text``, or None when it does not follow the format."""
+        m = self._regex.match(text.strip())
+        if not m:
+            return None
+        g = m.groupdict()
+        nanos = 0
+        if g.get("L"):
+            digits = g["L"][:9]
+            nanos = int(digits.ljust(9, "0"))
+        if g.get("s") is not None:
+            seconds = int(g["s"])
+            return EventTime(seconds, nanos) if seconds >= 0 else None
+        try:
+            seconds = self._epoch(g)
+        except ValueError:
+            return None
+        if seconds < 0 or seconds > 0xFFFFFFFF:
+            return None
+        return EventTime(seconds, nanos)
+
+    def _epoch(self, g: dict[str, str | None]) -> int:
+        today = time.gmtime(self.now())
+        if g.get("Y"):
+            year = int(g["Y"] or 0)
+        elif g.get("y"):
+            short = int(g["y"] or 0)
+            year = 1900 + short if short >= 69 else 2000 + short
+        else:
+            year = today.tm_year
+        has_date = bool(g.get("m") or g.get("b") or g.get("d") or g.get("j"))
+        month = today.tm_mon if not has_date else 1
+        day = today.tm_mday if not has_date else 1
+        if g.get("m"):
+            month = int(g["m"] or 0)
+        if g.get("b"):
+            name = (g["b"] or "").lower()
+            month = (_MONTHS.index(name) if name in _MONTHS else _MONTHS_ABBR.index(name)) + 1
+        if g.get("d"):
+            day = int(g["d"] or 0)
+        hour = int(g.get("H") or 0)
+        if g.get("I"):
+            hour = int(g["I"] or 0) % 12
+            if (g.get("p") or "").lower().startswith("p"):
+                hour += 12
+        minute, second = int(g.get("M") or 0), int(g.get("S") or 0)
+        if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second <= 60):
+            raise ValueError("field out of range")
+        if day > calendar.monthrange(year, month)[1]:
+            raise ValueError("day out of range")
+        if g.get("j"):
+            epoch_day = calendar.timegm((year, 1, 1, 0, 0, 0)) + (int(g["j"] or 1) - 1) * 86400
+            base = epoch_day + hour * 3600 + minute * 60 + second
+        else:
+            base = calendar.timegm((year, month, day, hour, minute, second))
+        zone = g.get("z") or g.get("Z")
+        if zone:
+            return base - parse_offset(zone)
+        return base - self.offset
