@@ -1,0 +1,278 @@
+"""Filesystem chunk storage: one append-only file per chunk, checksummed blocks.
+
+Layout: ``<storage.path>/<input name>/<chunk id>.rbc``; chunk ids start with
+the creation time in nanoseconds (hex, fixed width), so names sort in creation
+order.  A file is::
+
+    header  magic "RBCK" | version u8 (1) | flags u8 (0) | tag length u16
+            | created f64 (epoch seconds) | crc32 u32 (of the fields before it
+            and the tag) | tag (UTF-8)
+    block*  length u32 | records u32 | crc32 u32 (of length, records, data) | data
+
+all big endian.  ``data`` is what one ``emit`` stored: msgpack entries
+``[time, record]`` back to back.  One ``emit`` is one ``os.writev`` of one
+block, so after ``emit`` returns the bytes are in the kernel: they survive
+``kill -9`` of the agent.  ``storage.sync full`` also ``fdatasync``s every
+block before ``emit`` returns (survives power loss); ``normal`` syncs once when
+the chunk is sealed.
+
+On start every file is read back: the header must be valid (else the file is
+renamed ``*.rbc.corrupt`` and its size counted as irrecoverable); blocks are
+read while their length fits and their CRC matches; the first block that does
+not (a write torn by a crash) and everything after it is cut off with
+``truncate`` and counted.  The chunk is then delivered again and its file is
+deleted only after every output it routes to confirmed it.  CRCs are always
+written and checked (``storage.checksum`` is accepted; zlib's crc32 runs at
+GB/s, far above what the agent moves).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("relaybit.storage")
+
+MAGIC = b"RBCK"
+VERSION = 1
+SUFFIX = ".rbc"
+_HEAD = struct.Struct(">4sBBHd")
+_CRC = struct.Struct(">I")
+_BLOCK = struct.Struct(">III")
+_BLOCK_LEN_RECORDS = struct.Struct(">II")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync(fd: int) -> None:
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:  # pragma: no cover - macOS
+        os.fsync(fd)
+
+
+def encode_header(tag: str, created: float) -> bytes:
+    """The header bytes of a chunk file."""
+    raw_tag = tag.encode("utf-8", "surrogateescape")
+    head = _HEAD.pack(MAGIC, VERSION, 0, len(raw_tag), created)
+    return head + _CRC.pack(zlib.crc32(raw_tag, zlib.crc32(head))) + raw_tag
+
+
+def encode_block_header(data: bytes | bytearray | memoryview, records: int) -> bytes:
+    """The 12 bytes framing one block of ``data``."""
+    lr = _BLOCK_LEN_RECORDS.pack(len(data), records)
+    return lr + _CRC.pack(zlib.crc32(data, zlib.crc32(lr)))
+
+
+class ChunkFile:
+    """An open chunk file being appended to (one per open chunk of a filesystem input)."""
+
+    def __init__(self, path: Path, tag: str, created: float, *, sync_full: bool) -> None:
+        self.path = path
+        self.sync_full = sync_full
+        self.size = 0
+        self.records = 0
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._write([encode_header(tag, created)])
+        if sync_full:
+            _sync(self._fd)
+            _fsync_dir(path.parent)
+
+    def _write(self, parts: list[bytes | bytearray | memoryview]) -> None:
+        assert self._fd is not None, "chunk file is closed"
+        total = sum(len(p) for p in parts)
+        written = os.writev(self._fd, parts)
+        if written != total:  # a short write to a regular file: finish it
+            rest = b"".join(bytes(p) for p in parts)[written:]
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+        self.size += total
+
+    def append(self, data: bytes | bytearray | memoryview, records: int) -> None:
+        """Write one block; with ``sync full`` it is on disk when this returns."""
+        self._write([encode_block_header(data, records), data])
+        self.records += records
+        if self.sync_full:
+            assert self._fd is not None
+            _sync(self._fd)
+
+    def close(self, *, sync: bool) -> None:
+        """Close the file (``sync``: flush it to disk first). Idempotent."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if sync and not self.sync_full:
+                _sync(fd)
+        finally:
+            os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._fd is None else "open"
+        return f"<ChunkFile {self.path.name} {state} records={self.records} bytes={self.size}>"
+
+
+@dataclass(slots=True)
+class LoadedChunk:
+    """A chunk read back from its file."""
+
+    input_name: str
+    chunk_id: str
+    path: Path
+    tag: str
+    created: float
+    data: bytes
+    records: int
+    discarded: int  #: bytes cut off (torn or corrupt tail)
+
+
+@dataclass(slots=True)
+class StoredChunkRef:
+    """A chunk file found on disk, not yet read."""
+
+    input_name: str
+    chunk_id: str
+    path: Path
+    size: int
+
+
+class CorruptChunk(Exception):
+    """The header of a chunk file is unreadable; nothing in it can be trusted."""
+
+
+def decode_chunk(raw: bytes) -> tuple[str, float, bytes, int, int]:
+    """``(tag, created, data, records, valid_length)`` of a chunk file's bytes.
+
+    Blocks are kept up to the first torn or corrupt one; ``valid_length`` is
+    where the good part ends.  Raises :class:`CorruptChunk` on a bad header.
+    """
+    head_len = _HEAD.size + _CRC.size
+    if len(raw) < head_len:
+        raise CorruptChunk("file shorter than a header")
+    magic, version, _flags, tag_len, created = _HEAD.unpack_from(raw, 0)
+    if magic != MAGIC:
+        raise CorruptChunk(f"bad magic {magic!r}")
+    if version != VERSION:
+        raise CorruptChunk(f"unsupported version {version}")
+    (crc,) = _CRC.unpack_from(raw, _HEAD.size)
+    raw_tag = raw[head_len : head_len + tag_len]
+    if len(raw_tag) != tag_len or zlib.crc32(raw_tag, zlib.crc32(raw[: _HEAD.size])) != crc:
+        raise CorruptChunk("header checksum mismatch")
+    tag = raw_tag.decode("utf-8", "surrogateescape")
+    pos = head_len + tag_len
+    parts: list[bytes] = []
+    records = 0
+    view = memoryview(raw)
+    while pos + _BLOCK.size <= len(raw):
+        length, count, crc = _BLOCK.unpack_from(raw, pos)
+        start = pos + _BLOCK.size
+        end = start + length
+        if end > len(raw):
+            break
+        block = view[start:end]
+        if zlib.crc32(block, zlib.crc32(view[pos : pos + 8])) != crc:
+            break
+        parts.append(bytes(block))
+        records += count
+        pos = end
+    return tag, created, b"".join(parts), records, pos
+
+
+class FileStorage:
+    """The chunk files under ``storage.path``."""
+
+    def __init__(self, root: str | Path, *, sync: str = "normal", checksum: bool = True) -> None:
+        if sync not in ("normal", "full"):
+            raise ValueError(f"storage.sync: expected normal or full, got {sync!r}")
+        self.root = Path(root)
+        self.sync_full = sync == "full"
+        self.checksum = checksum
+        self.irrecoverable_bytes = 0
+        self.corrupt_files = 0
+        self._dirs: set[str] = set()
+
+    def _input_dir(self, input_name: str) -> Path:
+        path = self.root / input_name
+        if input_name not in self._dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(input_name)
+        return path
+
+    def path_of(self, input_name: str, chunk_id: str) -> Path:
+        return self.root / input_name / f"{chunk_id}{SUFFIX}"
+
+    def create(self, input_name: str, chunk_id: str, tag: str, created: float) -> ChunkFile:
+        """A new chunk file (header written)."""
+        path = self._input_dir(input_name) / f"{chunk_id}{SUFFIX}"
+        return ChunkFile(path, tag, created, sync_full=self.sync_full)
+
+    def delete(self, path: Path) -> None:
+        """Remove a delivered chunk's file."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            log.warning("chunk file %s was already removed", path)
+
+    def scan(self) -> list[StoredChunkRef]:
+        """Every chunk file on disk, oldest first."""
+        found: list[StoredChunkRef] = []
+        if not self.root.is_dir():
+            return found
+        for input_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for path in sorted(input_dir.glob(f"*{SUFFIX}")):
+                found.append(StoredChunkRef(input_dir.name, path.stem, path, path.stat().st_size))
+        found.sort(key=lambda ref: ref.chunk_id)
+        return found
+
+    def load(self, ref: StoredChunkRef) -> LoadedChunk | None:
+        """Read one chunk file back; torn tails are cut, empty or corrupt files set aside."""
+        raw = ref.path.read_bytes()
+        try:
+            tag, created, data, records, valid = decode_chunk(raw)
+        except CorruptChunk as exc:
+            self.irrecoverable_bytes += len(raw)
+            self.corrupt_files += 1
+            bad = ref.path.with_name(ref.path.name + ".corrupt")
+            ref.path.rename(bad)
+            log.error(
+                "chunk file %s is corrupt (%s): %d bytes irrecoverable, kept as %s",
+                ref.path,
+                exc,
+                len(raw),
+                bad.name,
+            )
+            return None
+        discarded = len(raw) - valid
+        if discarded:
+            self.irrecoverable_bytes += discarded
+            os.truncate(ref.path, valid)
+            log.warning(
+                "chunk file %s: torn or corrupt tail of %d bytes cut off, %d records kept",
+                ref.path,
+                discarded,
+                records,
+            )
+        if records == 0:
+            ref.path.unlink()
+            return None
+        return LoadedChunk(
+            ref.input_name, ref.chunk_id, ref.path, tag, created, data, records, discarded
+        )
+
+    def __repr__(self) -> str:
+        sync = "full" if self.sync_full else "normal"
+        return f"<FileStorage {self.root} sync={sync}>"

@@ -1,0 +1,94 @@
+"""Test-local plugins and helpers for the engine tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from relaybit.codec.msgpack import EventTime, iter_entries, pack_entries
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import FilterPlugin, FlushResult, OutputPlugin
+
+
+def entries(n: int, start: int = 0, key: str = "n") -> tuple[bytes, int]:
+    """``n`` packed entries ``[time, {key: i}]``."""
+    return pack_entries((EventTime(1_700_000_000, 0), {key: i}) for i in range(start, start + n)), n
+
+
+def records_of(chunks: Iterable[Chunk]) -> list[Any]:
+    return [record for chunk in chunks for _, record in iter_entries(chunk.data)]
+
+
+class ListOutput(OutputPlugin):
+    """Collects every chunk it is given; answers OK."""
+
+    def __init__(self) -> None:  # no context needed by the engine
+        self.chunks: list[Chunk] = []
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        self.chunks.append(chunk)
+        return FlushResult.OK
+
+    @property
+    def records(self) -> list[Any]:
+        return records_of(self.chunks)
+
+
+class ScriptedOutput(OutputPlugin):
+    """Answers from a script of results (then ``then``), recording each call."""
+
+    def __init__(self, script: Iterable[FlushResult], then: FlushResult = FlushResult.OK) -> None:
+        self.script = list(script)
+        self.then = then
+        self.calls: list[Chunk] = []
+        self.accepted: list[Chunk] = []
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        self.calls.append(chunk)
+        result = self.script.pop(0) if self.script else self.then
+        if result is FlushResult.OK:
+            self.accepted.append(chunk)
+        return result
+
+
+class GateOutput(OutputPlugin):
+    """Holds every flush until ``gate`` is set."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.started = asyncio.Event()
+        self.chunks: list[Chunk] = []
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        self.started.set()
+        await self.gate.wait()
+        self.chunks.append(chunk)
+        return FlushResult.OK
+
+
+class FuncFilter(FilterPlugin):
+    """Applies ``func`` to each record; drops records for which it returns None."""
+
+    def __init__(self, func: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        self.func = func
+        self.calls = 0
+
+    def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        self.calls += 1
+        out = []
+        for time, record in entries:
+            new = self.func(record)
+            if new is not None:
+                out.append((time, new))
+        return out
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``predicate`` until true, failing after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached before the deadline")
+        await asyncio.sleep(0.005)
