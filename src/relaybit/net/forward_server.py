@@ -1,0 +1,278 @@
+"""An asyncio Forward server (in_forward): TCP, TLS or a unix socket, plus UDP heartbeats.
+
+Each client connection runs the sans-IO codec.  Data events go to the async
+``on_entries(tag, entries, records)`` handler; the ack (the client's chunk id,
+byte for byte) is written only after the handler returned, i.e. after the
+records are stored.  A bad client (malformed or oversize frame, failed
+handshake, disconnect mid-frame) gets its connection closed with one log line
+naming the peer and the reason; every other client goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl as ssl_module
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
+
+from relaybit.codec.forward import auth
+from relaybit.codec.forward.connection import DEFAULT_MAX_BUFFER_SIZE, ForwardConnection
+from relaybit.codec.forward.events import (
+    Ack,
+    CompressedPackedForward,
+    ConnectionClosed,
+    Forward,
+    Heartbeat,
+    Helo,
+    Message,
+    NeedData,
+    PackedForward,
+    Ping,
+    Pong,
+)
+from relaybit.codec.forward.state import Role
+from relaybit.errors import RemoteProtocolError
+
+OnEntries = Callable[[str, bytes, int], Awaitable[None]]
+
+_DATA = (Message, Forward, PackedForward, CompressedPackedForward)
+
+
+class _HeartbeatProtocol(asyncio.DatagramProtocol):
+    """Fluentd's UDP heartbeat: any datagram gets a one-byte ``0x00`` answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(b"\x00", addr)
+
+
+class ForwardServer:
+    """A Forward protocol server; ``await start()``, then ``port`` is the bound port."""
+
+    def __init__(
+        self,
+        on_entries: OnEntries,
+        *,
+        host: str = "0.0.0.0",
+        port: int = 24224,
+        unix_path: str | None = None,
+        unix_perm: int | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        shared_key: str | None = None,
+        self_hostname: str = "localhost",
+        users: Mapping[str, str] | None = None,
+        buffer_chunk_size: int = 1024 * 1024,
+        buffer_max_size: int = DEFAULT_MAX_BUFFER_SIZE,
+        handshake_timeout: float = 10.0,
+        udp_heartbeat: bool = True,
+        logger: logging.Logger | None = None,
+        name: str = "forward",
+    ) -> None:
+        self.on_entries = on_entries
+        self.host = host
+        self.port = port
+        self.unix_path = unix_path
+        self.unix_perm = unix_perm
+        self.ssl = ssl
+        self._shared_key = shared_key.encode() if shared_key is not None else None
+        self.self_hostname = self_hostname.encode()
+        self._users = {u.encode(): p.encode() for u, p in (users or {}).items()}
+        self.buffer_chunk_size = max(buffer_chunk_size, 1024)
+        self.buffer_max_size = buffer_max_size
+        self.handshake_timeout = handshake_timeout
+        self.udp_heartbeat = udp_heartbeat
+        self.log = logger or logging.getLogger("relaybit.forward")
+        self.name = name
+        self._server: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections_total = 0
+        self.records_total = 0
+        self.errors_total = 0
+
+    def __repr__(self) -> str:
+        where = self.unix_path or f"{self.host}:{self.port}"
+        tls = " tls" if self.ssl else ""
+        auth_ = " shared_key" if self._shared_key is not None else ""
+        return (
+            f"<ForwardServer {where}{tls}{auth_} clients={len(self._tasks)}"
+            f" records={self.records_total}>"
+        )
+
+    async def start(self) -> None:
+        """Bind and start serving (TCP + UDP heartbeat, or the unix socket)."""
+        if self.unix_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_path)
+            self._server = await asyncio.start_unix_server(
+                self._client, path=self.unix_path, limit=self.buffer_chunk_size
+            )
+            if self.unix_perm is not None:
+                os.chmod(self.unix_path, self.unix_perm)
+            return
+        self._server = await asyncio.start_server(
+            self._client, self.host, self.port, limit=self.buffer_chunk_size, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        if self.udp_heartbeat:
+            loop = asyncio.get_running_loop()
+            family = self._server.sockets[0].family
+            transport, _ = await loop.create_datagram_endpoint(
+                _HeartbeatProtocol, local_addr=(self.host, self.port), family=family
+            )
+            self._udp = transport
+
+    async def stop(self) -> None:
+        """Stop accepting, close every client connection and the UDP socket."""
+        if self._server is not None:
+            self._server.close()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        if self.unix_path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.unix_path)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections_total += 1
+        peer = _peer_name(writer)
+        try:
+            await self._serve(reader, writer, peer)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await writer.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
+        if self.ssl is not None:
+            try:
+                await writer.start_tls(self.ssl, ssl_handshake_timeout=self.handshake_timeout)
+            except (ssl_module.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+                self._drop(peer, f"TLS handshake failed: {exc} (is the client using TLS?)")
+                return
+        conn = ForwardConnection(Role.SERVER, buffer_max_size=self.buffer_max_size)
+        try:
+            if self._shared_key is not None and not await self._handshake(
+                reader, writer, conn, peer
+            ):
+                return
+            while True:
+                event = conn.next_event()
+                if isinstance(event, NeedData):
+                    conn.receive_data(await reader.read(self.buffer_chunk_size))
+                    continue
+                if isinstance(event, ConnectionClosed):
+                    return
+                if isinstance(event, Heartbeat):
+                    continue
+                if isinstance(event, _DATA):
+                    await self.on_entries(event.tag, event.entries, event.records)
+                    self.records_total += event.records
+                    if event.chunk is not None:
+                        writer.write(conn.send(Ack(event.chunk)))
+                        await writer.drain()
+        except RemoteProtocolError as exc:
+            self._drop(peer, str(exc))
+        except (ConnectionError, ssl_module.SSLError) as exc:
+            self._drop(peer, f"connection lost: {exc}")
+
+    async def _handshake(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: ForwardConnection,
+        peer: str,
+    ) -> bool:
+        assert self._shared_key is not None
+        nonce = auth.new_nonce()
+        auth_salt = auth.new_nonce() if self._users else b""
+        writer.write(conn.send(Helo(nonce=nonce, auth=auth_salt, keepalive=True)))
+        await writer.drain()
+        try:
+            async with asyncio.timeout(self.handshake_timeout):
+                while isinstance(event := conn.next_event(), NeedData | Heartbeat):
+                    if isinstance(event, NeedData):
+                        conn.receive_data(await reader.read(self.buffer_chunk_size))
+        except TimeoutError:
+            self._drop(peer, f"handshake failed: no PING within {self.handshake_timeout:g}s")
+            return False
+        if isinstance(event, ConnectionClosed):
+            self._drop(peer, "handshake failed: client closed the connection before PING")
+            return False
+        assert isinstance(event, Ping)
+        reason = auth.check_ping(
+            nonce=nonce,
+            auth_salt=auth_salt,
+            shared_key=self._shared_key,
+            users=self._users,
+            hostname=event.hostname,
+            salt=event.shared_key_salt,
+            digest=event.digest,
+            username=event.username,
+            user_digest=event.password_digest,
+        )
+        if reason is not None:
+            writer.write(conn.send(Pong(False, reason, self.self_hostname, b"")))
+            await writer.drain()
+            who = event.hostname.decode("utf-8", "replace")
+            user = event.username.decode("utf-8", "replace")
+            detail = f" (user {user!r})" if reason == auth.REASON_USER else ""
+            self._drop(peer, f"handshake failed: {reason.decode()} from host {who!r}{detail}")
+            return False
+        digest = auth.pong_digest(
+            event.shared_key_salt, self.self_hostname, nonce, self._shared_key
+        )
+        writer.write(conn.send(Pong(True, b"", self.self_hostname, digest)))
+        await writer.drain()
+        return True
+
+    def _drop(self, peer: str, reason: str) -> None:
+        self.errors_total += 1
+        self.log.warning("%s: closing connection from %s: %s", self.name, peer, reason)
+
+    def status(self) -> dict[str, Any]:
+        """Counters for the monitoring API."""
+        return {
+            "listen": self.unix_path or f"{self.host}:{self.port}",
+            "tls": self.ssl is not None,
+            "clients": len(self._tasks),
+            "connections_total": self.connections_total,
+            "records_total": self.records_total,
+            "errors_total": self.errors_total,
+        }
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
+        return f"unix:{sock.getsockname() or '?'}"
+    return str(peer or "?")

@@ -1,0 +1,108 @@
+"""``ssl.SSLContext`` objects from the ``tls.*`` keys, for clients and servers.
+
+Client side: ``tls.verify`` (on by default) with ``tls.ca_file``/``tls.ca_path``
+(the system store otherwise), ``tls.verify_hostname``, a client certificate
+``tls.crt_file``/``tls.key_file`` (``tls.key_passwd``).  SNI is ``tls.vhost`` or
+the node's host (:func:`server_hostname`).  Server side: ``tls.crt_file`` and
+``tls.key_file`` are required; with ``tls.verify on`` and a ``tls.ca_file`` or
+``tls.ca_path`` the client must present a certificate signed by that CA.
+
+Contexts are cached per (settings, base directory).
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from pathlib import Path
+
+from relaybit.errors import ConfigError
+from relaybit.upstream.node import TLSSettings
+
+
+def _path(value: str | None, base_dir: Path | None) -> str | None:
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return str(path)
+
+
+def _load_chain(ctx: ssl.SSLContext, tls: TLSSettings, base_dir: Path | None) -> None:
+    crt, key = _path(tls.crt_file, base_dir), _path(tls.key_file, base_dir)
+    if not crt:
+        return
+    try:
+        ctx.load_cert_chain(crt, key, password=tls.key_passwd)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the certificate {crt} / key {key}: {exc}", key="tls.crt_file"
+        ) from None
+
+
+def _load_ca(ctx: ssl.SSLContext, tls: TLSSettings, base_dir: Path | None) -> bool:
+    cafile, capath = _path(tls.ca_file, base_dir), _path(tls.ca_path, base_dir)
+    if not cafile and not capath:
+        return False
+    try:
+        ctx.load_verify_locations(cafile=cafile, capath=capath)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the CA {cafile or capath}: {exc}",
+            key="tls.ca_file" if cafile else "tls.ca_path",
+        ) from None
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _client_context(tls: TLSSettings, base_dir: Path | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if tls.verify:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.check_hostname = tls.verify_hostname
+        if not _load_ca(ctx, tls, base_dir):
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    _load_chain(ctx, tls, base_dir)
+    return ctx
+
+
+@functools.lru_cache(maxsize=64)
+def _server_context(tls: TLSSettings, base_dir: Path | None) -> ssl.SSLContext:
+    if not tls.crt_file or not tls.key_file:
+        raise ConfigError(
+            "a TLS server needs both tls.crt_file and tls.key_file",
+            key="tls.crt_file" if not tls.crt_file else "tls.key_file",
+        )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _load_chain(ctx, tls, base_dir)
+    if tls.verify and _load_ca(ctx, tls, base_dir):
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def client_context(tls: TLSSettings, base_dir: Path | str | None = None) -> ssl.SSLContext | None:
+    """The client context for these settings, or None when ``tls`` is off.
+
+    Raises :class:`ConfigError` naming the key when a file cannot be loaded.
+    """
+    if not tls.enabled:
+        return None
+    return _client_context(tls, Path(base_dir) if base_dir is not None else None)
+
+
+def server_context(tls: TLSSettings, base_dir: Path | str | None = None) -> ssl.SSLContext | None:
+    """The server context for these settings, or None when ``tls`` is off."""
+    if not tls.enabled:
+        return None
+    return _server_context(tls, Path(base_dir) if base_dir is not None else None)
+
+
+def server_hostname(tls: TLSSettings, host: str) -> str | None:
+    """The SNI name to send: ``tls.vhost``, else the node's host; None without TLS."""
+    if not tls.enabled:
+        return None
+    return tls.vhost or host
