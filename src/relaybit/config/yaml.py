@@ -79,6 +79,7 @@ class _YamlReader:
         self.env = env
         self.stack = stack
         self.sections: list[Section] = []
+        self._key_lines: dict[int, yaml.Node] = {}
 
     def __repr__(self) -> str:
         return f"<_YamlReader {self.path!r} sections={len(self.sections)}>"
@@ -127,12 +128,14 @@ class _YamlReader:
 
     # -- structure ------------------------------------------------------
     def mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node]]:
+        """The (key, value node) pairs of a mapping; keys remember their line."""
         if not isinstance(node, yaml.MappingNode):
             raise ConfigError(f"{where} must be a mapping of key: value", self.origin(node))
         pairs = []
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(f"keys of {where} must be plain names", self.origin(key_node))
+            self._key_lines[id(value_node)] = key_node
             pairs.append((str(key_node.value), value_node))
         return pairs
 
@@ -149,7 +152,7 @@ class _YamlReader:
                 section=section,
                 key=key,
             )
-        if node.value == "" and node.style is None:
+        if node.value == "" and not node.style:  # a plain empty scalar (null)
             raise ConfigError("has no value", self.origin(node), section=section, key=key)
         return str(node.value)
 
@@ -158,7 +161,7 @@ class _YamlReader:
         message = f"unknown key '{key}' in {where}; expected one of {', '.join(known)}"
         if hint:
             message = f"unknown key '{key}' in {where}; did you mean '{hint}'?"
-        return ConfigError(message, self.origin(node))
+        return ConfigError(message, self.origin(self._key_lines.get(id(node), node)))
 
     # -- content --------------------------------------------------------
     def properties(self, node: yaml.Node, section: str, *, skip: str = "") -> list[RawProperty]:
