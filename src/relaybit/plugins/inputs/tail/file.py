@@ -1,0 +1,160 @@
+"""One followed file: an open descriptor, the consumed offset and the incomplete last line.
+
+:meth:`TailedFile.read_lines` reads one big block (``os.read``, regular files
+are fast) and splits it in bulk; ``offset`` only moves past complete lines,
+so saving it never skips a partial line.  Lines longer than ``max_line``:
+skipped when ``skip_long_lines`` is on, else cut into pieces of ``max_line``
+bytes (nothing is lost; Fluent Bit stops reading the file instead).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+READ_BLOCK = 1 << 20
+
+
+@dataclass(slots=True)
+class Batch:
+    """Lines read in one go and the offset just past them."""
+
+    lines: list[bytes]
+    end_offset: int
+    #: byte offset of each line start (only when ``offsets`` were asked for)
+    starts: list[int] | None = None
+    skipped_long: int = 0
+    split_long: int = 0
+
+
+@dataclass(eq=False)
+class TailedFile:
+    """A file being followed (identified by device and inode, not by name)."""
+
+    path: str  #: the name it had when discovered (``path_key``)
+    fd: int
+    dev: int
+    inode: int
+    offset: int  #: bytes consumed (complete lines emitted, or skipped)
+    tag: str
+    db_id: int = 0
+    pending: bytes = b""
+    skipping: bool = False  #: inside a long line being skipped
+    rotated_at: float | None = None  #: monotonic time the rotation was seen
+    rotated_name: str = ""
+    warned_long: bool = False
+    saved_offset: int = -1
+    lines_read: int = field(default=0)
+
+    @property
+    def read_position(self) -> int:
+        """Where the next read starts (offset plus the incomplete line)."""
+        return self.offset + len(self.pending)
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def read_lines(
+        self,
+        *,
+        max_line: int,
+        skip_long: bool,
+        skip_empty: bool,
+        want_starts: bool = False,
+        block: int = READ_BLOCK,
+    ) -> Batch | None:
+        """Read up to ``block`` bytes; the complete lines in them, or None at end of file."""
+        data = os.pread(self.fd, block, self.read_position)
+        if not data:
+            return None
+        base = self.offset  # file offset of buf[0]
+        buf = self.pending + data if self.pending else data
+        lines = buf.split(b"\n")
+        tail = lines.pop()
+        consumed = len(buf) - len(tail)
+        batch = Batch(lines, base + consumed)
+        base_first = base
+        if self.skipping:
+            if not lines:  # still inside the long line being skipped
+                self.offset = base + len(buf)
+                self.pending = b""
+                return Batch([], self.offset, [] if want_starts else None)
+            # the first "line" is the end of the long line being skipped
+            first = lines.pop(0)
+            self.skipping = False
+            base_first = base + len(first) + 1
+        if want_starts:
+            starts = []
+            pos = base_first
+            for line in lines:
+                starts.append(pos)
+                pos += len(line) + 1
+            batch.starts = starts
+        if lines and b"\r" in buf:
+            lines[:] = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+        if lines and max(map(len, lines)) > max_line:
+            self._long_lines(batch, max_line, skip_long)
+        if skip_empty and lines:
+            keep = [i for i, ln in enumerate(lines) if ln]
+            if len(keep) != len(lines):
+                batch.lines = [lines[i] for i in keep]
+                if batch.starts is not None:
+                    batch.starts = [batch.starts[i] for i in keep]
+        # the incomplete line: keep it, unless it is already too long
+        if len(tail) > max_line:
+            if skip_long:
+                batch.skipped_long += 1
+                self.skipping = True
+                self.pending = b""
+                batch.end_offset = base + len(buf)
+            else:
+                cut = len(tail) - len(tail) % max_line
+                pieces = [tail[i : i + max_line] for i in range(0, cut, max_line)]
+                batch.lines.extend(pieces)
+                if batch.starts is not None:
+                    tail_start = base + consumed
+                    batch.starts.extend(tail_start + i for i in range(0, cut, max_line))
+                batch.split_long += 1
+                tail = tail[cut:]
+                batch.end_offset = base + consumed + cut
+                self.pending = tail
+        else:
+            self.pending = tail
+        self.offset = batch.end_offset
+        self.lines_read += len(batch.lines)
+        return batch
+
+    def _long_lines(self, batch: Batch, max_line: int, skip_long: bool) -> None:
+        lines: list[bytes] = []
+        starts: list[int] = []
+        for i, line in enumerate(batch.lines):
+            start = batch.starts[i] if batch.starts is not None else 0
+            if len(line) <= max_line:
+                lines.append(line)
+                starts.append(start)
+            elif skip_long:
+                batch.skipped_long += 1
+            else:
+                batch.split_long += 1
+                for j in range(0, len(line), max_line):
+                    lines.append(line[j : j + max_line])
+                    starts.append(start + j)
+        batch.lines = lines
+        if batch.starts is not None:
+            batch.starts = starts
+
+    def take_pending(self) -> bytes:
+        """The incomplete last line, consumed (for a file that will not grow any more)."""
+        data = self.pending
+        self.offset += len(data)
+        self.pending = b""
+        return data
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __repr__(self) -> str:
+        state = f" rotated->{self.rotated_name}" if self.rotated_at is not None else ""
+        return f"<TailedFile {self.path} inode={self.inode} offset={self.offset}{state}>"

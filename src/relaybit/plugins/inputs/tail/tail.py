@@ -1,0 +1,425 @@
+"""in_tail: follow files matching globs, with rotation, truncation and SQLite offsets.
+
+relaybit polls (``stat`` every ``poll_interval``, 0.25 s) instead of inotify,
+and rescans the globs every ``refresh_interval``.  Files present at start are
+read from their end unless ``read_from_head`` is on or the DB has an offset;
+files that appear later (a rotated-in file, a new log) are read from the head,
+as Fluent Bit does.  A file renamed away (rotation) is read to its end and
+kept for ``rotate_wait`` seconds, while the new file at the path is read from
+its head.  A file that shrank (truncation, ``copytruncate``) restarts at 0.
+The DB offset of a file is saved only after ``emit`` returned, so records
+past the saved offset are never lost by a crash (at most re-read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from typing import Any
+
+import msgpack
+
+from relaybit.codec.msgpack import EventTime, default
+from relaybit.config.schema import ConfigMap, Option
+from relaybit.errors import ConfigError
+from relaybit.plugins.base import InputContext, InputPlugin
+from relaybit.plugins.inputs.lines import (
+    LinePacker,
+    Parser,
+    apply_parser,
+    lookup_parser,
+    now_ext,
+)
+from relaybit.plugins.inputs.tail.db import SYNC_MODES, OffsetDB
+from relaybit.plugins.inputs.tail.file import READ_BLOCK, Batch, TailedFile
+from relaybit.plugins.inputs.tail.scan import excluded, expand_tag, scan, split_patterns
+
+#: bytes read from one file before giving the others a turn
+_ROUND_BYTES = 8 * READ_BLOCK
+
+_UNSUPPORTED = ("multiline", "multiline.parser", "docker_mode", "parser_firstline")
+
+OPTIONS = ConfigMap(
+    (
+        Option("path", "str", None, "Comma-separated file globs to follow (required)"),
+        Option("exclude_path", "str", None, "Comma-separated globs of files to leave out"),
+        Option("path_key", "str", None, "Add the file's path to each record under this key"),
+        Option("offset_key", "str", None, "Add each line's start offset under this key"),
+        Option("key", "str", "log", "Key of the line when no parser is set"),
+        Option("parser", "str", None, "Name of a [PARSER] applied to each line"),
+        Option("refresh_interval", "time", 60.0, "Seconds between rescans of the globs"),
+        Option("read_from_head", "bool", False, "Read files found at start from the head"),
+        Option("rotate_wait", "time", 5.0, "Seconds a rotated file is still read"),
+        Option("ignore_older", "time", 0.0, "Ignore files not modified for this long (0 = none)"),
+        Option("buffer_chunk_size", "size", 32 * 1024, "Accepted; relaybit reads 1 MB blocks"),
+        Option("buffer_max_size", "size", 32 * 1024, "Longest line kept whole"),
+        Option(
+            "skip_long_lines",
+            "bool",
+            False,
+            "Skip lines over buffer_max_size (off: cut them in buffer_max_size pieces)",
+        ),
+        Option("skip_empty_lines", "bool", False, "Do not emit empty lines"),
+        Option("exit_on_eof", "bool", False, "Stop reading once every file is at its end"),
+        Option("db", "str", None, "SQLite file keeping each file's offset"),
+        Option("db.sync", "str", "normal", "SQLite synchronous mode", choices=SYNC_MODES),
+        Option("db.locking", "bool", False, "Lock the DB file exclusively"),
+        Option("db.journal_mode", "str", "WAL", "SQLite journal mode"),
+        Option("inotify_watcher", "bool", True, "Accepted; relaybit polls with stat()"),
+        Option("poll_interval", "time", 0.25, "relaybit: seconds between stat() polls"),
+        Option("static_batch_size", "size", 0, "Accepted for compatibility"),
+        Option("file_cache_advise", "bool", True, "Accepted for compatibility"),
+        Option("multiline", "bool", False, "Not supported: lines are sent one per record"),
+        Option("multiline_flush", "time", 4.0, "Not supported"),
+        Option("parser_firstline", "str", None, "Not supported"),
+        Option("multiline.parser", "str", None, "Not supported: lines are sent one per record"),
+        Option("docker_mode", "bool", False, "Not supported: lines are sent one per record"),
+        Option("docker_mode_flush", "time", 4.0, "Not supported"),
+        Option("docker_mode_parser", "str", None, "Not supported"),
+    )
+)
+
+
+class TailInput(InputPlugin):
+    """Follows files; emits ``{key: line}`` (or parsed records) per block read."""
+
+    description = "Tail files"
+    options = OPTIONS
+
+    def __init__(self, ctx: InputContext) -> None:
+        super().__init__(ctx)
+        opts = ctx.options
+        section = f"[INPUT] {ctx.name}"
+        self.patterns = split_patterns(opts.opt_str("path"))
+        if not self.patterns:
+            raise ConfigError(
+                "'path' is required: the files to follow", None, section=section, key="path"
+            )
+        self.excludes = split_patterns(opts.opt_str("exclude_path"))
+        self.key = opts.str("key") or "log"
+        self.path_key = opts.opt_str("path_key")
+        self.offset_key = opts.opt_str("offset_key")
+        self.refresh_interval = max(opts.float("refresh_interval"), 0.05)
+        self.read_from_head = opts.bool("read_from_head")
+        self.rotate_wait = opts.float("rotate_wait")
+        self.ignore_older = opts.float("ignore_older")
+        self.max_line = opts.int("buffer_max_size")
+        if self.max_line < opts.int("buffer_chunk_size"):
+            raise ConfigError(
+                "buffer_max_size must be at least buffer_chunk_size",
+                opts.origin("buffer_max_size"),
+                section=section,
+                key="buffer_max_size",
+            )
+        self.skip_long = opts.bool("skip_long_lines")
+        self.skip_empty = opts.bool("skip_empty_lines")
+        self.exit_on_eof = opts.bool("exit_on_eof")
+        self.poll_interval = max(opts.float("poll_interval"), 0.01)
+        self.tag = ctx.tag or ctx.name
+        self.parser: Parser | None = lookup_parser(
+            opts.opt_str("parser"), ctx.service, ctx_options=opts, section=section
+        )
+        self.db_path = opts.opt_str("db")
+        self.db: OffsetDB | None = None
+        self.files: dict[tuple[int, int], TailedFile] = {}
+        self._packers: dict[tuple[int, int], LinePacker] = {}
+        #: offsets of rotated files already read to their end (by dev, inode)
+        self._finished: dict[tuple[int, int], int] = {}
+        self._packer = msgpack.Packer(
+            default=default, use_bin_type=True, unicode_errors="surrogateescape"
+        )
+        self._task: asyncio.Task[None] | None = None
+        self.records = 0
+        self.skipped_long = 0
+        self.split_long = 0
+        for name in _UNSUPPORTED:
+            if opts.is_set(name) and opts[name]:
+                ctx.logger.warning(
+                    "%s: '%s' is not supported by relaybit; lines are sent one per record",
+                    ctx.name,
+                    name,
+                )
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.db_path:
+            path = self.db_path
+            if not os.path.isabs(path):
+                path = str(self.ctx.config_dir / path)
+            opts = self.ctx.options
+            self.db = OffsetDB(
+                path,
+                sync=opts.str("db.sync"),
+                locking=opts.bool("db.locking"),
+                journal_mode=opts.str("db.journal_mode"),
+            )
+        for path in self._scan():
+            self._add(path, at_start=True)
+        self._task = asyncio.create_task(self._run(), name=f"{self.ctx.name}.tail")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for file in self.files.values():
+            file.close()
+        self.files.clear()
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+
+    async def wait(self) -> None:
+        """Return when the reader ended (``exit_on_eof``) or was stopped."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._task)
+
+    # --- discovery ----------------------------------------------------------------------
+
+    def _scan(self) -> list[str]:
+        paths = scan(self.patterns, self.excludes)
+        if self.ignore_older > 0:
+            limit = time.time() - self.ignore_older
+            kept = []
+            for path in paths:
+                with contextlib.suppress(OSError):
+                    if os.stat(path).st_mtime >= limit:
+                        kept.append(path)
+            paths = kept
+        return paths
+
+    def _add(self, path: str, *, at_start: bool) -> TailedFile | None:
+        """Start following ``path`` unless its inode is already followed."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            self.ctx.logger.warning("%s: cannot open %s: %s", self.ctx.name, path, exc)
+            return None
+        st = os.fstat(fd)
+        ident = (st.st_dev, st.st_ino)
+        if ident in self.files:
+            os.close(fd)
+            return None
+        offset = 0
+        db_id = 0
+        row = self.db.get(st.st_ino) if self.db is not None else None
+        if row is not None and row.offset <= st.st_size:
+            offset, db_id = row.offset, row.id
+        elif ident in self._finished and self._finished[ident] <= st.st_size:
+            offset = self._finished[ident]
+        elif at_start and not self.read_from_head:
+            offset = st.st_size
+        if self.db is not None and not db_id:
+            if row is not None:
+                self.db.delete(row.id)  # a stale row (inode reused, file shrank)
+            db_id = self.db.insert(path, offset, st.st_ino)
+        file = TailedFile(
+            path=path,
+            fd=fd,
+            dev=st.st_dev,
+            inode=st.st_ino,
+            offset=offset,
+            tag=expand_tag(self.tag, path),
+            db_id=db_id,
+            saved_offset=offset,
+        )
+        self.files[ident] = file
+        self._packers[ident] = LinePacker(
+            self.key, [(self.path_key, path)] if self.path_key else ()
+        )
+        self.ctx.logger.debug("%s: following %s from offset %d", self.ctx.name, path, offset)
+        return file
+
+    def _rescan(self) -> None:
+        watched = {f.path for f in self.files.values() if f.rotated_at is None}
+        for path in self._scan():
+            if path not in watched:
+                self._add(path, at_start=False)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        next_scan = time.monotonic() + self.refresh_interval
+        try:
+            while True:
+                busy = False
+                for file in list(self.files.values()):
+                    busy |= await self._poll(file)
+                now = time.monotonic()
+                if now >= next_scan:
+                    self._rescan()
+                    next_scan = now + self.refresh_interval
+                if self.exit_on_eof and not busy and self._all_at_eof():
+                    self.ctx.logger.info(
+                        "%s: every file read to its end (exit_on_eof)", self.ctx.name
+                    )
+                    return
+                if not busy:
+                    await asyncio.sleep(self.poll_interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.ctx.logger.exception("%s: tail stopped on an unexpected error", self.ctx.name)
+            raise
+
+    def _all_at_eof(self) -> bool:
+        for file in self.files.values():
+            with contextlib.suppress(OSError):
+                if file.size() > file.read_position:
+                    return False
+        return True
+
+    async def _poll(self, file: TailedFile) -> bool:
+        """Read what is new in ``file``, handle truncation and rotation; True if more is left."""
+        ident = (file.dev, file.inode)
+        try:
+            size = file.size()
+        except OSError:
+            size = file.read_position
+        if size < file.read_position:
+            self.ctx.logger.info(
+                "%s: %s truncated (size %d < offset %d), reading from the head",
+                self.ctx.name,
+                file.path,
+                size,
+                file.read_position,
+            )
+            rest = file.take_pending()
+            if rest:
+                await self._emit(file, Batch([rest], file.offset))
+            file.offset = 0
+            file.skipping = False
+            await self._commit(file)
+        read = 0
+        more = False
+        while True:
+            batch = file.read_lines(
+                max_line=self.max_line,
+                skip_long=self.skip_long,
+                skip_empty=self.skip_empty,
+                want_starts=bool(self.offset_key),
+            )
+            if batch is None:
+                break
+            self.skipped_long += batch.skipped_long
+            self.split_long += batch.split_long
+            if (batch.skipped_long or batch.split_long) and not file.warned_long:
+                file.warned_long = True
+                what = "skipped" if self.skip_long else "cut in pieces"
+                self.ctx.logger.warning(
+                    "%s: %s has lines longer than buffer_max_size (%d bytes): %s",
+                    self.ctx.name,
+                    file.path,
+                    self.max_line,
+                    what,
+                )
+            await self._emit(file, batch)
+            await self._commit(file)
+            read += READ_BLOCK
+            if read >= _ROUND_BYTES:
+                more = True
+                break
+        if file.rotated_at is None:
+            self._check_rotation(file)
+        elif time.monotonic() - file.rotated_at >= self.rotate_wait and not more:
+            rest = file.take_pending()
+            if rest:
+                await self._emit(file, Batch([rest], file.offset))
+            self._finished[ident] = file.offset
+            file.close()
+            del self.files[ident]
+            self._packers.pop(ident, None)
+            if self.db is not None and file.db_id:
+                self.db.commit()
+                self.db.delete(file.db_id)
+            self.ctx.logger.debug("%s: done with rotated %s", self.ctx.name, file.rotated_name)
+        return more
+
+    def _check_rotation(self, file: TailedFile) -> None:
+        try:
+            st = os.stat(file.path)
+            same = (st.st_dev, st.st_ino) == (file.dev, file.inode)
+        except FileNotFoundError:
+            same = False
+        except OSError:
+            return
+        if same:
+            return
+        file.rotated_at = time.monotonic()
+        with contextlib.suppress(OSError):
+            file.rotated_name = os.readlink(f"/proc/self/fd/{file.fd}")
+        self.ctx.logger.info(
+            "%s: %s rotated (now %s)", self.ctx.name, file.path, file.rotated_name or "deleted"
+        )
+        if self.db is not None and file.db_id:
+            self.db.rotate(file.db_id, file.rotated_name or file.path)
+        if os.path.exists(file.path) and not excluded(file.path, self.excludes):
+            self._add(file.path, at_start=False)
+
+    async def _commit(self, file: TailedFile) -> None:
+        if self.db is not None and file.db_id and file.offset != file.saved_offset:
+            self.db.set_offset(file.db_id, file.offset)
+            self.db.commit()
+            file.saved_offset = file.offset
+
+    # --- packing and emitting -------------------------------------------------------------
+
+    async def _emit(self, file: TailedFile, batch: Batch) -> None:
+        lines = batch.lines
+        if not lines:
+            return
+        stamp = now_ext(self.ctx.clock)
+        if self.parser is None and not self.offset_key:
+            data = self._packers[(file.dev, file.inode)].pack(lines, stamp)
+        else:
+            data = self._pack_records(file, batch)
+        await self.ctx.emit(file.tag, data, len(lines))
+        self.records += len(lines)
+
+    def _pack_records(self, file: TailedFile, batch: Batch) -> bytes:
+        """The slow path: a parser and/or a per-line offset key."""
+        now = EventTime.from_float(self.ctx.clock.time())
+        out: list[bytes] = []
+        starts = batch.starts
+        for i, line in enumerate(batch.lines):
+            text = line.decode("utf-8", "surrogateescape")
+            parsed = apply_parser(self.parser, text) if self.parser is not None else None
+            stamp: Any = now
+            if parsed is not None:
+                record = dict(parsed[1])
+                if parsed[0] is not None:
+                    stamp = parsed[0]
+                    if isinstance(stamp, float):
+                        stamp = EventTime.from_float(stamp)
+            else:
+                record = {self.key: text}
+            if self.path_key:
+                record[self.path_key] = file.path
+            if self.offset_key:
+                record[self.offset_key] = starts[i] if starts is not None else file.offset
+            out.append(self._packer.pack([stamp, record]))
+        return b"".join(out)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "skipped_long_lines": self.skipped_long,
+            "split_long_lines": self.split_long,
+            "files": [
+                {
+                    "path": f.path,
+                    "inode": f.inode,
+                    "offset": f.offset,
+                    "rotated": f.rotated_at is not None,
+                }
+                for f in self.files.values()
+            ],
+        }
+
+    def __repr__(self) -> str:
+        return f"<TailInput {self.ctx.name} path={','.join(self.patterns)} files={len(self.files)}>"
