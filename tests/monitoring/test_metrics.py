@@ -126,3 +126,28 @@ def test_health_fluent_bit_error_thresholds() -> None:
     # errors age out of the window
     assert tracker.healthy(9, {"output": {"a": _out(40, errors=3, failed=2)}})
     assert HealthRules.from_service(None) == HealthRules()
+
+
+async def test_a_real_upstream_status_renders(agent: Any, tmp_path: Any) -> None:
+    from relaybit.upstream.spec import load_upstream_file
+    from relaybit.upstream.upstream import Upstream
+
+    path = tmp_path / "upstream.conf"
+    path.write_text(
+        "[UPSTREAM]\n    name up\n[NODE]\n    name a\n    host 127.0.0.1\n    port 1\n"
+        "    shared_key topsecret\n"
+    )
+
+    async def connector(node: Any, host: str, port: int) -> Any:
+        raise OSError("not used")
+
+    upstream = Upstream(load_upstream_file(path), connector, owner="forward.9")
+    agent.outputs["forward.9"] = type("Out", (), {"status": lambda self: upstream.status()})()
+    doc = upstreams_status(agent)["upstreams"]["forward.9"]
+    assert [n["name"] for n in doc["nodes"]] == ["a"]
+    assert "topsecret" not in repr(doc)
+    got = samples(render_prometheus(agent))
+    labels = {("output", "forward.9"), ("upstream", "up"), ("node", "a")}
+    assert got[("relaybit_upstream_node_flushes_total", frozenset(labels))] == 0
+    assert got[("relaybit_upstream_node_state", frozenset({*labels, ("state", "healthy")}))] == 1
+    assert got[("relaybit_upstream_node_latency_seconds_count", frozenset(labels))] == 0

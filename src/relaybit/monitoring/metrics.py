@@ -50,6 +50,8 @@ _NODE_COUNTERS = (
     ("bytes", "relaybit_upstream_node_bytes", "Bytes confirmed by the node."),
     ("failovers", "relaybit_upstream_node_failovers", "Flushes that failed over from the node."),
     ("ejections", "relaybit_upstream_node_ejections", "Times the node was ejected."),
+    ("probes_passed", "relaybit_upstream_node_probes_passed", "Active health probes passed."),
+    ("probes_failed", "relaybit_upstream_node_probes_failed", "Active health probes failed."),
 )
 
 
