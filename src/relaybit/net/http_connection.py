@@ -1,0 +1,233 @@
+"""HTTP connections for the Upstream: one aiohttp session per node address.
+
+The Upstream's connector opens an :class:`HttpConnection` for one resolved
+address of a node; it owns an aiohttp ``ClientSession`` whose ``TCPConnector``
+is that address's connection pool (keepalive, limits, source address, TLS).
+Requests go to the resolved address while ``Host`` and TLS SNI carry the node's
+host name (or ``tls.vhost``).  Transport failures become :class:`DeliveryError`
+with a stable ``kind``, so the Upstream fails over; HTTP statuses are mapped by
+:func:`raise_for_status`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from multidict import CIMultiDict
+
+from relaybit.errors import ConfigError, DeliveryError, PermanentDeliveryError
+from relaybit.upstream.node import NetSettings, Node, TLSSettings
+
+#: Bytes of a response body kept for logs and errors.
+BODY_EXCERPT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    """Status, headers and body of one response."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def excerpt(self) -> str:
+        """The first 512 bytes of the body, as text."""
+        return self.body[:BODY_EXCERPT].decode("utf-8", "replace")
+
+
+def raise_for_status(response: HttpResponse) -> None:
+    """2xx passes; 429 and 5xx raise DeliveryError (fail over); other codes are permanent."""
+    status = response.status
+    if 200 <= status < 300:
+        return
+    if status == 429:
+        raise DeliveryError("http_429", f"HTTP 429: {response.excerpt()}")
+    if status >= 500:
+        raise DeliveryError("http_5xx", f"HTTP {status}: {response.excerpt()}")
+    raise PermanentDeliveryError("http_4xx", f"HTTP {status}: {response.excerpt()}")
+
+
+def _host_literal(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+class HttpConnection:
+    """An aiohttp session bound to one address of one node (its connection pool)."""
+
+    def __init__(
+        self,
+        node: Node,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        net: NetSettings,
+        io_timeout: float | None = None,
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self._ssl = ssl_context
+        self._net = net
+        scheme = "https" if ssl_context is not None else "http"
+        self.base_url = f"{scheme}://{_host_literal(host)}:{port}"
+        default_port = 443 if ssl_context is not None else 80
+        self.host_header = (
+            node.host if node.port == default_port else f"{_host_literal(node.host)}:{node.port}"
+        )
+        self.server_hostname = node.tls.vhost or node.host
+        local = (net.source_address, 0) if net.source_address else None
+        connector = aiohttp.TCPConnector(
+            limit=net.max_worker_connections,
+            keepalive_timeout=net.keepalive_idle_timeout if net.keepalive else None,
+            force_close=not net.keepalive,
+            local_addr=local,
+            ssl=ssl_context if ssl_context is not None else False,
+            use_dns_cache=False,
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=net.connect_timeout, sock_read=io_timeout
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=True
+        )
+        self.requests = 0
+        self._broken = False
+
+    def is_usable(self) -> bool:
+        """False once closed, broken, or past ``net.keepalive_max_recycle`` requests."""
+        recycle = self._net.keepalive_max_recycle
+        if recycle and self.requests >= recycle:
+            return False
+        return not (self._broken or self._session.closed)
+
+    async def aclose(self) -> None:
+        if not self._session.closed:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """Send one request and read the whole response; DeliveryError on transport failure."""
+        all_headers = CIMultiDict(headers or {})
+        if "Host" not in all_headers:
+            all_headers["Host"] = self.host_header
+        url = self.base_url + (path if path.startswith("/") else "/" + path)
+        self.requests += 1
+        try:
+            async with self._session.request(
+                method,
+                url,
+                data=data,
+                headers=all_headers,
+                server_hostname=self.server_hostname if self._ssl is not None else None,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                return HttpResponse(resp.status, body, dict(resp.headers))
+        except aiohttp.ClientSSLError as exc:
+            self._broken = True
+            raise DeliveryError(
+                "tls", f"{self.node.name} ({self.host}:{self.port}): {exc}"
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            self._broken = True
+            raise DeliveryError(
+                "connect", f"{self.node.name} ({self.host}:{self.port}): {exc.strerror or exc}"
+            ) from exc
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            self._broken = True
+            raise DeliveryError(
+                "timeout", f"{self.node.name} ({self.host}:{self.port}): timed out"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            self._broken = True
+            raise DeliveryError(
+                "write", f"{self.node.name} ({self.host}:{self.port}): {exc!r}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        state = "usable" if self.is_usable() else "closed"
+        return f"<HttpConnection {self.node.name} {self.base_url} requests={self.requests} {state}>"
+
+
+def client_ssl_context(tls: TLSSettings, base_dir: Path) -> ssl.SSLContext | None:
+    """A client SSL context of ``tls.*`` settings (None when ``tls`` is off).
+
+    Uses :func:`relaybit.upstream.tls.client_context` when that module exists.
+    """
+    if not tls.enabled:
+        return None
+    try:
+        maker = getattr(importlib.import_module("relaybit.upstream.tls"), "client_context", None)
+    except ImportError:
+        maker = None
+    if maker is not None:
+        made = maker(tls, base_dir)
+        assert made is None or isinstance(made, ssl.SSLContext)
+        return made
+    ctx = ssl.create_default_context()
+    if tls.ca_file or tls.ca_path:
+        ctx.load_verify_locations(
+            cafile=str(base_dir / tls.ca_file) if tls.ca_file else None,
+            capath=str(base_dir / tls.ca_path) if tls.ca_path else None,
+        )
+    if tls.crt_file:
+        ctx.load_cert_chain(
+            str(base_dir / tls.crt_file),
+            str(base_dir / tls.key_file) if tls.key_file else None,
+            password=tls.key_passwd,
+        )
+    ctx.check_hostname = tls.verify and tls.verify_hostname
+    if not tls.verify:
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+SSLFor = Callable[[Node], ssl.SSLContext | None]
+
+
+class HttpConnector:
+    """The Upstream connector of the HTTP-based outputs: ``await connector(node, host, port)``.
+
+    ``ssl_for(node)`` gives the node's client SSL context (None for plain HTTP).
+    Opening is lazy (aiohttp connects on the first request); connection failures
+    surface from :meth:`HttpConnection.request` as ``DeliveryError('connect')``.
+    """
+
+    def __init__(
+        self, ssl_for: SSLFor, net: NetSettings, *, io_timeout: float | None = None
+    ) -> None:
+        self._ssl_for = ssl_for
+        self._net = net
+        self._io_timeout = io_timeout
+
+    async def __call__(self, node: Node, host: str, port: int) -> HttpConnection:
+        try:
+            context = self._ssl_for(node)
+        except (OSError, ssl.SSLError, ValueError, ConfigError) as exc:
+            raise DeliveryError("tls", f"{node.name}: cannot set up TLS: {exc}") from exc
+        return HttpConnection(
+            node, host, port, ssl_context=context, net=self._net, io_timeout=self._io_timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"<HttpConnector net={self._net!r}>"
+
+
+async def probe_get(path: str, node: Node, connection: HttpConnection) -> None:
+    """Active health probe: ``GET path`` must answer 2xx (else DeliveryError)."""
+    del node
+    response = await connection.request("GET", path)
+    if not 200 <= response.status < 300:
+        raise DeliveryError("probe", f"GET {path}: HTTP {response.status}")

@@ -1,0 +1,124 @@
+"""Request bodies of the ``http`` output: json, json_lines, json_stream, msgpack, gelf. Pure.
+
+The JSON formats and msgpack come from :mod:`relaybit.plugins.outputs.formats`;
+GELF (Graylog Extended Log Format 1.1, one message per line) is built here as
+Fluent Bit's ``flb_msgpack_to_gelf`` does: the well-known fields from the
+configured keys, every other field prefixed ``_`` with nested maps flattened.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from typing import Any
+
+from relaybit.codec.msgpack import iter_entries
+from relaybit.plugins.outputs.formats import format_records, split_time, to_json
+
+CONTENT_TYPES = {
+    "json": "application/json",
+    "json_stream": "application/json",
+    "gelf": "application/json",
+    "json_lines": "application/x-ndjson",
+    "msgpack": "application/msgpack",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GelfKeys:
+    """Record keys that feed GELF's well-known fields (None: the field's own name)."""
+
+    timestamp: str | None = None
+    host: str | None = None
+    short_message: str | None = None
+    full_message: str | None = None
+    level: str | None = None
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}_{key}", inner, out)
+    elif isinstance(value, list | tuple):
+        out[prefix] = to_json(list(value)).decode("utf-8", "replace")
+    else:
+        out[prefix] = value
+
+
+def gelf_message(time: Any, record: Any, keys: GelfKeys) -> dict[str, Any]:
+    """One GELF 1.1 message of a record.
+
+    ``short_message`` is mandatory in GELF: when the record lacks it, relaybit
+    uses ``message`` or ``log``, else the record as JSON (Fluent Bit drops the
+    record with an error).
+    """
+    body = dict(record) if isinstance(record, dict) else {"log": record}
+    seconds, nanos = split_time(time)
+    msg: dict[str, Any] = {"version": "1.1"}
+    taken: set[str] = set()
+
+    def pick(field: str, key: str | None) -> Any:
+        name = key or field
+        if name in body:
+            taken.add(name)
+            return body[name]
+        return None
+
+    host = pick("host", keys.host)
+    msg["host"] = str(host) if host is not None else "unknown"
+    short = pick("short_message", keys.short_message)
+    if short is None:
+        for name in ("message", "log"):
+            if name in body:
+                short = body[name]
+                taken.add(name)
+                break
+    if short is None:
+        short = to_json(body).decode("utf-8", "replace")
+    msg["short_message"] = short if isinstance(short, str) else to_json(short).decode()
+    full = pick("full_message", keys.full_message)
+    if full is not None:
+        msg["full_message"] = full if isinstance(full, str) else to_json(full).decode()
+    stamp = pick("timestamp", keys.timestamp)
+    msg["timestamp"] = (
+        float(stamp) if isinstance(stamp, int | float) else round(seconds + nanos / 1e9, 3)
+    )
+    level = pick("level", keys.level)
+    if level is not None:
+        try:
+            msg["level"] = int(level)
+        except (TypeError, ValueError):
+            msg["_level"] = level
+    for key, value in body.items():
+        if key in taken:
+            continue
+        name = str(key)
+        if name == "id":  # reserved by GELF
+            name = "id_"
+        _flatten(name if name.startswith("_") else "_" + name, value, msg)
+    return msg
+
+
+def encode_gelf(chunk_data: bytes, keys: GelfKeys) -> bytes:
+    """GELF messages of a chunk, one JSON object per line."""
+    return b"".join(to_json(gelf_message(t, r, keys)) + b"\n" for t, r in iter_entries(chunk_data))
+
+
+def encode_body(
+    chunk_data: bytes,
+    tag: str,
+    fmt: str,
+    *,
+    date_key: str | None,
+    date_format: str,
+    gelf: GelfKeys | None = None,
+) -> bytes:
+    """The request body of one chunk in ``fmt``."""
+    if fmt == "gelf":
+        return encode_gelf(chunk_data, gelf or GelfKeys())
+    return format_records(chunk_data, tag, fmt, date_key=date_key, date_format=date_format)
+
+
+def gzip_body(body: bytes) -> bytes:
+    """gzip-compressed body (``compress gzip``)."""
+    return gzip.compress(body, compresslevel=6)

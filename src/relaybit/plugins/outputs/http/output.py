@@ -1,0 +1,198 @@
+"""The ``http`` output: one POST per chunk, through the Upstream.
+
+2xx: delivered.  429, 5xx and transport errors: the Upstream fails over to the
+next node at once, and only when every node failed does the engine retry the
+chunk.  Other 4xx: the receiver refused the data for good; the output logs it
+once (status and the first 512 bytes of the body), counts it and returns
+ERROR, so the chunk is not retried forever.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import ssl
+from typing import Any, ClassVar
+
+from multidict import CIMultiDict
+
+from relaybit.config.schema import ConfigMap
+from relaybit.errors import NoHealthyNode, PermanentDeliveryError
+from relaybit.net.http_connection import (
+    HttpConnection,
+    HttpConnector,
+    client_ssl_context,
+    probe_get,
+    raise_for_status,
+)
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
+from relaybit.plugins.outputs.formats import date_key_option
+from relaybit.plugins.outputs.http.encoder import CONTENT_TYPES, GelfKeys, encode_body, gzip_body
+from relaybit.plugins.outputs.http.options import (
+    OPTIONS,
+    NodeSettings,
+    NodeSettingsCache,
+    single_node_spec,
+)
+from relaybit.upstream.node import NetSettings, Node
+from relaybit.upstream.upstream import Connection, Upstream
+
+log = logging.getLogger("relaybit.output.http")
+
+
+def basic_auth(user: str, passwd: str) -> str:
+    """The ``Authorization`` value of HTTP basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{passwd}".encode()).decode("ascii")
+
+
+def request_headers(
+    settings: NodeSettings,
+    *,
+    content_type: str,
+    gzip: bool,
+    allow_duplicates: bool,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> CIMultiDict[str]:
+    """The headers of one request to one node (user headers last, as Fluent Bit)."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    headers["Content-Type"] = content_type
+    headers["User-Agent"] = "relaybit"
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    if settings.http_user:
+        headers["Authorization"] = basic_auth(settings.http_user, settings.http_passwd)
+    for name, value in (*extra, *settings.headers):
+        if allow_duplicates:
+            headers.add(name, value)
+        else:
+            headers[name] = value
+    return headers
+
+
+def make_upstream(ctx: OutputContext, nodes: NodeSettingsCache) -> Upstream:
+    """The output's Upstream: its upstream file, or one node of host/port."""
+    opts = ctx.options
+    spec = ctx.upstream or single_node_spec(ctx.name, opts)
+    for node in spec.nodes:  # bad per-node values fail at start, not at the first flush
+        nodes.get(node)
+    net = NetSettings.from_options(opts)
+    contexts: dict[tuple[str, str], ssl.SSLContext | None] = {}
+
+    def ssl_for(node: Node) -> ssl.SSLContext | None:
+        key = (node.name, node.address)
+        if key not in contexts:
+            contexts[key] = client_ssl_context(nodes.get(node).tls, ctx.config_dir)
+        return contexts[key]
+
+    for node in spec.nodes:  # missing certificate files fail at start too
+        ssl_for(node)
+    connector = HttpConnector(
+        ssl_for,
+        net,
+        io_timeout=opts.float("net.io_timeout") or None,
+    )
+    path = spec.settings.health_check_path
+
+    async def probe(node: Node, connection: Connection) -> None:
+        assert isinstance(connection, HttpConnection)
+        await probe_get(path, node, connection)
+
+    async def connect(node: Node, host: str, port: int) -> Connection:
+        return await connector(node, host, port)
+
+    return Upstream(spec, connect, net=net, probe=probe, clock=ctx.clock, owner=ctx.name)
+
+
+class HttpOutput(OutputPlugin):
+    """Sends chunks as HTTP POST requests (Fluent Bit's out_http)."""
+
+    description = "HTTP client: json, json_lines, json_stream, msgpack or gelf bodies"
+    options: ClassVar[ConfigMap] = OPTIONS
+
+    def __init__(self, ctx: OutputContext) -> None:
+        super().__init__(ctx)
+        opts = ctx.options
+        self._format = opts.str("format").lower()
+        self._date_key = date_key_option(opts.opt_str("json_date_key"))
+        self._date_format = opts.str("json_date_format").lower()
+        self._gzip = opts.str("compress").lower() == "gzip"
+        self._allow_dup = opts.bool("allow_duplicated_headers")
+        self._log_payload = opts.bool("log_response_payload")
+        self._header_tag = opts.opt_str("header_tag")
+        self._gelf = GelfKeys(
+            timestamp=opts.opt_str("gelf_timestamp_key"),
+            host=opts.opt_str("gelf_host_key"),
+            short_message=opts.opt_str("gelf_short_message_key"),
+            full_message=opts.opt_str("gelf_full_message_key"),
+            level=opts.opt_str("gelf_level_key"),
+        )
+        self._nodes = NodeSettingsCache(OPTIONS, opts, f"[OUTPUT] {ctx.name}")
+        self.upstream: Upstream | None = None
+        self.delivered = 0  #: chunks confirmed with 2xx
+        self.rejected = 0  #: chunks refused for good (4xx), not retried
+        self.retries = 0  #: flushes handed back to the engine (every node failed)
+
+    async def start(self) -> None:
+        self.upstream = make_upstream(self.ctx, self._nodes)
+        await self.upstream.start()
+
+    async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.stop()
+
+    def encode(self, chunk: Chunk) -> bytes:
+        """The (possibly gzipped) request body of a chunk."""
+        body = encode_body(
+            chunk.data,
+            chunk.tag,
+            self._format,
+            date_key=self._date_key,
+            date_format=self._date_format,
+            gelf=self._gelf,
+        )
+        return gzip_body(body) if self._gzip else body
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        assert self.upstream is not None, "start() first"
+        body = self.encode(chunk)
+        extra = ((self._header_tag, chunk.tag),) if self._header_tag else ()
+
+        async def send(node: Node, connection: Connection) -> None:
+            assert isinstance(connection, HttpConnection)
+            settings = self._nodes.get(node)
+            headers = request_headers(
+                settings,
+                content_type=CONTENT_TYPES[self._format],
+                gzip=self._gzip,
+                allow_duplicates=self._allow_dup,
+                extra=extra,
+            )
+            response = await connection.request("POST", settings.uri, data=body, headers=headers)
+            raise_for_status(response)
+
+        try:
+            await self.upstream.deliver(send, key=chunk.tag, records=chunk.records, size=len(body))
+        except PermanentDeliveryError as exc:
+            self.rejected += 1
+            detail = exc.message if self._log_payload else exc.message.split(":", 1)[0]
+            log.error(
+                "%s: %s rejected by the receiver, not retried: %s", self.ctx.name, chunk, detail
+            )
+            return FlushResult.ERROR
+        except NoHealthyNode as exc:
+            self.retries += 1
+            log.warning("%s: %s not delivered, will retry: %s", self.ctx.name, chunk, exc)
+            return FlushResult.RETRY
+        self.delivered += 1
+        return FlushResult.OK
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "delivered": self.delivered,
+            "rejected": self.rejected,
+            "retries": self.retries,
+        }
+        if self.upstream is not None:
+            out["upstream"] = self.upstream.status()
+        return out
