@@ -295,5 +295,9 @@ def suggest(key: str, known: Iterable[str]) -> str | None:
     fixed = low.replace("_", ".").replace("-", ".")
     if fixed in normal and normal[fixed] != low:
         return normal[fixed]
+    for i in range(len(low) - 1):  # two swapped letters: 'prot' -> 'port'
+        swapped = low[:i] + low[i + 1] + low[i] + low[i + 2 :]
+        if swapped != low and swapped in candidates:
+            return swapped
     close = difflib.get_close_matches(low, candidates, n=1, cutoff=0.8)
     return close[0] if close else None
