@@ -11,6 +11,7 @@ checks every key of every section against the option tables and raises
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -270,7 +271,8 @@ def load_plugin(kind: PluginKind, name: str, origin: Origin | None = None) -> ty
         ) from None
     if cls is None:
         names = registry.available(kind)
-        hint = suggest(name, names)
+        close = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.7)
+        hint = suggest(name, names) or (close[0] if close else None)
         message = f"unknown {kind} plugin '{name}'; "
         message += f"did you mean '{hint}'?" if hint else f"available: {', '.join(names)}"
         raise ConfigError(message, origin, section=label)
