@@ -125,8 +125,9 @@ class DummyInput(InputPlugin):
 
     async def start(self) -> None:
         self._started = time.monotonic()
-        if self.fixed_timestamp:
-            self._time()  # fixed at start, as Fluent Bit packs it at init
+        if self.fixed_timestamp:  # fixed at start, as Fluent Bit packs it at init
+            base = self.start_time
+            self._fixed = time_ext(*base) if base else now_ext(self.ctx.clock)
         self._task = asyncio.create_task(self._run(), name=f"{self.ctx.name}.dummy")
 
     async def stop(self) -> None:
