@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import ssl
 import sys
 import tempfile
@@ -163,15 +162,20 @@ def agent_conf() -> str:
 
 
 async def _start_agent(config: Path) -> Any:
-    """Build and start the agent in this event loop."""
-    agent_module = importlib.import_module("relaybit.agent")  # imported late on purpose
-    agent = agent_module.Agent.from_file(config)
+    """Build and start the agent in this event loop (errors only are logged)."""
+    from relaybit.agent import Agent
+    from relaybit.config.loader import load_config
+    from relaybit.logging import setup_logging
+
+    setup_logging("error")
+    agent = Agent(load_config(config), log_level="error", http_server=False)
     await agent.start()
     return agent
 
 
-async def _stop_agent(agent: Any) -> None:
-    await agent.stop()
+async def _stop_agent(agent: Any) -> int:
+    """Stop inputs, let the outputs flush; returns the records not delivered."""
+    return int(await agent.stop())
 
 
 def _sent(agent: Any) -> int:
