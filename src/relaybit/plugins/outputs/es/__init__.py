@@ -1,0 +1,1 @@
+"""The ``es`` output: the Elasticsearch / OpenSearch Bulk API through an Upstream."""

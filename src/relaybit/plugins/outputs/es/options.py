@@ -1,0 +1,193 @@
+"""The ``es`` output's keys (Fluent Bit's out_es names) and its per-node settings."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.errors import ConfigError
+from relaybit.plugins.outputs.http.options import CONNECTION_OPTIONS
+
+WRITE_OPERATIONS = ("create", "index", "update", "upsert")
+
+OPTIONS = (
+    ConfigMap(
+        (
+            Option("port", "port", 9200, "Port of the single node (without upstream)"),
+            Option("index", "str", "fluent-bit", "Index name", per_node=True),
+            Option("type", "str", "_doc", "Document type (_type)", per_node=True),
+            Option(
+                "logstash_format",
+                "bool",
+                False,
+                "Index per day: logstash_prefix-YYYY.MM.DD",
+                per_node=True,
+            ),
+            Option(
+                "logstash_prefix", "str", "logstash", "Prefix of logstash indices", per_node=True
+            ),
+            Option(
+                "logstash_prefix_key",
+                "str",
+                None,
+                "Record key whose value replaces logstash_prefix",
+                per_node=True,
+            ),
+            Option(
+                "logstash_prefix_separator",
+                "str",
+                "-",
+                "Between prefix and date",
+                per_node=True,
+            ),
+            Option(
+                "logstash_dateformat",
+                "str",
+                "%Y.%m.%d",
+                "strftime format of the index date",
+                per_node=True,
+            ),
+            Option("time_key", "str", "@timestamp", "Key of the record time", per_node=True),
+            Option(
+                "time_key_format",
+                "str",
+                "%Y-%m-%dT%H:%M:%S",
+                "strftime format of time_key (milliseconds and Z appended)",
+                per_node=True,
+            ),
+            Option(
+                "time_key_nanos",
+                "bool",
+                False,
+                "Nanoseconds instead of milliseconds",
+                per_node=True,
+            ),
+            Option("include_tag_key", "bool", False, "Add the tag under tag_key", per_node=True),
+            Option("tag_key", "str", "_flb-key", "Key of the tag", per_node=True),
+            Option(
+                "generate_id",
+                "bool",
+                False,
+                "_id from a hash of the record (re-sends become 409, not duplicates)",
+                per_node=True,
+            ),
+            Option("id_key", "str", None, "Record key whose value becomes _id", per_node=True),
+            Option("replace_dots", "bool", False, "Replace dots in keys with _", per_node=True),
+            Option("suppress_type_name", "bool", False, "Leave _type out", per_node=True),
+            Option(
+                "current_time_index",
+                "bool",
+                False,
+                "Logstash index of the current time, not the record's",
+                per_node=True,
+            ),
+            Option(
+                "write_operation",
+                "str",
+                "create",
+                "Bulk action",
+                choices=WRITE_OPERATIONS,
+                per_node=True,
+            ),
+            Option("pipeline", "str", None, "Ingest pipeline", per_node=True),
+            Option("path", "str", "", "Path prefix of the Bulk API URL", per_node=True),
+            Option(
+                "buffer_size",
+                "str",
+                "512k",
+                "Accepted; relaybit always reads the whole bulk response",
+            ),
+            Option("trace_output", "bool", False, "Log every bulk request body"),
+            Option("trace_error", "bool", False, "Log failed items with their request"),
+            Option("cloud_id", "str", None, "Elastic Cloud ID (sets host, port 443 and tls)"),
+            Option("cloud_auth", "str", None, "Elastic Cloud 'user:password'", secret=True),
+        )
+    )
+    + CONNECTION_OPTIONS
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EsSettings:
+    """What builds a bulk request for one node (node keys over output keys)."""
+
+    index: str = "fluent-bit"
+    type: str = "_doc"
+    logstash_format: bool = False
+    logstash_prefix: str = "logstash"
+    logstash_prefix_key: str | None = None
+    logstash_prefix_separator: str = "-"
+    logstash_dateformat: str = "%Y.%m.%d"
+    time_key: str = "@timestamp"
+    time_key_format: str = "%Y-%m-%dT%H:%M:%S"
+    time_key_nanos: bool = False
+    include_tag_key: bool = False
+    tag_key: str = "_flb-key"
+    generate_id: bool = False
+    id_key: str | None = None
+    replace_dots: bool = False
+    suppress_type_name: bool = False
+    current_time_index: bool = False
+    write_operation: str = "create"
+    pipeline: str | None = None
+    path: str = ""
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> EsSettings:
+        return cls(
+            index=str(values.get("index") or "fluent-bit"),
+            type=str(values.get("type") or "_doc"),
+            logstash_format=bool(values.get("logstash_format")),
+            logstash_prefix=str(values.get("logstash_prefix") or "logstash"),
+            logstash_prefix_key=values.get("logstash_prefix_key"),
+            logstash_prefix_separator=str(values.get("logstash_prefix_separator") or ""),
+            logstash_dateformat=str(values.get("logstash_dateformat") or "%Y.%m.%d"),
+            time_key=str(values.get("time_key") or "@timestamp"),
+            time_key_format=str(values.get("time_key_format") or "%Y-%m-%dT%H:%M:%S"),
+            time_key_nanos=bool(values.get("time_key_nanos")),
+            include_tag_key=bool(values.get("include_tag_key")),
+            tag_key=str(values.get("tag_key") or "_flb-key"),
+            generate_id=bool(values.get("generate_id")),
+            id_key=values.get("id_key"),
+            replace_dots=bool(values.get("replace_dots")),
+            suppress_type_name=bool(values.get("suppress_type_name")),
+            current_time_index=bool(values.get("current_time_index")),
+            write_operation=str(values.get("write_operation") or "create").lower(),
+            pipeline=values.get("pipeline"),
+            path=str(values.get("path") or "").rstrip("/"),
+        )
+
+    def bulk_path(self) -> str:
+        """The request path: ``{path}/_bulk`` with ``?pipeline=`` when set."""
+        url = f"{self.path}/_bulk"
+        return f"{url}?pipeline={self.pipeline}" if self.pipeline else url
+
+
+def check_write_operation(settings: EsSettings, opts: Options, section: str) -> None:
+    """update and upsert need an _id: ``id_key`` or ``generate_id`` (as Fluent Bit)."""
+    if settings.write_operation in ("update", "upsert") and not (
+        settings.id_key or settings.generate_id
+    ):
+        raise ConfigError(
+            f"write_operation {settings.write_operation} needs id_key or generate_id on",
+            opts.origin("write_operation"),
+            section=section,
+            key="write_operation",
+        )
+
+
+def decode_cloud_id(cloud_id: str) -> tuple[str, int]:
+    """Host and port of an Elastic Cloud ID (``name:base64(domain$es_uuid$kibana_uuid)``)."""
+    _, _, encoded = cloud_id.rpartition(":")
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("cloud_id is not valid base64") from None
+    parts = decoded.split("$")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ValueError("cloud_id does not hold a domain and an Elasticsearch id")
+    domain, _, port = parts[0].partition(":")
+    return f"{parts[1]}.{domain}", int(port) if port.isdigit() else 443

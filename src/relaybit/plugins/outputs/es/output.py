@@ -1,0 +1,264 @@
+"""The ``es`` output: Bulk API requests through the Upstream, item by item.
+
+A flush sends the chunk's pending records.  The whole request failing (429,
+5xx, connection errors) fails over to the next node inside the Upstream.  When
+the request succeeds, the response is read item by item: delivered items are
+done for good; items refused for good (400 mapping errors ...) are logged once
+with their reason and counted; retryable items (429, 5xx) are sent again,
+alone, in a new bulk request to the next node, up to one round per node.  What
+is still pending then goes back to the engine as RETRY, and the next flush of
+the same chunk sends only those records (state kept by ``chunk.id``).
+Fluent Bit retries the whole chunk, re-sending what already landed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from typing import Any, ClassVar
+
+from relaybit.codec.msgpack import iter_entries
+from relaybit.config.schema import ConfigMap, Options
+from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
+from relaybit.net.http_connection import HttpConnection, raise_for_status
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
+from relaybit.plugins.outputs.es.bulk import (
+    BulkOutcome,
+    ChunkState,
+    PendingItems,
+    build_item,
+    read_bulk_response,
+)
+from relaybit.plugins.outputs.es.options import (
+    OPTIONS,
+    EsSettings,
+    check_write_operation,
+    decode_cloud_id,
+)
+from relaybit.plugins.outputs.http.options import NodeSettingsCache
+from relaybit.plugins.outputs.http.output import make_upstream, request_headers
+from relaybit.upstream.node import Node
+from relaybit.upstream.upstream import Connection, Upstream
+
+log = logging.getLogger("relaybit.output.es")
+
+#: Failed items quoted in one log line.
+_QUOTED = 3
+
+
+def apply_cloud_id(ctx: OutputContext) -> OutputContext:
+    """``cloud_id``/``cloud_auth`` turned into host, port 443, tls and credentials."""
+    opts = ctx.options
+    cloud_id = opts.opt_str("cloud_id")
+    if not cloud_id:
+        return ctx
+    section = f"[OUTPUT] {ctx.name}"
+    try:
+        host, port = decode_cloud_id(cloud_id)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc), opts.origin("cloud_id"), section=section, key="cloud_id"
+        ) from None
+    values = {k: opts[k] for k in opts}
+    values.update({"host": host, "port": port, "tls": True})
+    auth = opts.opt_str("cloud_auth")
+    if auth:
+        user, _, passwd = auth.partition(":")
+        values.update({"http_user": user, "http_passwd": passwd})
+    origins = {k: o for k in opts if (o := opts.origin(k)) is not None}
+    explicit = {k for k in opts if opts.is_set(k)} | {"host", "port", "tls"}
+    new_opts = Options(opts.configmap, values, origins, explicit)
+    return OutputContext(
+        name=ctx.name,
+        plugin=ctx.plugin,
+        options=new_opts,
+        config_dir=ctx.config_dir,
+        clock=ctx.clock,
+        logger=ctx.logger,
+        service=ctx.service,
+        upstream=ctx.upstream,
+    )
+
+
+class ElasticsearchOutput(OutputPlugin):
+    """Sends chunks to Elasticsearch or OpenSearch with the Bulk API (Fluent Bit's out_es)."""
+
+    description = "Elasticsearch / OpenSearch Bulk API client"
+    options: ClassVar[ConfigMap] = OPTIONS
+
+    def __init__(self, ctx: OutputContext) -> None:
+        ctx = apply_cloud_id(ctx)
+        super().__init__(ctx)
+        opts = ctx.options
+        self._section = f"[OUTPUT] {ctx.name}"
+        self._nodes = NodeSettingsCache(OPTIONS, opts, self._section)
+        self._es: dict[tuple[str, str], EsSettings] = {}
+        self._gzip = opts.str("compress").lower() == "gzip"
+        self._trace_output = opts.bool("trace_output")
+        self._trace_error = opts.bool("trace_error")
+        check_write_operation(EsSettings.from_values(dict(opts)), opts, self._section)
+        self._pending = PendingItems()
+        self.upstream: Upstream | None = None
+        self.delivered_records = 0  #: records confirmed by a bulk response
+        self.failed_records = 0  #: records refused for good (logged, not retried)
+        self.conflicts = 0  #: create answered 409: already there (a re-send)
+        self.item_retries = 0  #: records re-sent alone after a 429/5xx item status
+        self.rejected = 0  #: whole requests refused for good (4xx)
+
+    def _settings(self, node: Node) -> EsSettings:
+        key = (node.name, node.address)
+        found = self._es.get(key)
+        if found is None:
+            found = EsSettings.from_values(self._nodes.get(node).values)
+            check_write_operation(found, self.ctx.options, f"{self._section} node {node.name}")
+            self._es[key] = found
+        return found
+
+    async def start(self) -> None:
+        spec = self.ctx.upstream
+        if spec is not None:
+            for node in spec.nodes:
+                self._settings(node)
+        self.upstream = make_upstream(self.ctx, self._nodes)
+        await self.upstream.start()
+
+    async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.stop()
+
+    def pending_chunks(self) -> int:
+        """Chunks with records still to deliver (kept across engine retries)."""
+        return len(self._pending)
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        assert self.upstream is not None, "start() first"
+        state = self._pending.get(chunk.id, lambda: list(iter_entries(chunk.data)))
+        state.attempts += 1
+        rounds = max(1, len(self.upstream_nodes()))
+        for _ in range(rounds):
+            if not state.pending:
+                break
+            try:
+                await self.upstream.deliver(
+                    lambda node, conn: self._send(chunk, state, node, conn),
+                    key=chunk.tag,
+                    records=len(state.pending),
+                )
+            except PermanentDeliveryError as exc:
+                self.rejected += 1
+                self.failed_records += len(state.pending)
+                log.error(
+                    "%s: %s: bulk request refused, %d records not retried: %s",
+                    self.ctx.name,
+                    chunk,
+                    len(state.pending),
+                    exc.message,
+                )
+                self._pending.done(chunk.id)
+                return FlushResult.ERROR
+            except NoHealthyNode as exc:
+                log.warning(
+                    "%s: %s: %d records not delivered, will retry: %s",
+                    self.ctx.name,
+                    chunk,
+                    len(state.pending),
+                    exc,
+                )
+                return FlushResult.RETRY
+        if state.pending:
+            log.warning(
+                "%s: %s: %d records still refused with 429/5xx after %d rounds, will retry",
+                self.ctx.name,
+                chunk,
+                len(state.pending),
+                rounds,
+            )
+            return FlushResult.RETRY
+        self._pending.done(chunk.id)
+        return FlushResult.OK
+
+    def upstream_nodes(self) -> tuple[Node, ...]:
+        spec = self.ctx.upstream
+        return spec.nodes if spec is not None else (Node(name=self.ctx.name, host="", port=1),)
+
+    async def _send(
+        self, chunk: Chunk, state: ChunkState, node: Node, connection: Connection
+    ) -> None:
+        assert isinstance(connection, HttpConnection)
+        settings = self._settings(node)
+        sent = sorted(state.pending)
+        now = self.ctx.clock.time()
+        body = b"".join(build_item(*state.entries[i], chunk.tag, settings, now) for i in sent)
+        if self._trace_output:
+            log.info(
+                "%s: bulk request to %s:\n%s",
+                self.ctx.name,
+                node.name,
+                body.decode("utf-8", "replace"),
+            )
+        headers = request_headers(
+            self._nodes.get(node),
+            content_type="application/x-ndjson",
+            gzip=self._gzip,
+            allow_duplicates=False,
+        )
+        data = gzip.compress(body, compresslevel=6) if self._gzip else body
+        response = await connection.request(
+            "POST", settings.bulk_path(), data=data, headers=headers
+        )
+        raise_for_status(response)
+        try:
+            outcome = read_bulk_response(response.body, sent)
+        except ValueError as exc:
+            raise DeliveryError("protocol", f"{node.name}: {exc}") from exc
+        self._apply(chunk, state, node, outcome, body)
+
+    def _apply(
+        self, chunk: Chunk, state: ChunkState, node: Node, outcome: BulkOutcome, body: bytes
+    ) -> None:
+        state.pending.difference_update(outcome.delivered)
+        self.delivered_records += len(outcome.delivered)
+        self.conflicts += outcome.conflicts
+        if outcome.failed:
+            state.pending.difference_update(e.index for e in outcome.failed)
+            state.failed += len(outcome.failed)
+            self.failed_records += len(outcome.failed)
+            quoted = "; ".join(
+                f"record {e.index}: {e.status} {e.reason}" for e in outcome.failed[:_QUOTED]
+            )
+            log.error(
+                "%s: %s: %d records refused by %s for good (not retried): %s",
+                self.ctx.name,
+                chunk,
+                len(outcome.failed),
+                node.name,
+                quoted,
+            )
+            if self._trace_error:
+                log.error("%s: request was:\n%s", self.ctx.name, body.decode("utf-8", "replace"))
+        if outcome.retryable:
+            self.item_retries += len(outcome.retryable)
+            first = outcome.retryable[0]
+            log.info(
+                "%s: %s: %d records rejected by %s with %d (%s), re-sending them alone",
+                self.ctx.name,
+                chunk,
+                len(outcome.retryable),
+                node.name,
+                first.status,
+                first.reason,
+            )
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "delivered_records": self.delivered_records,
+            "failed_records": self.failed_records,
+            "conflicts": self.conflicts,
+            "item_retries": self.item_retries,
+            "rejected": self.rejected,
+            "pending_chunks": len(self._pending),
+        }
+        if self.upstream is not None:
+            out["upstream"] = self.upstream.status()
+        return out
