@@ -1,0 +1,184 @@
+"""The relaybit command, run as a user would (a subprocess), plus in-process checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from relaybit import __version__, cli
+from relaybit.config.model import AgentConfig
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+DATA = Path(__file__).resolve().parent / "data" / "configs"
+
+
+def relaybit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relaybit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("name", ["agent.conf", "agent.yaml"])
+def test_dry_run_of_the_examples(name):
+    # needs the dummy input and the forward output plugins
+    result = relaybit("-c", str(EXAMPLES / name), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "configuration OK" in out
+    for node, address in [("node-1", "43000"), ("node-2", "44000"), ("node-3", "45000")]:
+        assert node in out and f"127.0.0.1:{address}" in out
+    assert "shared_key=******" in out
+    assert "secret" not in out.replace("shared_key", "")
+    assert "forward-balancing" in out
+
+
+def test_dry_run_of_an_upstream_file():
+    result = relaybit("-c", str(EXAMPLES / "upstream.conf"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "node-" in line]
+    assert len(lines) == 3
+    assert "127.0.0.1:45000" in lines[2] and "shared_key=******" in lines[2]
+    cells = [c.strip() for c in lines[2].split("│") if c.strip()]
+    assert cells == ["node-3", "127.0.0.1:45000", "on", "off", "shared_key=******"]
+    assert "secret" not in result.stdout
+
+
+def test_dry_run_masks_secrets_and_prints_node_table(tmp_path):
+    (tmp_path / "up.conf").write_text(
+        "[UPSTREAM]\n    name es-tier\n[NODE]\n    name a\n    host 127.0.0.1\n    port 9200\n"
+        "    http_passwd hunter2\n    tls on\n"
+    )
+    (tmp_path / "agent.conf").write_text(
+        "[INPUT]\n    name http\n    port 9880\n[OUTPUT]\n    name http\n    match *\n"
+        "    http_user bob\n    http_passwd swordfish\n    upstream up.conf\n"
+    )
+    result = relaybit("-c", "agent.conf", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout and "swordfish" not in result.stdout
+    assert "http_passwd=******" in result.stdout
+    assert "es-tier" in result.stdout and "127.0.0.1:9200" in result.stdout
+
+
+def test_dry_run_failure_exits_1_with_file_and_line():
+    result = relaybit("-c", str(DATA / "agent_bad_port.conf"), "--dry-run")
+    assert result.returncode == 1
+    expected = (
+        f"relaybit: config error: {DATA / 'bad_port.conf'}:12: [NODE] node-2 'port': "
+        "expected a port number 1..65535, got 'abc'"
+    )
+    assert expected in result.stderr.splitlines()
+    assert result.stdout == ""
+
+
+def test_near_miss_key_fails_with_did_you_mean(tmp_path):
+    (tmp_path / "up.conf").write_text(
+        "[UPSTREAM]\n    name u\n[NODE]\n    name a\n    host h\n    port 1\n    tls_verify off\n"
+    )
+    result = relaybit("-c", "up.conf", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "up.conf:7: [NODE] a unknown node key 'tls_verify'; did you mean 'tls.verify'?" in (
+        result.stderr
+    )
+
+
+def test_command_line_pipeline_dry_run():
+    result = relaybit(
+        "-i",
+        "http",
+        "-p",
+        "port=9880",
+        "-t",
+        "web",
+        "-o",
+        "stdout",
+        "-m",
+        "web",
+        "-p",
+        "format=json",
+        "-f",
+        "2",
+        "--dry-run",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "[INPUT] http" in out and "[OUTPUT] stdout" in out
+    assert "<command line>" in out and "json" in out
+
+
+def test_help_lists_plugins_and_version():
+    result = relaybit("-h")
+    assert result.returncode == 0
+    for name in ("Inputs:", "Outputs:", "Filters:", "stdout", "forward", "tail", "-c"):
+        assert name in result.stdout
+    version = relaybit("-V")
+    assert version.stdout.strip() == f"relaybit v{__version__}"
+
+
+# -- in process ---------------------------------------------------------------------
+def test_plugin_help(capsys):
+    assert cli.main(["-o", "stdout", "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "json_date_format" in out and "Also accepted by every output" in out
+
+
+def test_unknown_plugin_help(capsys):
+    assert cli.main(["-o", "stdot", "-h"]) == 1
+    assert "did you mean 'stdout'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["-p", "a=b", "-o", "stdout"], "must follow an -i, -F or -o"),
+        (["-o", "stdout", "-p", "novalue"], "expected '-p key=value'"),
+        (["-o", "stdout", "-t", "x"], "applies to an input"),
+        (["-i", "http", "-m", "x"], "applies to a filter or an output"),
+        (["-i", "nope", "-o", "null", "--dry-run"], "unknown input plugin 'nope'"),
+    ],
+)
+def test_command_line_errors(capsys, argv, needle):
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("relaybit: config error: ")
+    assert needle in err
+
+
+def test_no_configuration_is_an_error(capsys):
+    assert cli.main([]) == 1
+    assert "give a configuration" in capsys.readouterr().err
+
+
+def test_runs_the_agent_with_flags(monkeypatch):
+    calls: list[tuple[AgentConfig, dict[str, object]]] = []
+
+    def run(config: AgentConfig, **kwargs: object) -> int:
+        calls.append((config, kwargs))
+        return 7
+
+    fake = types.ModuleType("relaybit.agent")
+    fake.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "relaybit.agent", fake)
+    status = cli.main(["-i", "http", "-o", "null", "-m", "*", "-vv", "-H", "-P", "2021", "-f", "3"])
+    assert status == 7
+    ((config, kwargs),) = calls
+    assert kwargs == {"log_level": "trace", "http_server": True, "http_port": 2021}
+    assert [i.plugin for i in config.inputs] == ["http"]
+    assert [(o.plugin, o.get("match")) for o in config.outputs] == [("null", "*")]
+    service = {p.key: p.value for p in config.service}
+    assert service == {"flush": "3", "http_server": "on", "http_port": "2021", "log_level": "trace"}
+
+
+def test_output_url_sets_host_and_port():
+    _inputs, _filters, outputs = cli.command_line_pipeline([("o", "http://10.0.0.1:8080")])
+    assert outputs[0].plugin == "http"
+    assert outputs[0].get("host") == "10.0.0.1" and outputs[0].get("port") == "8080"
