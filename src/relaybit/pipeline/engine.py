@@ -189,6 +189,7 @@ class Engine:
         self._started = False
         self._stopping = False
         self._stopped = False
+        self._forced = False
 
     # -- building -------------------------------------------------------------
 
@@ -513,6 +514,8 @@ class Engine:
         try:
             async with asyncio.timeout(timeout):
                 while self._busy() or (self._backlog and not self._stopping):
+                    if self._forced:
+                        return False
                     self._progress.clear()
                     await self._progress.wait()
                     self.flush_now()
@@ -525,6 +528,11 @@ class Engine:
         self._stopping = True
         for buf in self.inputs.values():
             buf.resume()
+
+    def force_stop(self) -> None:
+        """End the grace period now (a second SIGTERM/SIGINT)."""
+        self._forced = True
+        self._progress.set()
 
     async def stop(self, grace: float | None = None) -> int:
         """Flush what is buffered for up to ``grace`` seconds, then stop.

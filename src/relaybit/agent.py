@@ -1,0 +1,416 @@
+"""The agent: a configuration becomes running plugins around one engine.
+
+``run(config)`` is what ``relaybit -c FILE`` calls: it sets up logging, builds
+the :class:`Agent`, runs it on uvloop (when installed) until SIGTERM/SIGINT,
+and returns the exit code.  A second signal ends the grace period at once;
+SIGHUP makes every output that has ``reload_upstream()`` re-read its upstream
+file.
+
+Build order: ``[SERVICE]`` -> parsers -> filters, outputs, inputs (instance
+names ``plugin.N`` counted per plugin, or the ``alias``) -> engine.  Start
+order: outputs, engine (storage backlog), inputs, monitoring.  Stop order:
+inputs, engine (flush for up to ``grace`` seconds), outputs, monitoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import re
+import signal
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+import relaybit
+from relaybit.clock import SYSTEM_CLOCK, Clock
+from relaybit.config.loader import full_configmap, load_plugin
+from relaybit.config.model import AgentConfig, PluginInstance
+from relaybit.config.schema import Options
+from relaybit.config.service import SERVICE_OPTIONS, ServiceSettings
+from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.logging import plugin_logger, setup_logging
+from relaybit.monitoring.events import EventHub
+from relaybit.pipeline.engine import (
+    DEFAULT_WORKERS_LOCAL,
+    DEFAULT_WORKERS_NETWORK,
+    Engine,
+    EngineSettings,
+)
+from relaybit.pipeline.router import Matcher
+from relaybit.pipeline.scheduler import RetryLimit
+from relaybit.plugins.base import (
+    FilterPlugin,
+    InputContext,
+    InputPlugin,
+    OutputContext,
+    OutputPlugin,
+    PluginContext,
+)
+from relaybit.tag import compile_match
+
+log = logging.getLogger("relaybit.agent")
+
+#: Seconds an input gets to stop before the agent moves on.
+INPUT_STOP_TIMEOUT = 5.0
+
+
+def default_workers(cls: type, options: Options, upstream: object) -> int:
+    """``workers`` when the user left it at 0: the plugin's ``default_workers``
+    class attribute, else 2 for network outputs (``host`` or an upstream) and 1
+    for local ones (stdout, file: their lines must not interleave)."""
+    declared = getattr(cls, "default_workers", None)
+    if isinstance(declared, int) and declared > 0:
+        return declared
+    if upstream is not None or "host" in options:
+        return DEFAULT_WORKERS_NETWORK
+    return DEFAULT_WORKERS_LOCAL
+
+
+class Agent:
+    """Plugins from an :class:`AgentConfig`, wired to an :class:`Engine`."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        log_level: str | None = None,
+        http_server: bool | None = None,
+        http_port: int | None = None,
+        http_listen: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.log_level = log_level
+        self._http_server = http_server
+        self._http_port = http_port
+        self._http_listen = http_listen
+        self.events = EventHub()
+        self.inputs: dict[str, InputPlugin] = {}
+        self.filters: dict[str, FilterPlugin] = {}
+        self.outputs: dict[str, OutputPlugin] = {}
+        self.service: dict[str, Any] = {}
+        self.settings = ServiceSettings()
+        self.engine = Engine()
+        self.monitoring: Any = None
+        self.started_at: float | None = None
+        self._built = False
+        self._started_outputs: list[OutputPlugin] = []
+        self._started_inputs: list[InputPlugin] = []
+        self._stop_requested = asyncio.Event()
+        self._signals = 0
+        self._stopped = False
+        self._background: set[asyncio.Future[Any]] = set()
+
+    # -- building -------------------------------------------------------------
+
+    def build(self) -> None:
+        """Resolve every section and instantiate every plugin; ConfigErrors lists all problems."""
+        if self._built:
+            return
+        options = SERVICE_OPTIONS.resolve(self.config.service, section="[SERVICE]")
+        self.settings = ServiceSettings.from_options(options)
+        self.service = dict(options)
+        self.service["parsers"] = self._parsers()
+        self.service["multiline_parsers"] = self.config.multiline_parsers
+        self.service["events"] = self.events
+        self.engine = Engine(
+            EngineSettings.from_service(options), clock=self.clock, events=self.events
+        )
+        config_dir = Path(self.config.path).resolve().parent if self.config.path else Path.cwd()
+        errors: list[ConfigError] = []
+        counts: dict[tuple[str, str], int] = {}
+        for instance in (*self.config.filters, *self.config.outputs, *self.config.inputs):
+            try:
+                self._build_instance(instance, config_dir, counts)
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+            except ConfigError as exc:
+                errors.append(exc)
+        if errors:
+            raise ConfigErrors(errors)
+        if not self.inputs:
+            log.warning("no [INPUT] configured: nothing will be collected")
+        if not self.outputs:
+            log.warning("no [OUTPUT] configured: records have nowhere to go")
+        self._built = True
+
+    def _parsers(self) -> dict[str, Any]:
+        from relaybit.parsers import build_parsers, with_builtins
+
+        return with_builtins(build_parsers(self.config.parsers))
+
+    def _build_instance(
+        self, instance: PluginInstance, config_dir: Path, counts: dict[tuple[str, str], int]
+    ) -> None:
+        kind, plugin = instance.kind, instance.plugin.lower()
+        label = f"[{kind.upper()}] {plugin}"
+        cls = load_plugin(kind, plugin, instance.origin)
+        opts = full_configmap(kind, cls).resolve(instance.properties, section=label)
+        index = counts.get((kind, plugin), 0)
+        counts[(kind, plugin)] = index + 1
+        name = opts.opt_str("alias") or f"{plugin}.{index}"
+        if name in self._instances(kind):
+            raise ConfigError(
+                f"instance name '{name}' is used twice", opts.origin("alias"), section=label
+            )
+        logger = plugin_logger(kind, plugin, name, opts.opt_str("log_level"))
+        common: dict[str, Any] = {
+            "name": name,
+            "plugin": plugin,
+            "options": opts,
+            "config_dir": config_dir,
+            "clock": self.clock,
+            "logger": logger,
+            "service": self.service,
+        }
+        if kind == "input":
+            emit = self.engine.add_input(
+                name,
+                storage_type=opts.str("storage.type").lower() or "memory",
+                mem_buf_limit=opts.int("mem_buf_limit"),
+            )
+            ctx = InputContext(**common, emit=emit, tag=opts.opt_str("tag") or name)
+            self.inputs[name] = cls(ctx)
+            return
+        matcher: Matcher = self._matcher(opts, label, name)
+        if kind == "filter":
+            filt = cls(PluginContext(**common))
+            self.filters[name] = filt
+            self.engine.add_filter(name, filt, matcher)
+            return
+        try:
+            limit = RetryLimit.parse(opts.str("retry_limit"))
+        except ValueError as exc:
+            raise ConfigError(
+                str(exc), opts.origin("retry_limit"), section=label, key="retry_limit"
+            ) from None
+        workers = opts.int("workers") or default_workers(cls, opts, instance.upstream)
+        out = cls(OutputContext(**common, upstream=instance.upstream))
+        self.outputs[name] = out
+        self.engine.add_output(name, out, matcher, retry_limit=limit, workers=workers)
+
+    def _instances(self, kind: str) -> Mapping[str, object]:
+        if kind == "input":
+            return self.inputs
+        return self.filters if kind == "filter" else self.outputs
+
+    @staticmethod
+    def _matcher(opts: Options, label: str, name: str) -> Matcher:
+        match, regex = opts.opt_str("match"), opts.opt_str("match_regex")
+        if not match and not regex:
+            log.warning("%s: %s has no 'match' or 'match_regex': it gets no records", label, name)
+        try:
+            return compile_match(match, regex)
+        except re.error as exc:
+            raise ConfigError(
+                f"invalid regular expression: {exc}",
+                opts.origin("match_regex"),
+                section=label,
+                key="match_regex",
+            ) from None
+
+    # -- running --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start outputs, the engine, inputs and (when enabled) monitoring."""
+        self.build()
+        log.info(
+            "[relaybit] version=%s, pid=%d, flush=%gs, grace=%gs",
+            relaybit.__version__,
+            os.getpid(),
+            self.settings.flush,
+            self.settings.grace,
+        )
+        for name, output in self.outputs.items():
+            await output.start()
+            self._started_outputs.append(output)
+            log.debug("output %s started", name)
+        await self.engine.start()
+        for name, inp in self.inputs.items():
+            await inp.start()
+            self._started_inputs.append(inp)
+            log.debug("input %s started", name)
+        await self._start_monitoring()
+        self.started_at = time.monotonic()
+        log.info(
+            "started: %d inputs, %d filters, %d outputs",
+            len(self.inputs),
+            len(self.filters),
+            len(self.outputs),
+        )
+
+    async def _start_monitoring(self) -> None:
+        enabled = self.settings.http_server if self._http_server is None else self._http_server
+        if not enabled:
+            return
+        host = self._http_listen or self.settings.http_listen
+        port = self.settings.http_port if self._http_port is None else self._http_port
+        try:
+            from relaybit.monitoring import server
+        except ImportError as exc:
+            log.warning("monitoring is unavailable (%s); http_server ignored", exc)
+            return
+        handle = server.start(self, host, port)
+        self.monitoring = await handle if inspect.isawaitable(handle) else handle
+        log.info("[http_server] listening on %s:%s", host, getattr(self.monitoring, "port", port))
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop (what the first SIGTERM/SIGINT does); a second ends the grace."""
+        self._signals += 1
+        if self._signals == 1:
+            log.info("stop requested: stopping inputs, flushing for up to %gs", self.settings.grace)
+            self._stop_requested.set()
+        else:
+            log.warning("second stop request: ending the grace period now")
+            self.engine.force_stop()
+
+    def reload_upstreams(self) -> None:
+        """SIGHUP: outputs with ``reload_upstream()`` re-read their upstream file."""
+        for name, output in self.outputs.items():
+            reload = getattr(output, "reload_upstream", None)
+            if reload is None:
+                continue
+            try:
+                result = reload()
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                log.info("[output:%s] upstream reloaded", name)
+            except Exception as exc:
+                log.error("[output:%s] upstream reload failed: %s", name, exc)
+
+    def install_signal_handlers(self) -> list[int]:
+        """SIGTERM/SIGINT -> :meth:`request_stop`, SIGHUP -> :meth:`reload_upstreams`."""
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        handlers: dict[int, Callable[[], None]] = {
+            signal.SIGTERM: self.request_stop,
+            signal.SIGINT: self.request_stop,
+        }
+        if hasattr(signal, "SIGHUP"):
+            handlers[signal.SIGHUP] = self.reload_upstreams
+        for sig, handler in handlers.items():
+            try:
+                loop.add_signal_handler(sig, handler)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        return installed
+
+    async def run_until_stopped(self) -> None:
+        """Wait for a stop request, then stop gracefully."""
+        installed = self.install_signal_handlers()
+        try:
+            await self._stop_requested.wait()
+            await self.stop()
+        finally:
+            loop = asyncio.get_running_loop()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def stop(self, grace: float | None = None) -> int:
+        """Stop inputs, flush for up to ``grace`` seconds, stop outputs.
+
+        Returns the number of records not delivered (kept in storage or lost).
+        """
+        if self._stopped:
+            return 0
+        self._stopped = True
+        self._stop_requested.set()
+        self.engine.begin_stop()
+        for inp in reversed(self._started_inputs):
+            await self._quietly(f"input {inp.ctx.name}", inp.stop())
+        remaining = await self.engine.stop(grace)
+        for output in reversed(self._started_outputs):
+            await self._quietly(f"output {output.ctx.name}", output.stop())
+        if self.monitoring is not None:
+            close = getattr(self.monitoring, "close", None)
+            if close is not None:
+                await self._quietly("monitoring", close())
+            self.monitoring = None
+        log.info("stopped")
+        return remaining
+
+    @staticmethod
+    async def _quietly(what: str, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await asyncio.wait_for(coro, INPUT_STOP_TIMEOUT)
+        except TimeoutError:
+            log.warning("%s did not stop within %gs", what, INPUT_STOP_TIMEOUT)
+        except Exception:
+            log.exception("%s failed to stop", what)
+
+    async def serve(self) -> int:
+        """Start, run until signalled, stop; the process exit code."""
+        try:
+            await self.start()
+        except ConfigError:
+            await self.stop(0)
+            raise
+        except Exception as exc:
+            log.error("startup failed: %s", exc, exc_info=True)
+            await self.stop(0)
+            return 1
+        await self.run_until_stopped()
+        return 0
+
+    # -- observing ------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        """Fluent Bit's ``/api/v1/metrics`` JSON."""
+        return self.engine.metrics()
+
+    def status(self) -> dict[str, Any]:
+        """Engine, inputs and outputs status for the monitoring API (JSON-able)."""
+        uptime = 0.0 if self.started_at is None else time.monotonic() - self.started_at
+        return {
+            "version": relaybit.__version__,
+            "uptime_sec": uptime,
+            "engine": self.engine.status(),
+            "inputs": {name: p.status() for name, p in self.inputs.items()},
+            "outputs": {name: p.status() for name, p in self.outputs.items()},
+        }
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else "running" if self.started_at else "new"
+        return (
+            f"<Agent {state} inputs={list(self.inputs)} filters={list(self.filters)}"
+            f" outputs={list(self.outputs)}>"
+        )
+
+
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main`` on uvloop when installed, else asyncio's default loop."""
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def run(
+    config: AgentConfig,
+    *,
+    log_level: str | None = None,
+    http_server: bool | None = None,
+    http_port: int | None = None,
+) -> int:
+    """Run the agent for ``config`` until SIGTERM/SIGINT; returns the exit code.
+
+    Configuration problems raise :class:`ConfigError` (the CLI reports them).
+    """
+    settings = ServiceSettings.from_options(
+        SERVICE_OPTIONS.resolve(config.service, section="[SERVICE]")
+    )
+    setup_logging(log_level or settings.log_level, settings.log_file)
+    agent = Agent(config, log_level=log_level, http_server=http_server, http_port=http_port)
+    return run_loop(agent.serve())

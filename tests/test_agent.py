@@ -1,0 +1,207 @@
+"""The Agent end to end, with test-local plugins registered in the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import re
+import signal
+import sys
+from typing import Any, ClassVar
+
+import pytest
+
+from relaybit.agent import Agent
+from relaybit.codec.msgpack import EventTime, iter_entries, pack_entries
+from relaybit.config.model import AgentConfig, PluginInstance
+from relaybit.config.origin import Origin
+from relaybit.config.schema import ConfigMap, Option, RawProperty
+from relaybit.errors import ConfigErrors
+from relaybit.logging import FluentBitFormatter, plugin_logger, setup_logging
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins import registry
+from relaybit.plugins.base import FilterPlugin, FlushResult, InputPlugin, OutputPlugin
+
+HERE = sys.modules[__name__]
+
+
+class GenInput(InputPlugin):
+    """Emits ``count`` records ``{"i": n}`` in batches, then idles."""
+
+    options = ConfigMap((Option("count", "int", 10), Option("batch", "int", 4)))
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        count, batch = self.ctx.options.int("count"), self.ctx.options.int("batch")
+        for start in range(0, count, batch):
+            n = min(batch, count - start)
+            data = pack_entries((EventTime(1, 0), {"i": i}) for i in range(start, start + n))
+            await self.ctx.emit(self.ctx.tag, data, n)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+class CollectOutput(OutputPlugin):
+    """Keeps every record; counts reload_upstream calls."""
+
+    options = ConfigMap((Option("fail_first", "int", 0),))
+    reloads: ClassVar[int] = 0
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.records: list[Any] = []
+        self.failures = ctx.options.int("fail_first")
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        if self.failures:
+            self.failures -= 1
+            return FlushResult.ERROR
+        self.records.extend(record for _, record in iter_entries(chunk.data))
+        return FlushResult.OK
+
+    def reload_upstream(self) -> None:
+        CollectOutput.reloads += 1
+
+
+class MarkFilter(FilterPlugin):
+    options = ConfigMap((Option("key", "str", "seen"),))
+
+    def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+        key = self.ctx.options.str("key")
+        return [(t, {**r, key: tag}) for t, r in entries]
+
+
+@pytest.fixture(autouse=True)
+def test_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = HERE.__name__
+    builtin = {kind: dict(names) for kind, names in registry.BUILTIN.items()}
+    builtin["input"]["gen"] = f"{target}:GenInput"
+    builtin["output"]["collect"] = f"{target}:CollectOutput"
+    builtin["filter"]["mark"] = f"{target}:MarkFilter"
+    monkeypatch.setattr(registry, "BUILTIN", builtin)
+
+
+ORIGIN = Origin("agent.conf", 1)
+
+
+def props(**values: str) -> tuple[RawProperty, ...]:
+    return tuple(RawProperty(k.replace("__", "."), v, ORIGIN) for k, v in values.items())
+
+
+def instance(kind: Any, plugin: str, **values: str) -> PluginInstance:
+    return PluginInstance(kind=kind, plugin=plugin, properties=props(**values), origin=ORIGIN)
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached before the deadline"
+        await asyncio.sleep(0.005)
+
+
+def config(**service: str) -> AgentConfig:
+    return AgentConfig(
+        service=props(flush="0.02", grace="2", **service),
+        inputs=(
+            instance("input", "gen", tag="app.web", count="10"),
+            instance("input", "gen", count="3", batch="3"),
+        ),
+        filters=(instance("filter", "mark", match="app.*"),),
+        outputs=(
+            instance("output", "collect", match="app.*"),
+            instance("output", "collect", alias="everything", match_regex="."),
+            instance("output", "collect", match="gen.*", fail_first="1", retry_limit="no_retries"),
+        ),
+    )
+
+
+async def test_agent_runs_a_configuration_end_to_end(caplog: pytest.LogCaptureFixture) -> None:
+    agent = Agent(config())
+    await agent.start()
+    assert list(agent.inputs) == ["gen.0", "gen.1"]
+    assert list(agent.outputs) == ["collect.0", "everything", "collect.2"]
+    assert agent.inputs["gen.1"].ctx.tag == "gen.1"  # the tag defaults to the instance name
+    app, every = agent.outputs["collect.0"], agent.outputs["everything"]
+    assert isinstance(app, CollectOutput) and isinstance(every, CollectOutput)
+    await wait_for(lambda: len(every.records) == 13)
+    assert sorted(r["i"] for r in app.records) == list(range(10))
+    assert all(r["seen"] == "app.web" for r in app.records)
+    assert [r for r in every.records if "seen" not in r] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert await agent.stop() == 0
+    metrics = agent.metrics()
+    assert metrics["input"]["gen.0"]["records"] == 10
+    assert metrics["output"]["everything"]["proc_records"] == 13
+    assert metrics["output"]["collect.2"]["dropped_records"] == 3
+    assert metrics["output"]["collect.2"]["errors"] == 1
+    status = agent.status()
+    assert status["engine"]["pending_chunks"] == 0 and set(status["outputs"]) == set(agent.outputs)
+    assert "output error" in caplog.text
+
+
+async def test_agent_with_filesystem_storage(tmp_path: Any) -> None:
+    cfg = AgentConfig(
+        service=props(flush="0.02", storage__path=str(tmp_path)),
+        inputs=(instance("input", "gen", count="5", storage__type="filesystem"),),
+        outputs=(instance("output", "collect", match="*"),),
+    )
+    agent = Agent(cfg)
+    await agent.start()
+    out = agent.outputs["collect.0"]
+    assert isinstance(out, CollectOutput)
+    await wait_for(lambda: len(out.records) == 5)
+    await agent.stop()
+    assert list(tmp_path.glob("*/*.rbc")) == []
+    assert agent.status()["engine"]["storage"]["type"] == "filesystem"
+
+
+def test_configuration_errors_are_collected_with_origins() -> None:
+    cfg = AgentConfig(
+        inputs=(instance("input", "gen", cuont="3"),),
+        outputs=(instance("output", "collect", match="*", retry_limit="sometimes"),),
+    )
+    with pytest.raises(ConfigErrors) as info:
+        Agent(cfg).build()
+    text = str(info.value)
+    assert "agent.conf:1" in text and "did you mean 'count'" in text
+    assert "retry_limit" in text and "no_limits" in text
+
+
+async def test_signals_stop_gracefully_and_sighup_reloads_upstreams() -> None:
+    CollectOutput.reloads = 0
+    agent = Agent(config())
+    serving = asyncio.create_task(agent.serve())
+    await wait_for(lambda: agent.started_at is not None)
+    await asyncio.sleep(0)  # let serve() install its signal handlers
+    await wait_for(lambda: len(agent.outputs["everything"].records) == 13)  # type: ignore[attr-defined]
+    os.kill(os.getpid(), signal.SIGHUP)
+    await wait_for(lambda: CollectOutput.reloads == 3)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(serving, 5) == 0
+    assert agent.engine.pending_chunks == 0
+
+
+def test_log_lines_look_like_fluent_bit() -> None:
+    stream = io.StringIO()
+    handler = setup_logging("debug", stream=stream)
+    try:
+        plugin_logger("output", "forward", "forward.0").warning("node down")
+        logging.getLogger("relaybit.engine").debug("tick")
+        logging.getLogger("relaybit.engine").log(5, "hidden at debug")
+    finally:
+        logging.getLogger("relaybit").removeHandler(handler)
+        logging.getLogger("relaybit").propagate = True
+        logging.getLogger("relaybit").setLevel(logging.NOTSET)
+        handler.close()
+    lines = stream.getvalue().splitlines()
+    stamp = r"\[\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}\]"
+    assert re.fullmatch(stamp + r" \[ warn\] \[output:forward:forward\.0\] node down", lines[0])
+    assert re.fullmatch(stamp + r" \[debug\] \[engine\] tick", lines[1])
+    assert len(lines) == 2
+    assert FluentBitFormatter  # exported for the CLI
