@@ -11,7 +11,6 @@ with a stable ``kind``, so the Upstream fails over; HTTP statuses are mapped by
 
 from __future__ import annotations
 
-import importlib
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from multidict import CIMultiDict
 
 from relaybit.errors import ConfigError, DeliveryError, PermanentDeliveryError
 from relaybit.upstream.node import NetSettings, Node, TLSSettings
+from relaybit.upstream.tls import client_context
 
 #: Bytes of a response body kept for logs and errors.
 BODY_EXCERPT = 512
@@ -162,36 +162,8 @@ class HttpConnection:
 
 
 def client_ssl_context(tls: TLSSettings, base_dir: Path) -> ssl.SSLContext | None:
-    """A client SSL context of ``tls.*`` settings (None when ``tls`` is off).
-
-    Uses :func:`relaybit.upstream.tls.client_context` when that module exists.
-    """
-    if not tls.enabled:
-        return None
-    try:
-        maker = getattr(importlib.import_module("relaybit.upstream.tls"), "client_context", None)
-    except ImportError:
-        maker = None
-    if maker is not None:
-        made = maker(tls, base_dir)
-        assert made is None or isinstance(made, ssl.SSLContext)
-        return made
-    ctx = ssl.create_default_context()
-    if tls.ca_file or tls.ca_path:
-        ctx.load_verify_locations(
-            cafile=str(base_dir / tls.ca_file) if tls.ca_file else None,
-            capath=str(base_dir / tls.ca_path) if tls.ca_path else None,
-        )
-    if tls.crt_file:
-        ctx.load_cert_chain(
-            str(base_dir / tls.crt_file),
-            str(base_dir / tls.key_file) if tls.key_file else None,
-            password=tls.key_passwd,
-        )
-    ctx.check_hostname = tls.verify and tls.verify_hostname
-    if not tls.verify:
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    """A client SSL context of ``tls.*`` settings (None when ``tls`` is off)."""
+    return client_context(tls, base_dir)
 
 
 SSLFor = Callable[[Node], ssl.SSLContext | None]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import importlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,6 +28,7 @@ from relaybit.codec.msgpack import EventTime, new_packer
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
+from relaybit.upstream.tls import server_context
 
 log = logging.getLogger("relaybit.input.http")
 
@@ -66,27 +66,7 @@ def server_ssl_context(tls: TLSSettings, base_dir: Path) -> ssl.SSLContext | Non
     ``tls.crt_file``/``tls.key_file`` are the server certificate; with
     ``tls.verify on`` and a ``tls.ca_file`` clients must present a certificate.
     """
-    if not tls.enabled:
-        return None
-    try:  # the shared TLS module, once it exists
-        maker = getattr(importlib.import_module("relaybit.upstream.tls"), "server_context", None)
-    except ImportError:
-        maker = None
-    if maker is not None:
-        ctx = maker(tls, base_dir)
-        assert ctx is None or isinstance(ctx, ssl.SSLContext)
-        return ctx
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    if tls.crt_file:
-        ctx.load_cert_chain(
-            str(base_dir / tls.crt_file),
-            str(base_dir / tls.key_file) if tls.key_file else None,
-            password=tls.key_passwd,
-        )
-    if tls.ca_file and tls.verify:
-        ctx.load_verify_locations(cafile=str(base_dir / tls.ca_file))
-        ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
+    return server_context(tls, base_dir)
 
 
 def sanitize_tag(path: str) -> str:
