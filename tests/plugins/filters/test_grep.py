@@ -52,9 +52,7 @@ def test_regex_with_spaces_in_the_expression(make_filter: Any) -> None:
 
 
 def test_logical_op_or(make_filter: Any) -> None:
-    f = make_filter(
-        GrepFilter, ("Regex", "log ^c"), ("Regex", "level error"), ("Logical_Op", "OR")
-    )
+    f = make_filter(GrepFilter, ("Regex", "log ^c"), ("Regex", "level error"), ("Logical_Op", "OR"))
     assert logs(f) == ["aab", "ccc"]
 
 
@@ -82,7 +80,12 @@ def test_no_rules_keeps_everything(make_filter: Any) -> None:
         ((("Regex", "onlykey"),), 2, "regex", "KEY REGEX"),
         ((("Regex", "log ok"), ("Exclude", "log (")), 3, "exclude", "missing )"),
         ((("Regex", "$a[ x"),), 2, "regex", "record accessor"),
-        ((("Regex", "log a"), ("Exclude", "log b"), ("Logical_Op", "AND")), 4, "logical_op", "cannot"),
+        (
+            (("Regex", "log a"), ("Exclude", "log b"), ("Logical_Op", "AND")),
+            4,
+            "logical_op",
+            "cannot",
+        ),
         ((("Logical_Op", "XOR"),), 2, "logical_op", "legacy, and, or"),
     ],
 )

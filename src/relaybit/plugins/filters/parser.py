@@ -42,21 +42,18 @@ class ParserFilter(FilterPlugin):
         super().__init__(ctx)
         opts = ctx.options
         section = f"[FILTER] {ctx.name}"
+        written = opts.in_order()
+        somewhere = opts.origin("name") or (written[0][2] if written else None)
         self.key_name = opts.opt_str("key_name") or ""
         if not self.key_name:
+            raise ConfigError("missing 'key_name': the field to parse", somewhere, section=section)
+        if not opts.list("parser"):
             raise ConfigError(
-                "missing 'key_name': the field to parse", opts.origin("name"), section=section
-            )
-        names = [str(n).strip() for n in opts.list("parser")]
-        if not names:
-            raise ConfigError(
-                "missing 'parser': at least one parser name",
-                opts.origin("key_name"),
-                section=section,
+                "missing 'parser': at least one parser name", somewhere, section=section
             )
         available: Mapping[str, Parser] = ctx.service.get("parsers") or BUILTIN_PARSERS
         self.parsers: list[Parser] = []
-        for name, value, origin in opts.in_order():
+        for name, value, origin in written:
             if name != "parser":
                 continue
             parser = available.get(str(value).strip())
