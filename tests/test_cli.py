@@ -182,3 +182,17 @@ def test_output_url_sets_host_and_port():
     _inputs, _filters, outputs = cli.command_line_pipeline([("o", "http://10.0.0.1:8080")])
     assert outputs[0].plugin == "http"
     assert outputs[0].get("host") == "10.0.0.1" and outputs[0].get("port") == "8080"
+
+
+def test_demo_gets_its_own_flags(monkeypatch):
+    seen: list[list[str]] = []
+
+    def main(argv: list[str]) -> int:
+        seen.append(argv)
+        return 0
+
+    fake = types.ModuleType("relaybit.demo")
+    fake.main = main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "relaybit.demo", fake)
+    assert cli.main(["--demo", "--seconds", "3"]) == 0
+    assert seen == [["--seconds", "3"]]

@@ -110,12 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no logs")
     p.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     p.add_argument("-h", "--help", action="store_true", help="this help, or a plugin's options")
-    p.add_argument("--demo", action="store_true", help="run the built-in demo")
+    p.add_argument(
+        "--demo", action="store_true", help="run the built-in demo (--seconds N: its length)"
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relaybit`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--demo" in argv:  # the demo parses its own flags (--seconds N)
+        demo = importlib.import_module("relaybit.demo")  # owned elsewhere; imported lazily
+        return int(demo.main([a for a in argv if a != "--demo"]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     out = _console(sys.stdout)
@@ -124,9 +130,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.help:
         return _help(parser, args.pipeline, out)
-    if args.demo:
-        demo = importlib.import_module("relaybit.demo")  # owned elsewhere; imported lazily
-        return int(demo.main() or 0)
     if not args.config and not args.pipeline:
         parser.print_usage(sys.stderr)
         print(
