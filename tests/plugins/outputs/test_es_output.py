@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,26 @@ async def test_three_es_inputs_one_stopped_in_the_middle() -> None:
     indices = {r["@meta"]["create"]["_index"] for r in collectors[1].records}
     assert indices == {"node-one"}  # node key overrides the output's index
     assert {r["@meta"]["create"]["_index"] for r in collectors[0].records} == {"main"}
+
+
+async def test_node_stopped_while_flushes_are_in_flight() -> None:
+    collectors = [Collector() for _ in range(3)]
+    inputs = [await start_es_input(c) for c in collectors]
+    out = make_output(tuple(make_node(f"es{i}", p.port) for i, p in enumerate(inputs)))
+    await out.start()
+    chunks = [chunk_of([{"n": c * 100 + i} for i in range(50)]) for c in range(24)]
+    try:
+        first = await asyncio.gather(*(out.flush(ch) for ch in chunks[:12]), inputs[1].stop())
+        rest = await asyncio.gather(*(out.flush(ch) for ch in chunks[12:]))
+    finally:
+        await out.stop()
+        for plugin in inputs:
+            await plugin.stop()
+    results = [*first[:12], *rest]
+    retry = [ch for ch, r in zip(chunks, results, strict=True) if r is not FlushResult.OK]
+    assert all(r is FlushResult.RETRY for r in results if r is not FlushResult.OK)
+    assert not retry  # two healthy nodes took every chunk within the flush
+    got = [r["n"] for c in collectors for r in c.records]
+    assert set(got) == {c * 100 + i for c in range(24) for i in range(50)}
+    duplicates = len(got) - len(set(got))
+    assert duplicates <= 50 * 4  # at most the 4 chunks in flight on the stopped node
