@@ -262,10 +262,17 @@ class Upstream:
     @property
     def panic(self) -> bool:
         """True while no node can take a flush (every node is then tried)."""
+        return self._refresh_panic()
+
+    def _refresh_panic(self) -> bool:
         self._tick(self.clock.monotonic())
-        return not any(self._health.available(n.name) for n in self._nodes)
+        panic = not any(self._health.available(n.name) for n in self._nodes)
+        self._set_panic(panic)
+        return panic
 
     def node_state(self, name: str) -> NodeState:
+        """The health state of a node now."""
+        self._tick(self.clock.monotonic())
         return self._health.state(name)
 
     def in_flight(self, name: str) -> int:
@@ -343,9 +350,7 @@ class Upstream:
         Raises ``PermanentDeliveryError`` as is, and :class:`AllNodesFailed` (a
         ``NoHealthyNode``) when no node confirmed the flush.
         """
-        self._tick(self.clock.monotonic())
-        panic = not any(self._health.available(n.name) for n in self._nodes)
-        self._set_panic(panic)
+        panic = self._refresh_panic()
         limit = self.settings.max_failover
         errors: list[NodeError] = []
         failed: _NodeSlot | None = None
@@ -364,6 +369,8 @@ class Upstream:
             tried += 1
             error = await self._attempt(slot, send, records, size)
             if error is None:
+                if panic:
+                    self._refresh_panic()
                 return slot.node
             errors.append(error)
             failed = slot
@@ -610,8 +617,8 @@ class Upstream:
             self._spawn(self._close_slot(slot))
 
     async def _close_slot(self, slot: _NodeSlot) -> None:
-        await slot.pool.aclose()
         self._draining.discard(slot)
+        await slot.pool.aclose()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
@@ -635,8 +642,7 @@ class Upstream:
         "waiting", "opened", "closed"}, "last_error": {"kind", "message", "at"}
         or None, "counters": {...}}]}``; draining nodes follow the current ones.
         """
-        now = self.clock.monotonic()
-        self._tick(now)
+        panic = self._refresh_panic()
         slots = [self._slots[n.name] for n in self._nodes if n.name in self._slots]
         nodes = [self._node_status(slot) for slot in slots]
         nodes += [self._node_status(slot) for slot in self._draining]
@@ -646,7 +652,7 @@ class Upstream:
             "balance": self.settings.balance,
             "hash_key": self.settings.hash_key,
             "max_failover": self.settings.max_failover,
-            "panic": not any(self._health.available(n.name) for n in self._nodes),
+            "panic": panic,
             "failovers": self.failovers,
             "nodes": nodes,
         }
