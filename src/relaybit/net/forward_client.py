@@ -107,6 +107,12 @@ class ForwardClient:
         except TimeoutError:
             what = "connect or TLS handshake" if ssl else "connect"
             raise DeliveryError("timeout", f"{peer}: {what} timed out after {timeout:g}s") from None
+        except ssl_module.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                "tls",
+                f"{peer}: TLS handshake failed: certificate verify failed:"
+                f" {exc.verify_message} (check tls.ca_file, tls.vhost, tls.verify_hostname)",
+            ) from None
         except ssl_module.SSLError as exc:
             reason = exc.reason or str(exc)
             raise DeliveryError(
@@ -141,13 +147,16 @@ class ForwardClient:
     async def _handshake(
         self, timeout: float, key: bytes, hostname: bytes, username: bytes, password: bytes
     ) -> None:
+        # a server with a shared_key sends HELO at once: do not spend the whole
+        # connect timeout waiting for one that will not come
+        helo_wait = min(timeout / 2, 3.0)
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(helo_wait):
                 helo = await self._read_event()
         except TimeoutError:
             raise DeliveryError(
                 "handshake",
-                f"{self.peer}: no HELO within {timeout:g}s although shared_key is set"
+                f"{self.peer}: no HELO within {helo_wait:g}s although shared_key is set"
                 " (does the node have a shared_key?)",
             ) from None
         if not isinstance(helo, Helo):

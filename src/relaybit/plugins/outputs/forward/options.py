@@ -1,0 +1,134 @@
+"""The ``forward`` output's keys, and their per-node resolution.
+
+In upstream mode a key set on a ``[NODE]`` overrides the output's value, which
+overrides the default (unlike Fluent Bit, the output-level ``shared_key`` also
+applies to upstream nodes that set none).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.upstream.node import NET_OPTIONS, TLS_OPTIONS, Node, TLSSettings
+
+FORWARD_OUTPUT_OPTIONS = (
+    ConfigMap(
+        (
+            Option("host", "str", "127.0.0.1", "Host of the receiver (without upstream)"),
+            Option("port", "port", 24224, "Port of the receiver (without upstream)"),
+            Option("upstream", "str", None, "Upstream file with the nodes (read by the loader)"),
+            Option("shared_key", "str", None, "Secure handshake key", per_node=True, secret=True),
+            Option("self_hostname", "str", "localhost", "Host name sent in PING", per_node=True),
+            Option("username", "str", None, "User for user authentication", per_node=True),
+            Option(
+                "password",
+                "str",
+                None,
+                "Password for user authentication",
+                per_node=True,
+                secret=True,
+            ),
+            Option(
+                "tag", "str", None, "Send records with this tag instead of theirs", per_node=True
+            ),
+            Option(
+                "compress",
+                "str",
+                None,
+                "gzip: send CompressedPackedForward",
+                per_node=True,
+                choices=("gzip",),
+            ),
+            Option(
+                "require_ack_response",
+                "bool",
+                False,
+                "Wait for the receiver's ack (at-least-once)",
+                per_node=True,
+            ),
+            Option(
+                "ack_response_timeout",
+                "time",
+                190.0,
+                "Seconds to wait for an ack before the chunk counts as not delivered",
+                per_node=True,
+            ),
+            Option("send_options", "bool", False, "Send the option map with 'size'", per_node=True),
+            Option(
+                "time_as_integer",
+                "bool",
+                False,
+                "Send integer seconds (old Fluentd)",
+                per_node=True,
+            ),
+            Option("retain_metadata_in_forward_mode", "bool", False, "Accepted for compatibility"),
+            Option("fluentd_compat", "bool", False, "Accepted for compatibility"),
+        )
+    )
+    + NET_OPTIONS
+    + TLS_OPTIONS
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardNodeSettings:
+    """The effective forward settings for one node (node > output > default)."""
+
+    shared_key: str | None = field(default=None, repr=False)
+    self_hostname: str = "localhost"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tag: str | None = None
+    compress: str | None = None
+    require_ack: bool = False
+    ack_timeout: float = 190.0
+    send_options: bool = False
+    time_as_integer: bool = False
+    tls: TLSSettings = field(default_factory=TLSSettings)
+
+    @classmethod
+    def from_options(cls, opts: Options) -> ForwardNodeSettings:
+        compress = opts.opt_str("compress")
+        return cls(
+            shared_key=opts.opt_str("shared_key"),
+            self_hostname=opts.str("self_hostname") or "localhost",
+            username=opts.opt_str("username"),
+            password=opts.opt_str("password"),
+            tag=opts.opt_str("tag"),
+            compress=compress.lower() if compress else None,
+            require_ack=opts.bool("require_ack_response"),
+            ack_timeout=opts.float("ack_response_timeout"),
+            send_options=opts.bool("send_options"),
+            time_as_integer=opts.bool("time_as_integer"),
+            tls=TLSSettings.from_options(opts),
+        )
+
+
+def merged_options(opts: Options, node: Node) -> Options:
+    """``opts`` with the node's per-node keys applied (ConfigErrors when invalid)."""
+    cmap = opts.configmap
+    overrides = []
+    for key, prop in node.properties.items():
+        opt = cmap.get(key)
+        if opt is not None and opt.per_node:
+            overrides.append(prop)
+    if not overrides:
+        return opts
+    node_opts = cmap.resolve(overrides, section=f"[NODE] {node.name}")
+    values = dict(opts)
+    origins = {k: o for k in values if (o := opts.origin(k)) is not None}
+    explicit = {k for k in values if opts.is_set(k)}
+    for key in node_opts:
+        if node_opts.is_set(key):
+            values[key] = node_opts[key]
+            origin = node_opts.origin(key)
+            if origin is not None:
+                origins[key] = origin
+            explicit.add(key)
+    return Options(cmap, values, origins, explicit)
+
+
+def node_settings(opts: Options, node: Node) -> ForwardNodeSettings:
+    """The effective settings of ``node`` for an output whose options are ``opts``."""
+    return ForwardNodeSettings.from_options(merged_options(opts, node))

@@ -1,0 +1,164 @@
+"""The ``forward`` output: chunks go out as PackedForward through an Upstream.
+
+Without ``upstream`` the output has a one-node Upstream made of ``host``/``port``.
+A flush is OK only when a node took it (acked when ``require_ack_response``);
+when every node failed it is RETRY (the engine retries; nothing is dropped),
+and a permanent rejection is ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, cast
+
+from relaybit.codec.msgpack import iter_entries, new_packer
+from relaybit.config.schema import ConfigMap
+from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
+from relaybit.net.forward_client import ForwardClient
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
+from relaybit.plugins.outputs.forward.options import (
+    FORWARD_OUTPUT_OPTIONS,
+    ForwardNodeSettings,
+    node_settings,
+)
+from relaybit.upstream.node import NetSettings, Node, TLSSettings, UpstreamSpec
+from relaybit.upstream.tls import client_context, server_hostname
+from relaybit.upstream.upstream import Connection, Upstream
+
+
+async def heartbeat_probe(node: Node, connection: Connection) -> None:
+    """Active health check: send a msgpack ``nil`` on a pooled connection."""
+    client = cast(ForwardClient, connection)
+    await client.heartbeat()
+
+
+class ForwardOutput(OutputPlugin):
+    """Send chunks over the Forward protocol to one host or an Upstream of nodes."""
+
+    options: ClassVar[ConfigMap] = FORWARD_OUTPUT_OPTIONS
+    description: ClassVar[str] = "Forward protocol client (to Fluentd, Fluent Bit, relaybit)"
+
+    def __init__(self, ctx: OutputContext) -> None:
+        super().__init__(ctx)
+        opts = ctx.options
+        self.log = ctx.logger if ctx.logger is not None else logging.getLogger("relaybit")
+        self.net = NetSettings.from_options(opts)
+        self.spec = ctx.upstream or UpstreamSpec(
+            name=ctx.name,
+            nodes=(
+                Node(
+                    name=f"{opts.str('host')}:{opts.int('port')}",
+                    host=opts.str("host"),
+                    port=opts.int("port"),
+                    tls=TLSSettings.from_options(opts),
+                ),
+            ),
+        )
+        self._settings: dict[str, tuple[Node, ForwardNodeSettings]] = {}
+        for node in self.spec.nodes:
+            self._node_settings(node)  # validate every node now (ConfigErrors)
+        self.upstream = Upstream(
+            self.spec,
+            self._connect,
+            net=self.net,
+            probe=heartbeat_probe,
+            clock=ctx.clock,
+            owner=ctx.name,
+        )
+        settings = self.spec.settings
+        self.split_key = (
+            settings.hash_key if settings.balance == "hash" and settings.hash_key != "tag" else None
+        )
+        self._last_failure = ""
+
+    def __repr__(self) -> str:
+        return f"<ForwardOutput {self.ctx.name} {self.upstream!r}>"
+
+    def _node_settings(self, node: Node) -> ForwardNodeSettings:
+        cached = self._settings.get(node.name)
+        if cached is not None and cached[0] is node:
+            return cached[1]
+        settings = node_settings(self.ctx.options, node)
+        client_context(settings.tls, self.ctx.config_dir)  # fail early on bad files
+        self._settings[node.name] = (node, settings)
+        return settings
+
+    async def _connect(self, node: Node, host: str, port: int) -> ForwardClient:
+        try:
+            s = self._node_settings(node)
+            ssl = client_context(s.tls, self.ctx.config_dir)
+        except ConfigError as exc:
+            raise DeliveryError("tls", f"{node.name}: {exc}") from None
+        return await ForwardClient.connect(
+            host,
+            port,
+            ssl=ssl,
+            server_hostname=server_hostname(s.tls, node.host),
+            timeout=self.net.connect_timeout,
+            shared_key=s.shared_key,
+            self_hostname=s.self_hostname,
+            username=s.username,
+            password=s.password,
+            source_address=self.net.source_address,
+        )
+
+    def _sender(
+        self, tag: str, data: bytes, records: int
+    ) -> Callable[[Node, Connection], Awaitable[None]]:
+        async def send(node: Node, connection: Connection) -> None:
+            s = self._node_settings(node)
+            client = cast(ForwardClient, connection)
+            await client.send_chunk(
+                s.tag or tag,
+                data,
+                records,
+                compress=s.compress,
+                require_ack=s.require_ack,
+                ack_timeout=s.ack_timeout,
+                time_as_integer=s.time_as_integer,
+                send_options=s.send_options,
+            )
+
+        return send
+
+    def _groups(self, chunk: Chunk) -> list[tuple[str, bytes, int]]:
+        """(balancing key, entries, records): one group, or one per record-key value."""
+        if self.split_key is None:
+            return [(chunk.tag, chunk.data, chunk.records)]
+        packer = new_packer()
+        groups: dict[str, list[bytes]] = {}
+        for time, record in iter_entries(chunk.data):
+            value = record.get(self.split_key) if isinstance(record, dict) else None
+            key = "" if value is None else str(value)
+            groups.setdefault(key, []).append(packer.pack([time, record]))
+        return [(key, b"".join(parts), len(parts)) for key, parts in groups.items()]
+
+    async def start(self) -> None:
+        await self.upstream.start()
+
+    async def stop(self) -> None:
+        await self.upstream.stop()
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        """Deliver ``chunk``; OK only when a node confirmed every part of it."""
+        try:
+            for key, data, records in self._groups(chunk):
+                await self.upstream.deliver(
+                    self._sender(chunk.tag, data, records), key=key, records=records, size=len(data)
+                )
+        except PermanentDeliveryError as exc:
+            self.log.error("%s: chunk %s rejected for good: %s", self.ctx.name, chunk.id, exc)
+            return FlushResult.ERROR
+        except NoHealthyNode as exc:
+            message = str(exc)
+            if message != self._last_failure:
+                self.log.warning("%s: chunk %s not delivered: %s", self.ctx.name, chunk.id, message)
+                self._last_failure = message
+            return FlushResult.RETRY
+        self._last_failure = ""
+        return FlushResult.OK
+
+    def status(self) -> dict[str, Any]:
+        return self.upstream.status()

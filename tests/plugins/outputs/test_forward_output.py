@@ -1,0 +1,272 @@
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from relaybit.codec.forward.connection import entry
+from relaybit.codec.msgpack import EventTime, iter_entries
+from relaybit.config.loader import full_configmap
+from relaybit.config.origin import Origin
+from relaybit.config.schema import RawProperty
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import FlushResult, InputContext, OutputContext
+from relaybit.plugins.inputs.forward import ForwardInput
+from relaybit.plugins.outputs.forward.options import node_settings
+from relaybit.plugins.outputs.forward.output import ForwardOutput
+from relaybit.upstream.node import Node, UpstreamSettings, UpstreamSpec
+
+T = EventTime(1700000000, 42)
+ORIGIN = Origin("test.conf", 1)
+
+
+class Store:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any, Any]] = []
+
+    async def emit(self, tag: str, data: bytes, records: int) -> None:
+        got = list(iter_entries(data))
+        assert len(got) == records
+        self.items.extend((tag, t, r) for t, r in got)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        await asyncio.sleep(0.01)
+
+
+def props(values: dict[str, str]) -> list[RawProperty]:
+    return [RawProperty(k, v, ORIGIN) for k, v in values.items()]
+
+
+async def start_input(store: Store, config_dir: Path, **values: str) -> ForwardInput:
+    raw = props({"listen": "127.0.0.1", "port": "0", **values})
+    opts = full_configmap("input", ForwardInput).resolve(raw, section="[INPUT] forward")
+    ctx = InputContext(
+        name="forward.0", plugin="forward", options=opts, emit=store.emit, config_dir=config_dir
+    )
+    plugin = ForwardInput(ctx)
+    await plugin.start()
+    return plugin
+
+
+def make_output(
+    config_dir: Path, values: dict[str, str], upstream: UpstreamSpec | None = None
+) -> ForwardOutput:
+    opts = full_configmap("output", ForwardOutput).resolve(
+        props(values), section="[OUTPUT] forward"
+    )
+    ctx = OutputContext(
+        name="forward.0", plugin="forward", options=opts, upstream=upstream, config_dir=config_dir
+    )
+    return ForwardOutput(ctx)
+
+
+def chunk(n: int = 3, tag: str = "app") -> Chunk:
+    data = b"".join(entry(T, {"n": i, "user": f"u{i % 2}"}) for i in range(n))
+    return Chunk(tag=tag, data=data, records=n)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(str(base / "server.pem"))
+    server.private_key_pem.write_to_path(str(base / "server.key"))
+    ca.cert_pem.write_to_path(str(base / "ca.pem"))
+    trustme.CA().cert_pem.write_to_path(str(base / "other-ca.pem"))
+    return base
+
+
+TLS_IN = {"tls": "on", "tls.crt_file": "server.pem", "tls.key_file": "server.key"}
+TLS_OUT = {"tls": "on", "tls.ca_file": "ca.pem"}
+
+
+async def roundtrip(
+    certs: Path, in_values: dict[str, str], out_values: dict[str, str]
+) -> tuple[FlushResult, Store, ForwardOutput]:
+    store = Store()
+    plugin = await start_input(store, certs, **in_values)
+    output = make_output(certs, {"host": "127.0.0.1", "port": str(plugin.port), **out_values})
+    await output.start()
+    try:
+        result = await output.flush(chunk())
+        if result is FlushResult.OK:
+            await wait_for(lambda: len(store.items) >= 3)
+    finally:
+        await output.stop()
+        await plugin.stop()
+    return result, store, output
+
+
+MODES = {
+    "plain": ({}, {}),
+    "gzip": ({}, {"compress": "gzip", "send_options": "on"}),
+    "ack": ({}, {"require_ack_response": "on"}),
+    "gzip+ack": ({}, {"compress": "gzip", "require_ack_response": "on"}),
+    "shared_key+users": (
+        {"shared_key": "k", "security.users": "alice pw"},
+        {"shared_key": "k", "username": "alice", "password": "pw", "require_ack_response": "on"},
+    ),
+    "tls": (TLS_IN, TLS_OUT),
+    "tls+shared_key": (
+        {**TLS_IN, "shared_key": "k"},
+        {**TLS_OUT, "shared_key": "k", "tls.vhost": "localhost", "tls.verify_hostname": "on"},
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_output_to_input_in_every_mode(mode: str, certs: Path) -> None:
+    in_values, out_values = MODES[mode]
+    result, store, _ = await roundtrip(certs, in_values, out_values)
+    assert result is FlushResult.OK
+    assert store.items == [("app", T, {"n": i, "user": f"u{i % 2}"}) for i in range(3)]
+
+
+async def test_time_as_integer_and_tag_override(certs: Path) -> None:
+    result, store, _ = await roundtrip(certs, {}, {"time_as_integer": "on", "tag": "new"})
+    assert result is FlushResult.OK
+    assert store.items[0] == ("new", T.seconds, {"n": 0, "user": "u0"})
+
+
+FAILURES = {
+    "wrong key": (
+        {"shared_key": "k"},
+        {"shared_key": "nope", "require_ack_response": "on"},
+        "shared_key mismatch",
+    ),
+    "wrong password": (
+        {"shared_key": "k", "security.users": "alice pw"},
+        {"shared_key": "k", "username": "alice", "password": "bad"},
+        "username/password mismatch",
+    ),
+    "wrong CA": (TLS_IN, {"tls": "on", "tls.ca_file": "other-ca.pem"}, "certificate verify failed"),
+    "plain to TLS, no ack": (TLS_IN, {}, "is tls on for this node?"),
+    "plain to TLS, ack": (TLS_IN, {"require_ack_response": "on"}, "is tls on for this node?"),
+    "TLS to plain": ({}, TLS_OUT, "TLS handshake failed"),
+    "key but no HELO": ({}, {"shared_key": "k"}, "no HELO"),
+    "HELO but no key": ({"shared_key": "k"}, {}, "no shared_key is configured"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+async def test_misconfigured_node_fails_clearly_and_delivers_nothing(
+    case: str, certs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    in_values, out_values, reason = FAILURES[case]
+    caplog.set_level(logging.WARNING)
+    out_values = {**out_values, "net.connect_timeout": "1s"}
+    result, store, output = await roundtrip(certs, in_values, out_values)
+    assert result is FlushResult.RETRY
+    assert store.items == []
+    node = output.status()["nodes"][0]
+    assert reason in node["last_error"]["message"], node["last_error"]
+    assert "127.0.0.1:" in node["last_error"]["message"]
+    assert any(reason in r.getMessage() for r in caplog.records)
+    assert "nope" not in repr(output) and "nope" not in str(output.status())
+
+
+async def test_hung_peer_is_an_ack_timeout_not_a_success(certs: Path) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    output = make_output(
+        certs,
+        {
+            "host": "127.0.0.1",
+            "port": str(port),
+            "require_ack_response": "on",
+            "ack_response_timeout": "300ms",
+        },
+    )
+    await output.start()
+    try:
+        assert await output.flush(chunk()) is FlushResult.RETRY
+        assert output.status()["nodes"][0]["last_error"]["kind"] == "ack_timeout"
+    finally:
+        await output.stop()
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+def node(name: str, port: int, **extra: str) -> Node:
+    props_ = {k: RawProperty(k, v, ORIGIN) for k, v in extra.items()}
+    return Node(name=name, host="127.0.0.1", port=port, extra=props_, properties=props_)
+
+
+async def test_upstream_node_key_overrides_output_key(certs: Path) -> None:
+    store = Store()
+    plugin = await start_input(store, certs, shared_key="right")
+    spec = UpstreamSpec(name="up", nodes=(node("n1", plugin.port, shared_key="right"),))
+    output = make_output(certs, {"shared_key": "wrong", "require_ack_response": "on"}, spec)
+    await output.start()
+    try:
+        assert await output.flush(chunk()) is FlushResult.OK
+        assert len(store.items) == 3
+    finally:
+        await output.stop()
+        await plugin.stop()
+
+
+async def test_output_key_applies_to_nodes_without_one(certs: Path) -> None:
+    store = Store()
+    plugin = await start_input(store, certs, shared_key="k")
+    spec = UpstreamSpec(name="up", nodes=(node("n1", plugin.port),))
+    output = make_output(certs, {"shared_key": "k"}, spec)
+    await output.start()
+    try:
+        assert await output.flush(chunk()) is FlushResult.OK
+        assert await output.flush(chunk()) is FlushResult.OK  # connection reused
+        assert output.status()["nodes"][0]["pool"]["opened"] == 1
+        await wait_for(lambda: len(store.items) == 6)
+    finally:
+        await output.stop()
+        await plugin.stop()
+
+
+def test_node_settings_resolution(certs: Path) -> None:
+    output = make_output(certs, {"shared_key": "out", "compress": "gzip"})
+    n = node("n1", 1, shared_key="node", **{"tls": "on", "tls.verify": "off"})
+    s = node_settings(output.ctx.options, n)
+    assert (s.shared_key, s.compress, s.tls.enabled, s.tls.verify) == ("node", "gzip", True, False)
+    assert "node" not in repr(s)
+    plain = node_settings(output.ctx.options, node("n2", 1))
+    assert (plain.shared_key, plain.tls.enabled) == ("out", False)
+
+
+async def test_hash_on_record_key_splits_the_chunk(certs: Path) -> None:
+    stores = [Store(), Store()]
+    inputs = [await start_input(s, certs) for s in stores]
+    spec = UpstreamSpec(
+        name="up",
+        nodes=tuple(node(f"n{i}", p.port) for i, p in enumerate(inputs)),
+        settings=UpstreamSettings(balance="hash", hash_key="user"),
+    )
+    output = make_output(certs, {"require_ack_response": "on"}, spec)
+    await output.start()
+    try:
+        assert await output.flush(chunk(10)) is FlushResult.OK
+        everything = stores[0].items + stores[1].items
+        assert len(everything) == 10
+        for s in stores:  # every user's records went to a single node
+            users = {r["user"] for _, _, r in s.items}
+            other = {r["user"] for st in stores if st is not s for _, _, r in st.items}
+            assert not users & other
+    finally:
+        await output.stop()
+        for p in inputs:
+            await p.stop()
