@@ -1,0 +1,238 @@
+"""in_tcp: records over plain TCP, as JSON objects or separated lines.
+
+``format json`` accepts JSON objects one per line or concatenated
+(``{"a":1}{"b":2}``), as Fluent Bit's JSON stream parser does.  A malformed
+JSON line is skipped and logged once per connection (the count is kept);
+the connection stays open.  ``format none`` emits ``{"log": line}`` for each
+``separator``-terminated piece.  Each connection reads ``chunk_size`` bytes at
+a time and waits for ``emit`` to return (backpressure: a paused input stops
+reading its sockets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+import msgpack
+import orjson
+
+from relaybit.codec.msgpack import EventTime, default
+from relaybit.config.schema import ConfigMap, Option
+from relaybit.plugins.base import InputContext, InputPlugin
+from relaybit.plugins.inputs.lines import LinePacker, now_ext
+
+_DECODER = json.JSONDecoder()
+_ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\0": "\0"}
+
+
+def unescape(text: str) -> bytes:
+    """A separator as written in a config file (``\\r\\n`` -> CR LF)."""
+    for escaped, char in _ESCAPES.items():
+        text = text.replace(escaped, char)
+    return text.encode()
+
+
+def split_json(buf: bytes) -> tuple[list[Any], int, bytes]:
+    """Complete JSON values in ``buf``: (values, malformed pieces, the incomplete rest).
+
+    Pieces are separated by newlines; within one, concatenated objects are
+    accepted.  The rest after the last newline is kept when it is an
+    incomplete value, else parsed too.
+    """
+    values: list[Any] = []
+    bad = 0
+    pieces = buf.split(b"\n")
+    rest = pieces.pop()
+    for piece in pieces:
+        if not piece.strip():
+            continue
+        try:
+            values.append(orjson.loads(piece))
+        except orjson.JSONDecodeError:
+            got, ok = _concatenated(piece)
+            values.extend(got)
+            bad += 0 if ok else 1
+    if rest.strip():
+        got, ok = _concatenated(rest)
+        values.extend(got)
+        if got and not ok:
+            rest = _leftover(rest)
+        elif got:
+            rest = b""
+    return values, bad, rest
+
+
+def _concatenated(piece: bytes) -> tuple[list[Any], bool]:
+    text = piece.decode("utf-8", "surrogateescape")
+    values: list[Any] = []
+    pos = 0
+    end = len(text)
+    while pos < end:
+        while pos < end and text[pos] in " \t\r":
+            pos += 1
+        if pos >= end:
+            break
+        try:
+            value, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return values, False
+        values.append(value)
+    return values, True
+
+
+def _leftover(piece: bytes) -> bytes:
+    """What follows the last complete value of ``piece`` (an incomplete one)."""
+    text = piece.decode("utf-8", "surrogateescape")
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r":
+            pos += 1
+        try:
+            _, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return text[pos:].encode("utf-8", "surrogateescape")
+
+
+class TcpInput(InputPlugin):
+    """A TCP server: each client sends JSON objects or separated lines."""
+
+    description = "TCP"
+    options = ConfigMap(
+        (
+            Option("listen", "str", "0.0.0.0", "Address to listen on"),
+            Option("port", "int", 5170, "TCP port (0 = any free port)", minimum=0, maximum=65535),
+            Option("format", "str", "json", "json or none", choices=("json", "none")),
+            Option("separator", "str", "\\n", "Record separator with format none"),
+            Option("chunk_size", "size", 32 * 1024, "Bytes read at once", minimum=1),
+            Option("buffer_size", "size", 64 * 1024, "Largest incomplete record kept", minimum=1),
+            Option("source_address_key", "str", None, "Add the client's address under this key"),
+            Option("key", "str", "log", "Key of the line with format none"),
+        )
+    )
+
+    def __init__(self, ctx: InputContext) -> None:
+        super().__init__(ctx)
+        opts = ctx.options
+        self.listen = opts.str("listen")
+        self.port = opts.int("port")
+        self.format = opts.str("format").lower()
+        self.separator = unescape(opts.str("separator")) or b"\n"
+        self.chunk_size = opts.int("chunk_size")
+        self.buffer_size = max(opts.int("buffer_size"), self.chunk_size)
+        self.source_key = opts.opt_str("source_address_key")
+        self.key = opts.str("key") or "log"
+        self.tag = ctx.tag or ctx.name
+        self._packer = msgpack.Packer(
+            default=default, use_bin_type=True, unicode_errors="surrogateescape"
+        )
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+        self.records = 0
+        self.malformed = 0
+        self.connections = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self.listen, self.port, limit=self.buffer_size
+        )
+        sockets = self._server.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self.ctx.logger.info("%s: listening on %s:%d", self.ctx.name, self.listen, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._clients):
+            task.cancel()
+        for task in list(self._clients):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._clients.add(task)
+        self.connections += 1
+        peer = writer.get_extra_info("peername")
+        address = f"tcp://{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        lines = LinePacker(self.key, [(self.source_key, address)] if self.source_key else ())
+        pending = b""
+        warned = False
+        try:
+            while True:
+                data = await reader.read(self.chunk_size)
+                buf = pending + data
+                if self.format == "json":
+                    values, bad, pending = split_json(buf) if data else split_json(buf + b"\n")
+                    if len(pending) > self.buffer_size:
+                        bad += 1
+                        pending = b""
+                    if bad:
+                        self.malformed += bad
+                        if not warned:
+                            warned = True
+                            self.ctx.logger.warning(
+                                "%s: %s sent malformed JSON; skipping it (logged once per connection)",
+                                self.ctx.name,
+                                address,
+                            )
+                    await self._emit_values(values, address)
+                else:
+                    pieces = buf.split(self.separator)
+                    pending = pieces.pop()
+                    if not data and pending:
+                        pieces.append(pending)
+                        pending = b""
+                    while len(pending) > self.buffer_size:
+                        pieces.append(pending[: self.buffer_size])
+                        pending = pending[self.buffer_size :]
+                    if pieces:
+                        await self.ctx.emit(
+                            self.tag, lines.pack(pieces, now_ext(self.ctx.clock)), len(pieces)
+                        )
+                        self.records += len(pieces)
+                if not data:
+                    break
+        except (ConnectionError, OSError) as exc:
+            self.ctx.logger.debug("%s: %s closed: %s", self.ctx.name, address, exc)
+        finally:
+            self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _emit_values(self, values: list[Any], address: str) -> None:
+        records: list[dict[Any, Any]] = []
+        for value in values:
+            if isinstance(value, dict):
+                records.append(value)
+            elif isinstance(value, list):
+                records.extend(v for v in value if isinstance(v, dict))
+        if not records:
+            return
+        now = EventTime.from_float(self.ctx.clock.time())
+        if self.source_key:
+            for record in records:
+                record[self.source_key] = address
+        data = b"".join(self._packer.pack([now, r]) for r in records)
+        await self.ctx.emit(self.tag, data, len(records))
+        self.records += len(records)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "port": self.port,
+            "records": self.records,
+            "malformed": self.malformed,
+            "connections": self.connections,
+            "clients": len(self._clients),
+        }
+
+    def __repr__(self) -> str:
+        return f"<TcpInput {self.ctx.name} {self.listen}:{self.port} format={self.format}>"

@@ -1,0 +1,126 @@
+"""in_tcp with real socket clients: JSON (lines and concatenated), none, many clients."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from relaybit.codec.msgpack import EventTime, iter_entries
+from relaybit.config.origin import Origin
+from relaybit.config.schema import RawProperty
+from relaybit.plugins.base import INPUT_COMMON, InputContext
+from relaybit.plugins.inputs.tcp import TcpInput, split_json
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.entries: list[tuple[Any, Any]] = []
+
+    async def __call__(self, tag: str, data: bytes, records: int) -> None:
+        got = list(iter_entries(data))
+        assert len(got) == records and tag == "tcp.0"
+        self.entries.extend(got)
+
+    @property
+    def records(self) -> list[Any]:
+        return [r for _, r in self.entries]
+
+
+async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[list[TcpInput]]:
+    made: list[TcpInput] = []
+    yield made
+    for plugin in made:
+        await plugin.stop()
+
+
+async def serve(got: Collector, servers: list[TcpInput], **props: str) -> TcpInput:
+    props = {"listen": "127.0.0.1", "port": "0", **props}
+    raw = [RawProperty(k, v, Origin("t.conf", 1)) for k, v in props.items()]
+    opts = (INPUT_COMMON + TcpInput.options).resolve(raw, section="[INPUT] tcp")
+    plugin = TcpInput(InputContext(name="tcp.0", plugin="tcp", options=opts, emit=got))
+    await plugin.start()
+    servers.append(plugin)
+    return plugin
+
+
+async def send(port: int, *parts: bytes) -> None:
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for part in parts:
+        writer.write(part)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_json_lines_and_concatenated_objects(servers: list[TcpInput]) -> None:
+    got = Collector()
+    plugin = await serve(got, servers)
+    await send(plugin.port, b'{"a":1}\n{"b":', b'2}{"c":3}\n', b'{"d":4}')
+    await until(lambda: len(got.entries) == 4)
+    assert got.records == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]
+    assert all(isinstance(t, EventTime) for t, _ in got.entries)
+
+
+async def test_malformed_json_is_skipped_and_the_connection_kept(servers: list[TcpInput]) -> None:
+    got = Collector()
+    plugin = await serve(got, servers, source_address_key="src")
+    await send(plugin.port, b'{"ok":1}\nnot json\n{"ok":2}\n')
+    await until(lambda: len(got.entries) == 2)
+    assert [r["ok"] for r in got.records] == [1, 2]
+    assert got.records[0]["src"].startswith("tcp://127.0.0.1:")
+    assert plugin.status()["malformed"] == 1
+
+
+async def test_format_none_with_separator(servers: list[TcpInput]) -> None:
+    got = Collector()
+    plugin = await serve(got, servers, format="none", separator="\\r\\n")
+    await send(plugin.port, b"one\r\ntw", b"o\r\nthree")
+    await until(lambda: len(got.entries) == 3)
+    assert got.records == [{"log": "one"}, {"log": "two"}, {"log": "three"}]
+
+
+async def test_many_clients_at_once(servers: list[TcpInput]) -> None:
+    got = Collector()
+    plugin = await serve(got, servers, format="none")
+
+    async def client(n: int) -> None:
+        await send(plugin.port, b"".join(f"{n}-{i}\n".encode() for i in range(500)))
+
+    await asyncio.gather(*(client(n) for n in range(20)))
+    await until(lambda: len(got.entries) == 20 * 500)
+    assert sorted(r["log"] for r in got.records) == sorted(
+        f"{n}-{i}" for n in range(20) for i in range(500)
+    )
+    assert plugin.status()["connections"] == 20
+
+
+async def test_stop_closes_open_clients(servers: list[TcpInput]) -> None:
+    got = Collector()
+    plugin = await serve(got, servers)
+    reader, writer = await asyncio.open_connection("127.0.0.1", plugin.port)
+    writer.write(b'{"x":1}\n')
+    await writer.drain()
+    await until(lambda: len(got.entries) == 1)
+    await plugin.stop()
+    servers.clear()
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    await writer.wait_closed()
+
+
+def test_split_json_keeps_the_incomplete_rest() -> None:
+    assert split_json(b'{"a":1}{"b"') == ([{"a": 1}], 0, b'{"b"')
+    assert split_json(b'{"a":1}\n[{"b":2}]\nbad\n') == ([{"a": 1}, [{"b": 2}]], 1, b"")
