@@ -180,3 +180,15 @@ def test_env_can_be_shared_and_injected():
     env = Env({"FROM_ENV": "yes"})
     (section,) = parse_classic("[INPUT]\n    tag ${FROM_ENV}\n", "x.conf", env)
     assert section.get("tag") == "yes"
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("@INCLUDE a\x00b", "NUL character"),
+        ("@INCLUDE /dev/zero", "is not a regular file"),
+    ],
+)
+def test_hostile_includes_are_config_errors(line, needle):
+    with pytest.raises(ConfigError, match=needle):
+        parse_classic(line + "\n", "x.conf")

@@ -229,3 +229,11 @@ def test_plugin_instance_model_keeps_repeated_keys():
     props = (RawProperty("add", "a 1", Origin("x", 1)), RawProperty("add", "b 2", Origin("x", 2)))
     instance = PluginInstance(kind="filter", plugin="modify", properties=props)
     assert instance.get("ADD") == "b 2"
+
+
+def test_upstream_that_is_not_a_regular_file(write):
+    main = write("main.conf", "[OUTPUT]\n    name http\n    upstream /dev/null\n")
+    with pytest.raises(ConfigErrors) as info:
+        load_config(main)
+    (message,) = _messages(info.value)
+    assert "main.conf:3: [OUTPUT] http 'upstream':" in message and "not a regular file" in message

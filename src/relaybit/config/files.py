@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from pathlib import Path
 
 from relaybit.config.origin import Origin
@@ -24,7 +25,14 @@ def read_text(path: str | Path, origin: Origin | None = None) -> str:
     """
     where = origin or Origin(str(path))
     p = Path(path)
+    if "\x00" in str(path):
+        raise ConfigError(f"file name {str(path)!r} contains a NUL character", where)
     try:
+        mode = p.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(str(path))
+        if not stat.S_ISREG(mode):  # a FIFO or /dev/zero would block or never end
+            raise ConfigError(f"{str(path)!r} is not a regular file", where)
         data = p.read_bytes()
     except IsADirectoryError:
         raise ConfigError(f"{str(path)!r} is a directory, expected a file", where) from None
@@ -54,6 +62,8 @@ def resolve_include(pattern: str, including: str, origin: Origin) -> list[str]:
     """
     if not pattern:
         raise ConfigError("include needs a file name or a glob", origin)
+    if "\x00" in pattern:
+        raise ConfigError("include path contains a NUL character", origin)
     expanded = os.path.expanduser(pattern)
     base = Path(including).parent
     full = expanded if os.path.isabs(expanded) else str(base / expanded)

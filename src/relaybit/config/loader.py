@@ -162,9 +162,10 @@ def _resolve(
                     section=f"[OUTPUT] {out.plugin}",
                     key="upstream",
                 )
-            if not target.exists():
+            if not target.is_file():
+                what = "is not a regular file" if target.exists() else "does not exist"
                 raise ConfigError(
-                    f"upstream file {str(target)!r} does not exist",
+                    f"upstream file {str(target)!r} {what}",
                     prop.origin,
                     section=f"[OUTPUT] {out.plugin}",
                     key="upstream",
@@ -197,7 +198,13 @@ def load_parsers(
         if not target.is_absolute():
             target = Path(base_dir) / target
         if not target.is_file():
-            what = "is a directory" if target.is_dir() else "does not exist"
+            what = (
+                "is a directory"
+                if target.is_dir()
+                else "is not a regular file"
+                if target.exists()
+                else "does not exist"
+            )
             errors.append(
                 ConfigError(
                     f"parsers file {str(target)!r} {what}",
