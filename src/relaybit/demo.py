@@ -40,6 +40,7 @@ STATE_STYLE = {
     "healthy": "green",
     "ejected": "bold red",
     "probing": "yellow",
+    "unhealthy": "bold red",
     "standby": "blue",
     "panic": "bold magenta",
 }
@@ -203,16 +204,17 @@ def render(
         title=f"relaybit --demo  {elapsed:4.1f}s / {seconds:.0f}s   records sent {sent:,}",
         caption=note,
     )
-    for col in ("node", "address", "transport", "receiver", "state", "received", "flushes"):
-        table.add_column(col, justify="right" if col in ("received", "flushes") else "left")
-    table.add_column("failures", justify="right")
+    for col in ("node", "address", "link", "server", "state", "received", "flushes", "fails"):
+        table.add_column(
+            col, justify="right" if col in ("received", "flushes", "fails") else "left"
+        )
     for node in nodes:
         st = status.get(node.name, {})
         counters = st.get("counters", {})
         failures = counters.get("failures", {})
         failed = sum(failures.values()) if isinstance(failures, dict) else int(failures or 0)
         state = str(st.get("state", "?"))
-        transport = ("tls" if node.tls else "tcp") + (" + key" if node.shared_key else "")
+        transport = ("tls" if node.tls else "tcp") + ("+key" if node.shared_key else "")
         table.add_row(
             node.name,
             f"127.0.0.1:{node.port}",
@@ -250,6 +252,7 @@ async def run_demo(seconds: float, console: Console) -> int:
         try:
             agent = await _start_agent(config)
             interrupted = await _watch(nodes, agent, seconds, console)
+            console.print()
             console.print("stopping: the agent flushes what it holds ...")
             await _stop_agent(agent)
         finally:
@@ -261,10 +264,12 @@ async def run_demo(seconds: float, console: Console) -> int:
         duplicates = max(0, received - sent)
         per_node = ", ".join(f"{n.name} {n.received:,}" for n in nodes)
         verdict = "none lost" if lost == 0 else f"{lost:,} LOST"
+        relation = "=" if sent == received else ","
         console.print(
-            f"records sent {sent:,} = records received {received:,} ({per_node}): {verdict}"
+            f"records sent {sent:,} {relation} records received {received:,} ({per_node}): {verdict}"
             + (f", {duplicates:,} duplicates (in flight at the outage)" if duplicates else "")
-            + (" [interrupted]" if interrupted else "")
+            + (" [interrupted]" if interrupted else ""),
+            soft_wrap=True,
         )
         return 0 if lost == 0 and sent > 0 else 1
 

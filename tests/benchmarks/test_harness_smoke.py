@@ -20,7 +20,16 @@ sys.path.insert(0, str(BENCH))
 import receiver  # noqa: E402
 import run  # noqa: E402
 
-AGENT_READY = importlib.util.find_spec("relaybit.agent") is not None
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
+
+AGENT_READY = _importable("relaybit.agent")
+FORWARD_READY = AGENT_READY and _importable("relaybit.plugins.outputs.forward")
 
 
 def packed(n: int) -> bytes:
@@ -123,7 +132,7 @@ def test_pusher_sends_exactly_the_records(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not AGENT_READY, reason="relaybit.agent has not landed yet")
+@pytest.mark.skipif(not FORWARD_READY, reason="the forward output has not landed yet")
 @pytest.mark.parametrize("scenario", ["tail_forward", "forward_relay"])
 def test_harness_runs_a_scenario_and_counts_add_up(tmp_path: Path, scenario: str) -> None:
     result = run.run_one(scenario, 2_000, tmp_path, timeout=60)
@@ -132,3 +141,11 @@ def test_harness_runs_a_scenario_and_counts_add_up(tmp_path: Path, scenario: str
     assert sum(result.per_node) == 2_000
     assert len(result.per_node) == 3
     assert result.cpu_seconds > 0 and result.peak_rss_mb > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not AGENT_READY, reason="relaybit.agent has not landed yet")
+def test_harness_dummy_null_counts_through_the_monitoring_api(tmp_path: Path) -> None:
+    result = run.run_one("dummy_null", 2_000, tmp_path, timeout=60)
+    assert result.complete, result
+    assert result.received == 2_000 and result.per_node == []

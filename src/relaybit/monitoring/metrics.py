@@ -27,7 +27,7 @@ from prometheus_client.core import (
 import relaybit
 
 #: Health states a node can be in (Upstream status ``state``).
-NODE_STATES = ("healthy", "ejected", "standby", "probing", "panic")
+NODE_STATES = ("healthy", "ejected", "probing", "unhealthy", "standby", "panic")
 
 #: Keys never shown by the API, wherever they appear in a status.
 SECRET_WORDS = ("shared_key", "password", "passwd", "secret", "token", "api_key")

@@ -21,7 +21,7 @@ STATUS_PAGE = """<!doctype html>
  th, td { border-bottom: 1px solid #ddd; padding: .3rem .7rem; text-align: left; }
  td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .state { font-weight: 600; padding: .1rem .45rem; border-radius: .3rem; }
- .healthy { background: #d8f5d8; } .ejected { background: #f9d3d3; }
+ .healthy { background: #d8f5d8; } .ejected, .unhealthy { background: #f9d3d3; }
  .standby { background: #e4e4f7; } .probing { background: #fdf0c9; }
  .panic { background: #f3a8a8; }
  #updated { color: #777; font-size: .85rem; }
