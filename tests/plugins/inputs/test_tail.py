@@ -349,3 +349,21 @@ async def test_exit_on_eof(tmp_path: Path) -> None:
     await asyncio.wait_for(plugin.wait(), 10)
     assert got.logs() == [str(i) for i in range(10)]
     await plugin.stop()
+
+
+async def test_builtin_json_parser_when_the_service_has_none(
+    tmp_path: Path, running: list[TailInput]
+) -> None:
+    from relaybit.parsers import BUILTIN_PARSERS
+
+    if "json" not in BUILTIN_PARSERS:
+        pytest.skip("no built-in json parser")
+    log = tmp_path / "app.log"
+    write(log, ['{"level":"info","n":3}', "not json"])
+    got = Collector()
+    plugin = make(got, path=str(log), read_from_head="on", parser="json", path_key="p")
+    running.append(plugin)
+    await plugin.start()
+    await until(lambda: len(got.entries) == 2)
+    assert got.entries[0][2] == {"level": "info", "n": 3, "p": str(log)}
+    assert got.entries[1][2] == {"log": "not json", "p": str(log)}

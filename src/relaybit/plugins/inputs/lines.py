@@ -7,7 +7,7 @@ not valid UTF-8 are kept as msgpack str holding the raw bytes, as Fluent Bit
 does (readers decode them with ``surrogateescape``).
 
 Parsers come from ``ctx.service["parsers"]`` (a ``{name: parser}`` dict built
-from ``[PARSER]`` sections).  A parser is any object with
+from ``[PARSER]`` sections; relaybit.parsers' built-ins when absent).  A parser is any object with
 ``parse(text: str) -> (time | None, record) | record | None``; see
 :func:`apply_parser`.
 """
@@ -128,7 +128,9 @@ def lookup_parser(
     """The parser named by the ``parser`` option, or None; ConfigError when unknown."""
     if not name:
         return None
-    parsers = ctx_service.get("parsers") or {}
+    from relaybit.parsers import BUILTIN_PARSERS  # lazily: only inputs with a parser need it
+
+    parsers = ctx_service.get("parsers") or BUILTIN_PARSERS
     parser = parsers.get(name)
     if parser is None:
         known = ", ".join(sorted(parsers)) or "none defined"
@@ -138,7 +140,7 @@ def lookup_parser(
             section=section,
             key="parser",
         )
-    return parser  # type: ignore[no-any-return]
+    return parser
 
 
 def apply_parser(parser: Parser, text: str) -> tuple[Any, Any] | None:
