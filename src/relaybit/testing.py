@@ -142,6 +142,13 @@ class LineServer:
     def open_connections(self) -> int:
         return len(self._writers)
 
+    async def drop_connections(self) -> None:
+        """Abort every open connection but keep listening (a receiver restart)."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+        if self._handlers:
+            await asyncio.wait(list(self._handlers))
+
     async def stop(self) -> None:
         """Stop listening and drop every connection."""
         if self._server is not None:

@@ -475,3 +475,40 @@ async def test_listener_errors_do_not_break_delivery(
         up.remove_listener(broken)
     finally:
         await up.stop()
+
+
+class StaleLooking:
+    """Wraps a connection and claims to be usable even after the peer dropped it."""
+
+    def __init__(self, inner: Connection) -> None:
+        self.inner = inner
+
+    def is_usable(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_stale_keepalive_connection_is_replaced_not_blamed(clock: FakeClock) -> None:
+    async def connector(node: Node, host: str, port: int) -> Connection:
+        return StaleLooking(await line_connector(node, host, port))
+
+    async def send(node: Node, connection: Connection) -> None:
+        assert isinstance(connection, StaleLooking)
+        await SEND(node, connection.inner)
+
+    async with LineServer() as server:
+        spec = make_spec(make_node("node-1", server.port), name="forward-balancing")
+        up = Upstream(spec, connector, clock=clock)
+        try:
+            await up.deliver(send)
+            await server.drop_connections()
+            assert (await up.deliver(send)).name == "node-1"
+            status = up.status()["nodes"][0]
+            assert status["state"] == "healthy"
+            assert status["counters"]["failures"] == {}
+            assert status["counters"]["stale_connections"] == 1
+            assert server.accepted == 2
+        finally:
+            await up.stop()

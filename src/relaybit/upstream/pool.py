@@ -227,6 +227,12 @@ class NodePool:
             actions.close.append(pc)
         await self._perform(actions)
 
+    async def clear_idle(self) -> None:
+        """Close every idle connection (they are presumed broken)."""
+        actions = PoolActions(close=list(self._idle))
+        self._idle.clear()
+        await self._perform(actions)
+
     async def prune(self) -> None:
         """Close idle connections that expired."""
         await self._perform(self._assign(self.clock.monotonic()))

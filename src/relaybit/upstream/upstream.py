@@ -123,6 +123,7 @@ class NodeCounters:
     ejections: int = 0
     probes_passed: int = 0
     probes_failed: int = 0
+    stale_connections: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def as_dict(self) -> dict[str, Any]:
@@ -135,6 +136,7 @@ class NodeCounters:
             "ejections": self.ejections,
             "probes_passed": self.probes_passed,
             "probes_failed": self.probes_failed,
+            "stale_connections": self.stale_connections,
             "latency": self.latency.as_dict(),
         }
 
@@ -401,9 +403,25 @@ class Upstream:
         pc: PooledConnection | None = None
         phase = "connect"
         try:
-            pc = await slot.pool.acquire()
-            phase = "write"
-            await send(node, pc.connection)
+            while True:
+                pc = await slot.pool.acquire()
+                phase = "write"
+                try:
+                    await send(node, pc.connection)
+                    break
+                except _FAILOVER_ERRORS as exc:
+                    if pc.uses <= 1 or error_kind(exc, "write") != "write":
+                        raise
+                    # A reused keepalive connection broke (the receiver restarted or
+                    # dropped it while idle): not the node's fault.  Drop the idle
+                    # ones and try once more on a fresh connection.
+                    slot.counters.stale_connections += 1
+                    stale, pc, phase = pc, None, "connect"
+                    await slot.pool.release(stale, reuse=False)
+                    await slot.pool.clear_idle()
+                    log.debug(
+                        "%s: node %s: stale connection, reconnecting", self._prefix(), node.name
+                    )
         except PermanentDeliveryError as exc:
             if pc is not None:
                 await slot.pool.release(pc, reuse=True)
