@@ -164,13 +164,15 @@ class Sampler:
 
     def sample(self) -> None:
         try:
-            with self.process.oneshot():
-                self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
-                times = self.process.cpu_times()
-                self.cpu = times.user + times.system
-            hwm = _vm_hwm(self.process.pid)
-            if hwm:
-                self.peak_rss = max(self.peak_rss, hwm)
+            procs = [self.process, *self.process.children(recursive=True)]
+            rss = cpu = 0.0
+            for proc in procs:  # worker processes of the agent count too
+                with proc.oneshot():
+                    rss += max(proc.memory_info().rss, _vm_hwm(proc.pid))
+                    times = proc.cpu_times()
+                    cpu += times.user + times.system
+            self.peak_rss = max(self.peak_rss, int(rss))
+            self.cpu = max(self.cpu, cpu)
         except psutil.Error:
             pass
 
