@@ -1,0 +1,43 @@
+"""The monitoring server started by a real Agent ([SERVICE] http_server on, port 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+
+from relaybit.agent import Agent
+from relaybit.config.loader import load_config
+
+
+async def test_agent_serves_the_monitoring_api(tmp_path: Path) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[SERVICE]\n    flush 0.1\n    http_server on\n    http_listen 127.0.0.1\n"
+        "[INPUT]\n    name dummy\n    tag t\n    rate 100\n"
+        "[OUTPUT]\n    name null\n    match *\n"
+    )
+    agent = Agent(load_config(conf), http_server=True, http_port=0, http_listen="127.0.0.1")
+    await agent.start()
+    try:
+        base = f"http://127.0.0.1:{agent.monitoring.port}"
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 10
+            processed = 0
+            while processed == 0 and time.monotonic() < deadline:
+                async with http.get(f"{base}/api/v1/metrics") as r:
+                    processed = (await r.json())["output"]["null.0"]["proc_records"]
+                await asyncio.sleep(0.05)  # polling interval, not a wait for the result
+            assert processed > 0
+            async with http.get(f"{base}/api/v1/metrics/prometheus") as r:
+                text = await r.text()
+            assert 'fluentbit_input_records_total{name="dummy.0"}' in text
+            async with http.get(f"{base}/api/v1/health") as r:
+                assert (r.status, await r.text()) == (200, "ok")
+            async with http.get(f"{base}/api/v1/upstreams") as r:
+                assert await r.json() == {"upstreams": {}}
+    finally:
+        await agent.stop()
+    assert agent.monitoring is None
