@@ -78,7 +78,8 @@ def new_unpacker(max_buffer_size: int = 0) -> msgpack.Unpacker:
 
 def pack_entry(time: Time, record: Any, packer: msgpack.Packer | None = None) -> bytes:
     """One entry ``[time, record]`` as bytes."""
-    return (packer or new_packer()).pack([time, record])
+    data: bytes = (packer or new_packer()).pack([time, record])
+    return data
 
 
 def iter_entries(data: bytes) -> Iterator[tuple[Any, Any]]:

@@ -8,6 +8,7 @@ with a "did you mean" hint.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,38 +150,38 @@ class Options(Mapping[str, Any]):
                 out.append((name, value, self._origins.get(name)))
         return out
 
-    def str(self, key: str) -> str:
+    def str(self, key: builtins.str) -> builtins.str:
         value = self._values.get(key)
         return "" if value is None else str(value)
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_str(self, key: builtins.str) -> builtins.str | None:
         value = self._values.get(key)
         return None if value is None else str(value)
 
-    def int(self, key: str) -> int:
+    def int(self, key: builtins.str) -> builtins.int:
         return int(self._values[key])
 
-    def float(self, key: str) -> float:
+    def float(self, key: builtins.str) -> builtins.float:
         return float(self._values[key])
 
-    def bool(self, key: str) -> bool:
+    def bool(self, key: builtins.str) -> builtins.bool:
         return bool(self._values.get(key))
 
-    def list(self, key: str) -> list[Any]:
+    def list(self, key: builtins.str) -> builtins.list[Any]:
         value = self._values.get(key)
         if value is None:
             return []
         return list(value) if isinstance(value, list) else [value]
 
-    def masked(self) -> dict[str, Any]:
+    def masked(self) -> dict[builtins.str, Any]:
         """The values with every secret replaced by ``******`` (for display and APIs)."""
-        out: dict[str, Any] = {}
+        out: dict[builtins.str, Any] = {}
         for key, value in self._values.items():
             opt = self.configmap.get(key)
             out[key] = "******" if opt is not None and opt.secret and value else value
         return out
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> builtins.str:
         return f"<Options {self.masked()!r}>"
 
 
