@@ -163,6 +163,10 @@ async def test_unix_socket(tmp_path: Path) -> None:
     assert not Path(path).exists()
 
 
+QUIET = logging.getLogger("tests.forward.fuzz")
+QUIET.setLevel(logging.ERROR)
+
+
 @settings(
     max_examples=50,
     deadline=None,
@@ -177,7 +181,7 @@ async def test_unix_socket(tmp_path: Path) -> None:
 def test_fuzz_server_survives_and_serves_a_good_client(junk: bytes) -> None:
     async def scenario() -> None:
         sink = Sink()
-        server = ForwardServer(sink, host="127.0.0.1", port=0, udp_heartbeat=False)
+        server = ForwardServer(sink, host="127.0.0.1", port=0, udp_heartbeat=False, logger=QUIET)
         await server.start()
         try:
             good = await ForwardClient.connect("127.0.0.1", server.port)
@@ -190,5 +194,19 @@ def test_fuzz_server_survives_and_serves_a_good_client(junk: bytes) -> None:
         finally:
             await server.stop()
 
-    logging.getLogger("relaybit.forward").setLevel(logging.ERROR)
     asyncio.run(scenario())
+
+
+async def test_handler_failure_closes_without_ack(caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(tag: str, entries: bytes, records: int) -> None:
+        raise RuntimeError("storage full")
+
+    caplog.set_level(logging.WARNING, logger="relaybit.forward")
+    server = ForwardServer(broken, host="127.0.0.1", port=0, udp_heartbeat=False)
+    await server.start()
+    try:
+        answer = await raw_send(server.port, pack(["t", entry(1, {}), {"chunk": "c"}]), read=True)
+        assert answer == b""
+        assert any("storage full" in r.getMessage() for r in caplog.records)
+    finally:
+        await server.stop()

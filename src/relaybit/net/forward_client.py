@@ -157,7 +157,7 @@ class ForwardClient:
             raise DeliveryError(
                 "handshake",
                 f"{self.peer}: no HELO within {helo_wait:g}s although shared_key is set"
-                " (does the node have a shared_key?)",
+                f" (does the node have a shared_key? {_TLS_HINT})",
             ) from None
         if not isinstance(helo, Helo):
             raise DeliveryError(
@@ -315,9 +315,13 @@ class ForwardClient:
                 "ack_timeout", f"{self.peer}: no ack within {timeout:g}s; chunk not delivered"
             ) from None
         if isinstance(event, ConnectionClosed):
+            hint = (
+                "refused our client certificate (tls.crt_file) or the data?"
+                if self.tls
+                else f"refused data? {_TLS_HINT}"
+            )
             raise DeliveryError(
-                "write",
-                f"{self.peer} closed the connection before acking (refused data? {_TLS_HINT})",
+                "write", f"{self.peer} closed the connection before acking ({hint})"
             )
         if not isinstance(event, Ack):
             raise DeliveryError("protocol", f"{self.peer}: expected an ack, got {event!r}")

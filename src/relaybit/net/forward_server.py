@@ -174,7 +174,7 @@ class ForwardServer:
             try:
                 await writer.start_tls(self.ssl, ssl_handshake_timeout=self.handshake_timeout)
             except (ssl_module.SSLError, ConnectionError, TimeoutError, OSError) as exc:
-                self._drop(peer, f"TLS handshake failed: {exc} (is the client using TLS?)")
+                self._drop(peer, f"TLS handshake failed: {exc} ({_tls_hint(exc)})")
                 return
         conn = ForwardConnection(Role.SERVER, buffer_max_size=self.buffer_max_size)
         try:
@@ -192,7 +192,11 @@ class ForwardServer:
                 if isinstance(event, Heartbeat):
                     continue
                 if isinstance(event, _DATA):
-                    await self.on_entries(event.tag, event.entries, event.records)
+                    try:
+                        await self.on_entries(event.tag, event.entries, event.records)
+                    except Exception as exc:  # not stored: close without acking
+                        self._drop(peer, f"records not stored ({type(exc).__name__}: {exc})")
+                        return
                     self.records_total += event.records
                     if event.chunk is not None:
                         writer.write(conn.send(Ack(event.chunk)))
@@ -266,6 +270,13 @@ class ForwardServer:
             "records_total": self.records_total,
             "errors_total": self.errors_total,
         }
+
+
+def _tls_hint(exc: BaseException) -> str:
+    text = str(exc).upper()
+    if "CERTIFICATE" in text:
+        return "client certificate not accepted: check the client's tls.crt_file and tls.ca_file"
+    return "is the client using TLS?"
 
 
 def _peer_name(writer: asyncio.StreamWriter) -> str:

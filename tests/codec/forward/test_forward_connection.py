@@ -249,3 +249,24 @@ def test_refused_pong_closes() -> None:
     assert client.next_event() == Pong(False, b"shared_key mismatch", b"srv", b"")
     assert client.state is State.CLOSED
     assert "client" in repr(client)
+
+
+def test_codec_is_sans_io() -> None:
+    import ast
+    from pathlib import Path
+
+    import relaybit.codec.forward as pkg
+
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in (node.names if isinstance(node, ast.Import) else [])
+        } | {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+        }
+        assert not names & {"asyncio", "socket", "ssl", "selectors"}, path.name

@@ -82,6 +82,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     server.private_key_pem.write_to_path(str(base / "server.key"))
     ca.cert_pem.write_to_path(str(base / "ca.pem"))
     trustme.CA().cert_pem.write_to_path(str(base / "other-ca.pem"))
+    client = ca.issue_cert("client.example")
+    client.cert_chain_pems[0].write_to_path(str(base / "client.pem"))
+    client.private_key_pem.write_to_path(str(base / "client.key"))
     return base
 
 
@@ -106,8 +109,12 @@ async def roundtrip(
     return result, store, output
 
 
+MUTUAL_IN = {**TLS_IN, "tls.ca_file": "ca.pem", "tls.verify": "on"}
+CLIENT_CERT = {"tls.crt_file": "client.pem", "tls.key_file": "client.key"}
+
 MODES = {
     "plain": ({}, {}),
+    "mutual tls": (MUTUAL_IN, {**TLS_OUT, **CLIENT_CERT, "require_ack_response": "on"}),
     "gzip": ({}, {"compress": "gzip", "send_options": "on"}),
     "ack": ({}, {"require_ack_response": "on"}),
     "gzip+ack": ({}, {"compress": "gzip", "require_ack_response": "on"}),
@@ -152,6 +159,11 @@ FAILURES = {
     "plain to TLS, no ack": (TLS_IN, {}, "is tls on for this node?"),
     "plain to TLS, ack": (TLS_IN, {"require_ack_response": "on"}, "is tls on for this node?"),
     "TLS to plain": ({}, TLS_OUT, "TLS handshake failed"),
+    "no client certificate": (
+        MUTUAL_IN,
+        {**TLS_OUT, "require_ack_response": "on"},
+        "client certificate",
+    ),
     "key but no HELO": ({}, {"shared_key": "k"}, "no HELO"),
     "HELO but no key": ({"shared_key": "k"}, {}, "no shared_key is configured"),
 }
