@@ -79,3 +79,16 @@ def test_server_needs_cert_and_key(ca: trustme.CA, tmp_path: Path) -> None:
 def test_missing_ca_file_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"tls\.ca_file"):
         client_context(TLSSettings(enabled=True, ca_file="nope.pem"), tmp_path)
+
+
+def test_verify_client_cert_decides(ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "s.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "s.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    tls = TLSSettings(enabled=True, crt_file="s.pem", key_file="s.key", ca_file="ca.pem")
+    off = server_context(tls, tmp_path, require_client_cert=False)
+    assert off is not None and off.verify_mode == ssl.CERT_NONE
+    no_ca = TLSSettings(enabled=True, crt_file="s.pem", key_file="s.key")
+    with pytest.raises(ConfigError, match="needs tls"):
+        server_context(no_ca, tmp_path, require_client_cert=True)

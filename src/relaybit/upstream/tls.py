@@ -5,7 +5,8 @@ Client side: ``tls.verify`` (on by default) with ``tls.ca_file``/``tls.ca_path``
 ``tls.crt_file``/``tls.key_file`` (``tls.key_passwd``).  SNI is ``tls.vhost`` or
 the node's host (:func:`server_hostname`).  Server side: ``tls.crt_file`` and
 ``tls.key_file`` are required; with ``tls.verify on`` and a ``tls.ca_file`` or
-``tls.ca_path`` the client must present a certificate signed by that CA.
+``tls.ca_path`` (or ``tls.verify_client_cert on``) the client must present a
+certificate signed by that CA.
 
 Contexts are cached per (settings, base directory).
 """
@@ -71,7 +72,9 @@ def _client_context(tls: TLSSettings, base_dir: Path | None) -> ssl.SSLContext:
 
 
 @functools.lru_cache(maxsize=64)
-def _server_context(tls: TLSSettings, base_dir: Path | None) -> ssl.SSLContext:
+def _server_context(
+    tls: TLSSettings, base_dir: Path | None, require_client_cert: bool | None
+) -> ssl.SSLContext:
     if not tls.crt_file or not tls.key_file:
         raise ConfigError(
             "a TLS server needs both tls.crt_file and tls.key_file",
@@ -79,8 +82,13 @@ def _server_context(tls: TLSSettings, base_dir: Path | None) -> ssl.SSLContext:
         )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _load_chain(ctx, tls, base_dir)
-    if tls.verify and _load_ca(ctx, tls, base_dir):
+    verify = tls.verify if require_client_cert is None else require_client_cert
+    if verify and _load_ca(ctx, tls, base_dir):
         ctx.verify_mode = ssl.CERT_REQUIRED
+    elif require_client_cert:
+        raise ConfigError(
+            "tls.verify_client_cert needs tls.ca_file or tls.ca_path", key="tls.verify_client_cert"
+        )
     return ctx
 
 
@@ -94,11 +102,21 @@ def client_context(tls: TLSSettings, base_dir: Path | str | None = None) -> ssl.
     return _client_context(tls, Path(base_dir) if base_dir is not None else None)
 
 
-def server_context(tls: TLSSettings, base_dir: Path | str | None = None) -> ssl.SSLContext | None:
-    """The server context for these settings, or None when ``tls`` is off."""
+def server_context(
+    tls: TLSSettings,
+    base_dir: Path | str | None = None,
+    *,
+    require_client_cert: bool | None = None,
+) -> ssl.SSLContext | None:
+    """The server context for these settings, or None when ``tls`` is off.
+
+    ``require_client_cert`` (Fluent Bit's ``tls.verify_client_cert``): None keeps
+    the older rule (``tls.verify`` on and a CA given), True/False decide.
+    """
     if not tls.enabled:
         return None
-    return _server_context(tls, Path(base_dir) if base_dir is not None else None)
+    base = Path(base_dir) if base_dir is not None else None
+    return _server_context(tls, base, require_client_cert)
 
 
 def server_hostname(tls: TLSSettings, host: str) -> str | None:

@@ -44,6 +44,13 @@ FORWARD_INPUT_OPTIONS = (
                 secret=True,
             ),
             Option("threaded", "bool", False, "Accepted for compatibility"),
+            Option(
+                "tls.verify_client_cert",
+                "bool",
+                None,
+                "Require a client certificate signed by tls.ca_file (default: tls.verify"
+                " with a CA given)",
+            ),
         )
     )
     + TLS_OPTIONS
@@ -90,7 +97,15 @@ class ForwardInput(InputPlugin):
             port=opts.int("port"),
             unix_path=opts.opt_str("unix_path"),
             unix_perm=unix_perm,
-            ssl=server_context(TLSSettings.from_options(opts), ctx.config_dir),
+            ssl=server_context(
+                TLSSettings.from_options(opts),
+                ctx.config_dir,
+                require_client_cert=(
+                    opts.bool("tls.verify_client_cert")
+                    if opts.is_set("tls.verify_client_cert")
+                    else None
+                ),
+            ),
             shared_key=shared_key,
             self_hostname=opts.str("self_hostname"),
             users=users,
