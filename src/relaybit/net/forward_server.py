@@ -127,10 +127,20 @@ class ForwardServer:
         if self.udp_heartbeat:
             loop = asyncio.get_running_loop()
             family = self._server.sockets[0].family
-            transport, _ = await loop.create_datagram_endpoint(
-                _HeartbeatProtocol, local_addr=(self.host, self.port), family=family
-            )
-            self._udp = transport
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    _HeartbeatProtocol, local_addr=(self.host, self.port), family=family
+                )
+            except OSError as exc:
+                self.log.warning(
+                    "%s: UDP heartbeat not answered on %s:%s: %s",
+                    self.name,
+                    self.host,
+                    self.port,
+                    exc,
+                )
+            else:
+                self._udp = transport
 
     async def stop(self) -> None:
         """Stop accepting, close every client connection and the UDP socket."""
