@@ -409,3 +409,30 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     server.cert_chain_pems[0].write_to_path(str(base / "server.crt"))
     ca.cert_pem.write_to_path(str(base / "ca.pem"))
     return {"cert": base / "server.crt", "key": base / "server.key", "ca": base / "ca.pem"}
+
+
+def upstream_nodes(api_port: int, output: str = "forward.0") -> dict[str, dict[str, Any]]:
+    """``/api/v1/upstreams``: the nodes of ``output``'s Upstream by name."""
+    status = http_json(api_port, "/api/v1/upstreams")["upstreams"][output]
+    return {n["name"]: n for n in status["nodes"]}
+
+
+def monitoring(port: int) -> dict[str, Any]:
+    """``[SERVICE]`` keys serving the monitoring API on 127.0.0.1:``port``."""
+    return {"http_server": "on", "http_listen": "127.0.0.1", "http_port": port}
+
+
+def largest_chunk(rows: Iterable[Mapping[str, Any]]) -> int:
+    """Records in the largest Forward message (one agent chunk) any receiver got."""
+    counts = Counter((r["node"], r["msg"]) for r in rows)
+    return max(counts.values(), default=0)
+
+
+def write_until(writer: LineWriter, predicate: Callable[[], Any], step: int = 20, **kw: Any) -> Any:
+    """Append ``step`` lines per poll until ``predicate`` holds (a steady stream)."""
+
+    def poll() -> Any:
+        writer.write(step)
+        return predicate()
+
+    return wait_until(poll, **kw)
