@@ -209,7 +209,12 @@ def upstream_file(ports: list[int], tls_node3: bool) -> str:
 
 
 def agent_config(
-    scenario: str, workload: Path, records: int, http_port: int, forward_port: int
+    scenario: str,
+    workload: Path,
+    records: int,
+    http_port: int,
+    forward_port: int,
+    extra_service: tuple[str, ...] = (),
 ) -> str:
     service = [
         "[SERVICE]",
@@ -218,6 +223,7 @@ def agent_config(
         "    http_server  on",
         "    http_listen  127.0.0.1",
         f"    http_port    {http_port}",
+        *(f"    {item.replace('=', ' ', 1)}" for item in extra_service),
         "",
     ]
     if scenario == "dummy_null":
@@ -276,6 +282,9 @@ class Result:
     per_node: list[int] = field(default_factory=list)
     complete: bool = True
     note: str = ""
+    #: from the first record received to the last (start-up excluded; 0 for dummy_null)
+    stream_seconds: float = 0.0
+    stream_records_per_s: float = 0.0
 
 
 def wait_for(predicate: Callable[[], bool], deadline: float, poll: float = 0.02) -> bool:
@@ -295,7 +304,13 @@ def _null_processed(http_port: int) -> int:
     return sum(int(o.get("proc_records", 0)) for o in doc.get("output", {}).values())
 
 
-def run_one(scenario: str, records: int, workdir: Path, timeout: float) -> Result:
+def run_one(
+    scenario: str,
+    records: int,
+    workdir: Path,
+    timeout: float,
+    extra_service: tuple[str, ...] = (),
+) -> Result:
     """Run one scenario with ``records`` records; every process is ended before returning."""
     workload = workdir / "workload.log"
     if not workload.exists() or workload.stat().st_size == 0 or _lines(workdir) != records:
@@ -317,7 +332,9 @@ def run_one(scenario: str, records: int, workdir: Path, timeout: float) -> Resul
         )
         http_port, forward_port = free_port(), free_port()
         config = rundir / "agent.conf"
-        config.write_text(agent_config(scenario, workload, records, http_port, forward_port))
+        config.write_text(
+            agent_config(scenario, workload, records, http_port, forward_port, extra_service)
+        )
         log = (rundir / "agent.log").open("wb")
         started = time.time()
         agent = subprocess.Popen(
@@ -353,6 +370,7 @@ def run_one(scenario: str, records: int, workdir: Path, timeout: float) -> Resul
                 break
             time.sleep(0.05)
         sampler.sample()
+        first = 0.0
         if scenario == "dummy_null":
             got, finished = received(), time.time()
         else:
@@ -360,6 +378,8 @@ def run_one(scenario: str, records: int, workdir: Path, timeout: float) -> Resul
             got = sum(int(c.get("records", 0)) for c in counts)
             lasts = [c["last"] for c in counts if c.get("last")]
             finished = max(lasts) if lasts else time.time()
+            firsts = [c["first"] for c in counts if c.get("first")]
+            first = min(firsts) if firsts else 0.0
         seconds = max(finished - started, 1e-9)
         complete = got == records
         note = (
@@ -382,6 +402,8 @@ def run_one(scenario: str, records: int, workdir: Path, timeout: float) -> Resul
             per_node=[int(r.counts().get("records", 0)) for r in receivers],
             complete=complete,
             note=note,
+            stream_seconds=round(finished - first, 3) if first else 0.0,
+            stream_records_per_s=round(got / max(finished - first, 1e-3)) if first else 0,
         )
     finally:
         for proc in (pusher, agent):
@@ -399,14 +421,18 @@ def _lines(workdir: Path) -> int:
 
 
 def print_table(results: list[Result]) -> None:
-    header = f"{'scenario':<18} {'records':>9} {'received':>9} {'seconds':>8} {'rec/s':>9} {'MB/s':>7} {'cpu s':>6} {'peak MB':>8}  per node"
+    header = (
+        f"{'scenario':<18} {'records':>9} {'received':>9} {'seconds':>8} {'rec/s':>9}"
+        f" {'MB/s':>7} {'cpu s':>6} {'peak MB':>8} {'stream/s':>9}  per node"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         mark = "" if r.complete else f"  INCOMPLETE ({r.note})"
         print(
             f"{r.scenario:<18} {r.records:>9} {r.received:>9} {r.seconds:>8.2f} "
-            f"{r.records_per_s:>9} {r.mb_per_s:>7.2f} {r.cpu_seconds:>6.2f} {r.peak_rss_mb:>8.1f}  "
+            f"{r.records_per_s:>9} {r.mb_per_s:>7.2f} {r.cpu_seconds:>6.2f} {r.peak_rss_mb:>8.1f} "
+            f"{r.stream_records_per_s or '-':>9}  "
             f"{'/'.join(map(str, r.per_node))}{mark}"
         )
 
@@ -418,6 +444,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run at most")
     parser.add_argument("--workdir", help="keep workloads and logs here (default: a temp dir)")
+    parser.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra [SERVICE] key for the agent, e.g. storage.mem_limit=32M (repeatable)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -432,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         for size in sizes:
             for scenario in scenarios:
-                result = run_one(scenario, size, workdir, args.timeout)
+                result = run_one(scenario, size, workdir, args.timeout, tuple(args.service))
                 results.append(result)
                 if not args.json:
                     print(f"# {scenario} {size}: {result.records_per_s} rec/s", file=sys.stderr)

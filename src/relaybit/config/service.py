@@ -34,6 +34,13 @@ SERVICE_OPTIONS = ConfigMap(
         Option("storage.checksum", "bool", False, "Checksum chunks on the filesystem"),
         Option("storage.backlog.mem_limit", "size", 5 * 1024 * 1024, "Memory for backlog chunks"),
         Option("storage.max_chunks_up", "int", 128, "Chunks kept in memory at once", minimum=1),
+        Option(
+            "storage.mem_limit",
+            "size",
+            32 * 1024 * 1024,
+            "relaybit: bytes memory inputs without mem_buf_limit may buffer together"
+            " before they pause (0 = no bound)",
+        ),
         Option("storage.metrics", "bool", False, "Expose storage metrics"),
         Option(
             "storage.delete_irrecoverable_chunks",

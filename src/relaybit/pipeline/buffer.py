@@ -8,6 +8,14 @@ adds counts: no per-record work.  A chunk is sealed when it reaches
 sealed chunks).  When it goes over ``mem_buf_limit`` the input is *paused*:
 its ``emit`` waits until deliveries bring it back under the limit.  Pause and
 resume are logged once per change and counted.
+
+Memory inputs without their own ``mem_buf_limit`` share one
+:class:`MemoryBudget` (``[SERVICE] storage.mem_limit``, 32 MB by default):
+when the bytes they hold together go over it, the input that emits is paused
+until deliveries bring the total back under it.  So a fast input (``tail``
+reading a big file) reads only as fast as the outputs deliver, and memory does
+not grow with the input (Fluent Bit grows without bound unless
+``mem_buf_limit`` is set).
 """
 
 from __future__ import annotations
@@ -32,14 +40,44 @@ def new_stored_chunk_id() -> str:
     return f"{time.time_ns():016x}-{next(_seq) & 0xFFFFFF:06x}"
 
 
+#: ``[SERVICE] storage.mem_limit`` default: bytes the memory inputs without a
+#: ``mem_buf_limit`` may hold together before the one emitting is paused.
+DEFAULT_MEM_LIMIT = 32 * 1024 * 1024
+
+
+class MemoryBudget:
+    """Bytes held by the inputs sharing one limit; resumes them when back under it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit  #: 0: no limit
+        self.held = 0
+        self.members: list[InputBuffer] = []
+
+    @property
+    def over(self) -> bool:
+        return bool(self.limit) and self.held > self.limit
+
+    def release(self, size: int) -> None:
+        """``size`` bytes were delivered; resume paused members once under the limit."""
+        self.held -= size
+        if self.held < self.limit or not self.limit:
+            for member in self.members:
+                if member.paused:
+                    member.resume()
+
+    def __repr__(self) -> str:
+        return f"<MemoryBudget held={self.held} limit={self.limit} inputs={len(self.members)}>"
+
+
 @dataclass(slots=True, eq=False)
 class OpenChunk:
-    """A chunk still taking records."""
+    """A chunk still taking records: the emitted byte strings, joined when sealed."""
 
     tag: str
     id: str
     created: float
-    data: bytearray = field(default_factory=bytearray)
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
     records: int = 0
     file: ChunkFile | None = None
 
@@ -55,9 +93,14 @@ class InputBuffer:
         storage: FileStorage | None = None,
         chunk_size_limit: int = CHUNK_SIZE_LIMIT,
         clock: Clock = SYSTEM_CLOCK,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.name = name
         self.mem_buf_limit = mem_buf_limit
+        #: the shared budget, used only when this input has no ``mem_buf_limit``
+        self.budget = budget if not mem_buf_limit else None
+        if self.budget is not None:
+            self.budget.members.append(self)
         self.storage = storage
         self.chunk_size_limit = chunk_size_limit
         self.clock = clock
@@ -85,10 +128,14 @@ class InputBuffer:
             self.open[tag] = chunk
         if chunk.file is not None:
             chunk.file.append(data, records)
-        chunk.data += data
+        size = len(data)
+        chunk.parts.append(data)
+        chunk.size += size
         chunk.records += records
-        self.held += len(data)
-        if len(chunk.data) >= self.chunk_size_limit:
+        self.held += size
+        if self.budget is not None:
+            self.budget.held += size
+        if chunk.size >= self.chunk_size_limit:
             return self.seal(tag)
         return None
 
@@ -103,9 +150,9 @@ class InputBuffer:
         if chunk.file is not None:
             chunk.file.close(sync=True)
         self.chunks_pending += 1
-        return Chunk(
-            chunk.tag, bytes(chunk.data), chunk.records, self.name, chunk.id, chunk.created
-        )
+        parts = chunk.parts
+        data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        return Chunk(chunk.tag, data, chunk.records, self.name, chunk.id, chunk.created)
 
     def seal_all(self) -> list[Chunk]:
         """Seal every open chunk (flush tick, pause, stop)."""
@@ -114,21 +161,35 @@ class InputBuffer:
 
     @property
     def over_limit(self) -> bool:
-        return bool(self.mem_buf_limit) and self.held > self.mem_buf_limit
+        """Over its own ``mem_buf_limit``, or (without one) over the shared budget."""
+        if self.mem_buf_limit:
+            return self.held > self.mem_buf_limit
+        return self.budget is not None and self.budget.over
 
     def pause(self) -> None:
-        """Mark the input paused (logged and counted once per change)."""
+        """Mark the input paused (logged and counted once per change).
+
+        Pauses by ``mem_buf_limit`` are logged at info, as Fluent Bit does;
+        pauses by the shared ``storage.mem_limit`` at debug (they are the
+        normal pace of a fast input).
+        """
         if not self.paused:
             self.paused = True
             self.paused_count += 1
             self._resume.clear()
-            log.info("%s paused (mem buf overlimit)", self.name)
+            if self.mem_buf_limit:
+                log.info("%s paused (mem buf overlimit)", self.name)
+            else:
+                log.debug("%s paused (storage.mem_limit reached)", self.name)
 
     def resume(self) -> None:
         if self.paused:
             self.paused = False
             self._resume.set()
-            log.info("%s resume (mem buf overlimit)", self.name)
+            if self.mem_buf_limit:
+                log.info("%s resume (mem buf overlimit)", self.name)
+            else:
+                log.debug("%s resume (storage.mem_limit)", self.name)
 
     async def wait_resumed(self) -> None:
         """Wait until :meth:`resume` (used by ``emit`` while paused)."""
@@ -139,13 +200,16 @@ class InputBuffer:
         """A chunk of ``size`` bytes is done; resume when back under the limit."""
         self.held -= size
         self.chunks_pending -= 1
-        if self.paused and self.held < self.mem_buf_limit:
+        if self.budget is not None:
+            self.budget.release(size)
+        elif self.paused and self.held < self.mem_buf_limit:
             self.resume()
 
     def status(self) -> dict[str, object]:
         return {
             "storage": self.storage_type,
             "mem_buf_limit": self.mem_buf_limit,
+            "mem_limit_shared": self.budget.limit if self.budget is not None else 0,
             "buffered_bytes": self.held,
             "open_chunks": len(self.open),
             "pending_chunks": self.chunks_pending,

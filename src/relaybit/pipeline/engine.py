@@ -37,7 +37,7 @@ from relaybit.monitoring.events import (
     RetryExhausted,
     RetryScheduled,
 )
-from relaybit.pipeline.buffer import InputBuffer
+from relaybit.pipeline.buffer import DEFAULT_MEM_LIMIT, InputBuffer, MemoryBudget
 from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
@@ -67,6 +67,8 @@ class EngineSettings:
     storage_sync: str = "normal"
     storage_checksum: bool = False
     storage_backlog_mem_limit: int = 5 * 1024 * 1024
+    #: bytes the memory inputs without ``mem_buf_limit`` may hold together (0: no bound)
+    storage_mem_limit: int = DEFAULT_MEM_LIMIT
 
     @classmethod
     def from_service(cls, service: Mapping[str, Any]) -> EngineSettings:
@@ -89,6 +91,7 @@ class EngineSettings:
             storage_backlog_mem_limit=int(
                 get("storage.backlog.mem_limit", d.storage_backlog_mem_limit)
             ),
+            storage_mem_limit=int(get("storage.mem_limit", d.storage_mem_limit)),
         )
 
 
@@ -173,6 +176,8 @@ class Engine:
                 checksum=self.settings.storage_checksum,
             )
         self.inputs: dict[str, InputBuffer] = {}
+        #: shared by memory inputs without their own ``mem_buf_limit``
+        self.memory_budget = MemoryBudget(max(0, self.settings.storage_mem_limit))
         self.outputs: dict[str, OutputSlot] = {}
         self.filters: dict[str, FilterPlugin] = {}
         self._tasks: dict[str, Task] = {}
@@ -196,7 +201,11 @@ class Engine:
     def add_input(
         self, name: str, *, storage_type: str = "memory", mem_buf_limit: int = 0
     ) -> EmitFn:
-        """Register an input; returns its ``emit(tag, data, records)``."""
+        """Register an input; returns its ``emit(tag, data, records)``.
+
+        A memory input without ``mem_buf_limit`` shares the engine's
+        ``storage.mem_limit`` budget; its ``emit`` waits while that is full.
+        """
         storage: FileStorage | None = None
         if storage_type == "filesystem":
             if self.storage is None:
@@ -212,6 +221,7 @@ class Engine:
             storage=storage,
             chunk_size_limit=self.chunk_size_limit,
             clock=self.clock,
+            budget=self.memory_budget if storage is None else None,
         )
         self.inputs[name] = buf
         return functools.partial(self._emit, buf)
@@ -627,6 +637,10 @@ class Engine:
             }
         return {
             "pending_chunks": len(self._tasks),
+            "memory": {
+                "buffered_bytes": self.memory_budget.held,
+                "mem_limit": self.memory_budget.limit,
+            },
             "lost_records": self.lost_records,
             "inputs": {name: b.status() for name, b in self.inputs.items()},
             "outputs": {name: s.status() for name, s in self.outputs.items()},

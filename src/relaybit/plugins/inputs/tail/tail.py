@@ -320,6 +320,7 @@ class TailInput(InputPlugin):
                 )
             await self._emit(file, batch)
             await self._commit(file)
+            await asyncio.sleep(0)  # let the outputs send what was read
             read += READ_BLOCK
             if read >= _ROUND_BYTES:
                 more = True
