@@ -39,7 +39,7 @@ FORWARD_INPUT_OPTIONS = (
                 "security.users",
                 "str",
                 None,
-                "A 'username password' pair allowed to connect (repeatable)",
+                "A 'username password' pair allowed to connect",
                 multiple=True,
                 secret=True,
             ),
