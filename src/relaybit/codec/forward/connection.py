@@ -15,7 +15,6 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.forward.entries import (
-    _default,
     gunzip_all,
     gzip_entries,
     normalise_entry,
@@ -45,7 +44,7 @@ from relaybit.codec.forward.options import (
     parse_options,
 )
 from relaybit.codec.forward.state import Role, State, next_state
-from relaybit.codec.msgpack import EventTime, ext_hook
+from relaybit.codec.msgpack import EventTime, default, ext_hook
 from relaybit.errors import LocalProtocolError, RemoteProtocolError
 
 #: Fluent Bit's in_forward ``buffer_max_size`` default: the largest frame accepted.
@@ -104,7 +103,7 @@ class ForwardConnection:
         self._error: RemoteProtocolError | None = None
         self._pending: set[bytes] = set()
         self._packer = msgpack.Packer(
-            default=_default, use_bin_type=True, unicode_errors="surrogateescape"
+            default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
         self._raw_packer = msgpack.Packer(use_bin_type=False, unicode_errors="surrogateescape")
 
@@ -358,5 +357,5 @@ class ForwardConnection:
 
 def entry(time: EventTime | int | float, record: Any) -> bytes:
     """One ``[time, record]`` entry as bytes (convenience for tests and callers)."""
-    data: bytes = msgpack.packb([time, record], default=_default, use_bin_type=True)
+    data: bytes = msgpack.packb([time, record], default=default, use_bin_type=True)
     return data

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgpack
 
-from relaybit.codec.msgpack import EventTime, ext_hook
+from relaybit.codec.msgpack import EventTime, default, ext_hook
 from relaybit.errors import RemoteProtocolError
 
 _FIXARRAY_2 = 0x92
@@ -99,16 +99,10 @@ def normalise_packed(data: bytes) -> tuple[bytes, int]:
 def new_packer_surrogates() -> msgpack.Packer:
     """A Packer that round-trips str decoded with ``surrogateescape``."""
     return msgpack.Packer(
-        default=_default,
+        default=default,
         use_bin_type=True,
         unicode_errors="surrogateescape",
     )
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, EventTime):
-        return obj.to_ext()
-    raise TypeError(f"cannot serialize {type(obj).__name__} to msgpack")
 
 
 def gunzip_all(data: bytes, max_size: int) -> bytes:
