@@ -135,6 +135,29 @@ class ForwardOutput(OutputPlugin):
             groups.setdefault(key, []).append(packer.pack([time, record]))
         return [(key, b"".join(parts), len(parts)) for key, parts in groups.items()]
 
+    def reload_upstream(self) -> None:
+        """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
+
+        The new file is validated first: on ConfigErrors the running nodes stay.
+        """
+        if not self.spec.path:
+            return  # a one-node upstream made of host/port: nothing to re-read
+        from relaybit.config.loader import validate
+        from relaybit.config.model import AgentConfig, PluginInstance
+        from relaybit.upstream.spec import load_upstream_file
+
+        spec = load_upstream_file(self.spec.path)
+        instance = PluginInstance(kind="output", plugin=self.ctx.plugin, upstream=spec)
+        validate(AgentConfig(outputs=(instance,)))
+        for node in spec.nodes:
+            self._node_settings(node)
+        self.upstream.reload(spec)
+        self.spec = spec
+        settings = spec.settings
+        self.split_key = (
+            settings.hash_key if settings.balance == "hash" and settings.hash_key != "tag" else None
+        )
+
     async def start(self) -> None:
         await self.upstream.start()
 
