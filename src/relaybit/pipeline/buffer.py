@@ -119,8 +119,23 @@ class InputBuffer:
         return "memory" if self.storage is None else "filesystem"
 
     def append(self, tag: str, data: bytes, records: int) -> Chunk | None:
-        """Store ``data`` under ``tag``; returns the chunk if this filled it (sealed)."""
+        """Store ``data`` under ``tag``; returns the chunk this sealed, if any.
+
+        A chunk is sealed once it reaches the size limit, or before ``data``
+        when ``data`` fits a chunk but not the rest of this one (so chunks of
+        big emits, like tail's blocks, are one emit each: no copy to join).
+        """
         chunk = self.open.get(tag)
+        size = len(data)
+        sealed: Chunk | None = None
+        if (
+            chunk is not None
+            and chunk.size
+            and chunk.size + size > self.chunk_size_limit
+            and size < self.chunk_size_limit
+        ):
+            sealed = self.seal(tag)
+            chunk = None
         if chunk is None:
             chunk = OpenChunk(tag, new_stored_chunk_id(), self.clock.time())
             if self.storage is not None:
@@ -128,7 +143,6 @@ class InputBuffer:
             self.open[tag] = chunk
         if chunk.file is not None:
             chunk.file.append(data, records)
-        size = len(data)
         chunk.parts.append(data)
         chunk.size += size
         chunk.records += records
@@ -137,7 +151,7 @@ class InputBuffer:
             self.budget.held += size
         if chunk.size >= self.chunk_size_limit:
             return self.seal(tag)
-        return None
+        return sealed
 
     def seal(self, tag: str) -> Chunk | None:
         """Close the open chunk of ``tag`` into an immutable :class:`Chunk`."""
