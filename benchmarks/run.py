@@ -310,6 +310,7 @@ def run_one(
     workdir: Path,
     timeout: float,
     extra_service: tuple[str, ...] = (),
+    profile_dir: Path | None = None,
 ) -> Result:
     """Run one scenario with ``records`` records; every process is ended before returning."""
     workload = workdir / "workload.log"
@@ -321,6 +322,7 @@ def run_one(
     if scenario == "tail_forward_tls" and tls is None:
         return Result(scenario, records, 0, 0, 0, 0, 0, 0, complete=False, note="trustme missing")
     receivers: list[Receiver] = []
+    profiler: subprocess.Popen[bytes] | None = None
     agent: subprocess.Popen[bytes] | None = None
     pusher: subprocess.Popen[bytes] | None = None
     rundir = Path(tempfile.mkdtemp(prefix=f"{scenario}-", dir=workdir))
@@ -342,6 +344,8 @@ def run_one(
         )
         log.close()
         sampler = Sampler(agent.pid)
+        if profile_dir is not None:
+            profiler = start_profiler(agent.pid, profile_dir / f"{scenario}-{records}.txt")
         if scenario == "forward_relay":
             pusher = subprocess.Popen(
                 [
@@ -409,8 +413,31 @@ def run_one(
         for proc in (pusher, agent):
             if proc is not None:
                 stop(proc)
+        if profiler is not None:  # py-spy writes its file when the agent has exited
+            try:
+                profiler.wait(30)
+            except subprocess.TimeoutExpired:
+                stop(profiler)
         for r in receivers:
             stop(r.proc)
+
+
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` until it exits, collapsed stacks into ``out``.
+
+    Summarise with ``python benchmarks/profile_summary.py OUT``.
+    """
+    spy = Path(sys.executable).parent / "py-spy"
+    command = str(spy) if spy.exists() else (shutil.which("py-spy") or "py-spy")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            *(command, "record", "--pid", str(pid), "--rate", "250"),
+            *("--format", "raw", "--output", str(out), "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _lines(workdir: Path) -> int:
@@ -451,6 +478,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="an extra [SERVICE] key for the agent, e.g. storage.mem_limit=32M (repeatable)",
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="sample the agent with py-spy (pip install py-spy) into DIR/<scenario>-<records>.txt",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -465,7 +497,14 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         for size in sizes:
             for scenario in scenarios:
-                result = run_one(scenario, size, workdir, args.timeout, tuple(args.service))
+                result = run_one(
+                    scenario,
+                    size,
+                    workdir,
+                    args.timeout,
+                    tuple(args.service),
+                    Path(args.profile) if args.profile else None,
+                )
                 results.append(result)
                 if not args.json:
                     print(f"# {scenario} {size}: {result.records_per_s} rec/s", file=sys.stderr)
