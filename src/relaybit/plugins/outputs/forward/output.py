@@ -175,10 +175,15 @@ class ForwardOutput(OutputPlugin):
             self.log.error("%s: chunk %s rejected for good: %s", self.ctx.name, chunk.id, exc)
             return FlushResult.ERROR
         except NoHealthyNode as exc:
-            message = str(exc)
-            if message != self._last_failure:
-                self.log.warning("%s: chunk %s not delivered: %s", self.ctx.name, chunk.id, message)
-                self._last_failure = message
+            # Logged once while the same nodes fail the same way (the order of
+            # the nodes in the message changes with each flush's balancer turn).
+            errors = getattr(exc, "errors", None)
+            signature = (
+                "; ".join(sorted(f"{e.node}: {e.kind}" for e in errors)) if errors else str(exc)
+            )
+            if signature != self._last_failure:
+                self.log.warning("%s: chunk %s not delivered: %s", self.ctx.name, chunk.id, exc)
+                self._last_failure = signature
             return FlushResult.RETRY
         self._last_failure = ""
         return FlushResult.OK
