@@ -47,10 +47,14 @@ def test_misconfigured_nodes_log_once_and_the_good_node_takes_everything(
     assert received([tls, keyed]) == []
     log = agent.log()
     tls_lines = [
-        line for line in log.splitlines() if "node-2" in line and ("warn" in line or "error" in line)
+        line
+        for line in log.splitlines()
+        if "node-2" in line and ("warn" in line or "error" in line)
     ]
     key_lines = [
-        line for line in log.splitlines() if "node-3" in line and ("warn" in line or "error" in line)
+        line
+        for line in log.splitlines()
+        if "node-3" in line and ("warn" in line or "error" in line)
     ]
     assert len(tls_lines) == 1, log
     assert len(key_lines) == 1, log
