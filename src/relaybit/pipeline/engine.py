@@ -605,7 +605,15 @@ class Engine:
                 lost_chunks,
             )
         elif drained:
-            log.info("shutdown: every buffered record was delivered")
+            dropped = sum(slot.dropped_records for slot in self.outputs.values())
+            if dropped:
+                log.info(
+                    "shutdown: nothing left to deliver (%d records were dropped earlier,"
+                    " each logged)",
+                    dropped,
+                )
+            else:
+                log.info("shutdown: every buffered record was delivered")
         return kept_records + lost_records
 
     # -- observing ------------------------------------------------------------
