@@ -104,3 +104,5 @@ def test_retry_limit_drop_is_counted_and_logged_with_its_reason(
     assert sum(int(line.split("; ")[1].split()[0]) for line in drops) == writer.written
     assert metrics["proc_records"] == 0
     assert agent.terminate() == 0
+    assert agent.log_lines(f"shutdown: nothing left to deliver ({writer.written} records")
+    assert not agent.log_lines("every buffered record was delivered")
