@@ -267,19 +267,26 @@ def flushes_per_node(rows: Iterable[Mapping[str, Any]]) -> Counter[str]:
 
 
 class LineWriter:
-    """Appends ``line NNNNNNNN <padding>`` lines (numbered from 1) to ``path``."""
+    """Appends numbered lines (from 1) to ``path``: ``line NNNNNNNN <padding>`` or JSON."""
 
-    def __init__(self, path: Path, pad: int = 60) -> None:
+    def __init__(self, path: Path, pad: int = 60, *, users: int = 0) -> None:
         self.path = path
         self.written = 0
         self.pad = "x" * pad
         self.rotations = 0
+        self.users = users
+
+    def line(self, seq: int) -> str:
+        """``line NNNNNNNN xxx``, or with ``users`` a JSON object ``{"seq", "user"}``."""
+        if self.users:
+            return json.dumps({"seq": seq, "user": f"u{seq % self.users}"}) + "\n"
+        return f"line {seq:08d} {self.pad}\n"
 
     def write(self, count: int) -> None:
         lines = []
         for _ in range(count):
             self.written += 1
-            lines.append(f"line {self.written:08d} {self.pad}\n")
+            lines.append(self.line(self.written))
         with open(self.path, "a") as f:
             f.write("".join(lines))
 

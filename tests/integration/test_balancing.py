@@ -150,6 +150,44 @@ def test_hash_on_tag_sends_each_tag_always_to_the_same_node(
     rows = received(receivers)
     nodes_of = {tag: {r["node"] for r in rows if r["tag"] == tag} for tag in tags}
     assert all(len(nodes) == 1 for nodes in nodes_of.values()), nodes_of
+    # The ring is built from node names, so these six tags spread over all three.
+    assert set().union(*nodes_of.values()) == {"node-1", "node-2", "node-3"}, nodes_of
     flushes = {tag: len({(r["node"], r["msg"]) for r in rows if r["tag"] == tag}) for tag in tags}
     assert all(n >= 5 for n in flushes.values()), flushes
     assert len(rows) == sum(w.written for w in writers)
+
+
+def test_hash_on_a_record_key_keeps_each_key_on_one_node_in_order(
+    procs: Processes, tmp_path: Path
+) -> None:
+    writer = LineWriter(tmp_path / "app.log", users=7)
+    receivers, agent = start(
+        procs,
+        tmp_path,
+        [{}, {}, {}],
+        [tail_input(writer.path, parser="json")],
+        balance="hash",
+        hash_key="user",
+    )
+    write_until(
+        writer,
+        lambda: sum(flushes_per_node(received(receivers)).values()) >= 60,
+        step=10,
+        timeout=30,
+        what="60 flushes",
+    )
+    wait_until(
+        lambda: not tally(received(receivers), writer.written).missing, what="the last lines"
+    )
+    assert agent.terminate() == 0
+    rows = received(receivers)
+    result = tally(rows, writer.written)
+    assert (result.missing, result.extra, result.duplicates) == ([], [], 0)
+    users = {r["record"]["user"] for r in rows}
+    assert len(users) == 7
+    for user in users:
+        mine = [r for r in rows if r["record"]["user"] == user]
+        assert len({r["node"] for r in mine}) == 1, user
+        seqs = [r["record"]["seq"] for r in mine]  # file order on that node
+        assert seqs == sorted(seqs), f"{user}: records out of order on {mine[0]['node']}"
+    assert len({r["node"] for r in rows}) >= 2
