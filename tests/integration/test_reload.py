@@ -1,4 +1,4 @@
-"""SIGHUP re-reads the upstream file: a fourth receiver takes traffic, nothing is lost."""
+"""SIGHUP re-reads the upstream file: a node added takes traffic, a node removed drains; no loss."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ from support import (
 )
 
 
-def test_sighup_adds_a_node_without_losing_records(procs: Processes, tmp_path: Path) -> None:
+def test_sighup_adds_and_removes_nodes_without_losing_records(
+    procs: Processes, tmp_path: Path
+) -> None:
     receivers = [procs.receiver(f"node-{i}") for i in (1, 2, 3)]
     upstream = tmp_path / "upstream.conf"
     upstream.write_text(upstream_conf([node(r) for r in receivers]))
@@ -41,13 +43,21 @@ def test_sighup_adds_a_node_without_losing_records(procs: Processes, tmp_path: P
     write_until(
         writer, lambda: flushes_per_node(received([fourth]))["node-4"] >= 3, what="node-4 traffic"
     )
-    writer.write(300)
+    assert agent.log_lines("added: node-4")
+
+    # Remove node-1: it takes no new flush; the ones in flight (at most
+    # `workers`, 2) finish there.
+    upstream.write_text(upstream_conf([node(r) for r in receivers[1:]]))
+    agent.signal(signal.SIGHUP)
+    wait_until(lambda: agent.log_lines("removed: node-1"), what="node-1 to be removed")
+    node1_flushes = flushes_per_node(received(receivers[:1]))["node-1"]
+    write_until(writer, lambda: writer.written >= 3000, what="3000 lines written")
     wait_until(
         lambda: not tally(received(receivers), writer.written).missing,
         what="every line to arrive",
     )
     assert agent.terminate() == 0
+    assert flushes_per_node(received(receivers[:1]))["node-1"] <= node1_flushes + 2
     result = tally(received(receivers), writer.written)
     assert (result.missing, result.extra, result.duplicates) == ([], [], 0)
-    assert agent.log_lines("added: node-4")
     assert not agent.log_lines("reload failed")
