@@ -25,16 +25,14 @@ import orjson
 from aiohttp import web
 
 from relaybit.config.schema import ConfigMap, Option
-from relaybit.plugins.base import InputContext, InputPlugin
+from relaybit.plugins.base import InputContext
 from relaybit.plugins.inputs.http import (
     SERVER_OPTIONS,
-    HttpListener,
+    HttpServerInput,
     check_basic_auth,
     emit_records,
     group_by_tag,
-    server_ssl_context,
 )
-from relaybit.upstream.node import TLSSettings
 
 log = logging.getLogger("relaybit.input.elasticsearch")
 
@@ -131,7 +129,7 @@ def _es_error(status: int, kind: str, reason: str) -> web.Response:
     return _json(status, {"error": {"type": kind, "reason": reason}, "status": status})
 
 
-class ElasticsearchInput(InputPlugin):
+class ElasticsearchInput(HttpServerInput):
     """Receives records through the Elasticsearch Bulk API."""
 
     description = "Elasticsearch Bulk API compatible server"
@@ -151,36 +149,9 @@ class ElasticsearchInput(InputPlugin):
         super().__init__(ctx)
         opts = ctx.options
         self._meta_key = opts.str("meta_key")
-        self._tag_key = opts.opt_str("tag_key")
         self._hostname = opts.str("hostname")
         self._version = opts.str("version")
-        self._max_body = opts.int("buffer_max_size")
-        self._user = opts.opt_str("http_user")
-        self._passwd = opts.opt_str("http_passwd")
         self._node_name = socket.gethostname()[:32] or "relaybit"
-        self.records = 0  #: records stored so far
-        self.rejected = 0  #: requests answered with an error
-        self._listener = HttpListener(
-            self._handle,
-            listen=opts.str("listen"),
-            port=opts.int("port"),
-            max_body=self._max_body,
-            ssl_context=server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir),
-        )
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (after :meth:`start`)."""
-        return self._listener.port
-
-    async def start(self) -> None:
-        await self._listener.start()
-
-    async def stop(self) -> None:
-        await self._listener.stop()
-
-    def status(self) -> dict[str, Any]:
-        return {"port": self.port, "records": self.records, "rejected": self.rejected}
 
     def version_document(self) -> dict[str, Any]:
         """The ``GET /`` answer, shaped as Elasticsearch's."""

@@ -194,7 +194,50 @@ def error_response(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=f"error: {message}\n")
 
 
-class HttpInput(InputPlugin):
+class HttpServerInput(InputPlugin):
+    """An input served by :class:`HttpListener`: the http and elasticsearch inputs.
+
+    Owns the listener (``listen``, ``port``, ``buffer_max_size``, ``tls.*``), the
+    optional basic auth, the counters, ``port``, ``start``, ``stop`` and ``status``;
+    subclasses answer requests in ``_handle``.
+    """
+
+    def __init__(self, ctx: InputContext) -> None:
+        super().__init__(ctx)
+        opts = ctx.options
+        self._tag_key = opts.opt_str("tag_key")
+        self._user = opts.opt_str("http_user")
+        self._passwd = opts.opt_str("http_passwd")
+        self._max_body = opts.int("buffer_max_size")
+        self.records = 0  #: records stored so far
+        self.rejected = 0  #: requests answered with an error
+        self._listener = HttpListener(
+            self._handle,
+            listen=opts.str("listen"),
+            port=opts.int("port"),
+            max_body=self._max_body,
+            ssl_context=server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir),
+        )
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (after :meth:`start`)."""
+        return self._listener.port
+
+    async def start(self) -> None:
+        await self._listener.start()
+
+    async def stop(self) -> None:
+        await self._listener.stop()
+
+    def status(self) -> dict[str, Any]:
+        return {"port": self.port, "records": self.records, "rejected": self.rejected}
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class HttpInput(HttpServerInput):
     """Receives JSON records over HTTP POST (Fluent Bit's in_http)."""
 
     description = "HTTP server receiving JSON records"
@@ -235,33 +278,7 @@ class HttpInput(InputPlugin):
             )
         self._success_code = code
         self._success_headers = _parse_headers(opts.list("success_header"))
-        self._tag_key = opts.opt_str("tag_key")
         self._fixed_tag = _explicit_tag(opts)
-        self._user = opts.opt_str("http_user")
-        self._passwd = opts.opt_str("http_passwd")
-        self.records = 0  #: records stored so far
-        self.rejected = 0  #: requests answered with an error
-        self._listener = HttpListener(
-            self._handle,
-            listen=opts.str("listen"),
-            port=opts.int("port"),
-            max_body=opts.int("buffer_max_size"),
-            ssl_context=server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir),
-        )
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port (after :meth:`start`)."""
-        return self._listener.port
-
-    async def start(self) -> None:
-        await self._listener.start()
-
-    async def stop(self) -> None:
-        await self._listener.stop()
-
-    def status(self) -> dict[str, Any]:
-        return {"port": self.port, "records": self.records, "rejected": self.rejected}
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if not check_basic_auth(request, self._user, self._passwd):
