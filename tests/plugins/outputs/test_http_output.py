@@ -315,3 +315,43 @@ async def test_missing_ca_file_fails_at_start(tmp_path: Path) -> None:
     out = make_output((make_node("n", 1, tls="on", tls__ca_file="nope.crt"),), tmp_path)
     with pytest.raises((ConfigError, OSError, ssl.SSLError)):
         await out.start()
+
+
+async def test_sighup_reload_moves_traffic_and_keeps_nodes_on_a_bad_file(tmp_path: Path) -> None:
+    from relaybit.errors import ConfigErrors
+    from relaybit.upstream.spec import load_upstream_file
+
+    first, second = Collector(), Collector()
+    in1 = await start_input(first, tmp_path)
+    in2 = await start_input(second, tmp_path)
+    path = tmp_path / "up.conf"
+
+    def write(port: int, extra: str = "") -> None:
+        path.write_text(
+            f"[UPSTREAM]\n    name up\n[NODE]\n    name n\n    host 127.0.0.1\n"
+            f"    port {port}\n{extra}",
+            encoding="utf-8",
+        )
+
+    write(in1.port)
+    opts = (OUTPUT_COMMON + HttpOutput.options).resolve(props(format="json"), section="[OUTPUT]")
+    ctx = OutputContext(
+        name="http.0", plugin="http", options=opts, upstream=load_upstream_file(str(path))
+    )
+    out = HttpOutput(ctx)
+    await out.start()
+    try:
+        assert await out.flush(chunk_of([{"n": 1}])) is FlushResult.OK
+        write(in2.port, "    uri /moved\n")
+        out.reload_upstream()
+        assert await out.flush(chunk_of([{"n": 2}])) is FlushResult.OK
+        write(in1.port, "    nonsense_key 1\n")
+        with pytest.raises(ConfigErrors, match="nonsense_key"):
+            out.reload_upstream()
+        assert await out.flush(chunk_of([{"n": 3}])) is FlushResult.OK
+    finally:
+        await out.stop()
+        await in1.stop()
+        await in2.stop()
+    assert [r["n"] for r in first.records] == [1]
+    assert [r["n"] for r in second.records] == [2, 3]

@@ -38,6 +38,7 @@ from relaybit.plugins.outputs.es.options import (
 )
 from relaybit.plugins.outputs.http.options import NodeSettingsCache
 from relaybit.plugins.outputs.http.output import make_upstream, request_headers
+from relaybit.plugins.outputs.reload import reread_upstream
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection, Upstream
 
@@ -126,6 +127,16 @@ class ElasticsearchOutput(OutputPlugin):
     async def stop(self) -> None:
         if self.upstream is not None:
             await self.upstream.stop()
+
+    def reload_upstream(self) -> None:
+        """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
+
+        The new file is validated first: on ConfigErrors the running nodes stay.
+        """
+        path = self.ctx.upstream.path if self.ctx.upstream is not None else ""
+        spec = reread_upstream(self.ctx, path, self._nodes.get)
+        if spec is not None and self.upstream is not None:
+            self.upstream.reload(spec)
 
     def pending_chunks(self) -> int:
         """Chunks with records still to deliver (kept across engine retries)."""

@@ -23,6 +23,7 @@ from relaybit.plugins.outputs.forward.options import (
     ForwardNodeSettings,
     node_settings,
 )
+from relaybit.plugins.outputs.reload import reread_upstream
 from relaybit.upstream.node import NetSettings, Node, TLSSettings, UpstreamSpec
 from relaybit.upstream.tls import client_context, server_hostname
 from relaybit.upstream.upstream import Connection, Upstream
@@ -140,17 +141,9 @@ class ForwardOutput(OutputPlugin):
 
         The new file is validated first: on ConfigErrors the running nodes stay.
         """
-        if not self.spec.path:
-            return  # a one-node upstream made of host/port: nothing to re-read
-        from relaybit.config.loader import validate
-        from relaybit.config.model import AgentConfig, PluginInstance
-        from relaybit.upstream.spec import load_upstream_file
-
-        spec = load_upstream_file(self.spec.path)
-        instance = PluginInstance(kind="output", plugin=self.ctx.plugin, upstream=spec)
-        validate(AgentConfig(outputs=(instance,)))
-        for node in spec.nodes:
-            self._node_settings(node)
+        spec = reread_upstream(self.ctx, self.spec.path, self._node_settings)
+        if spec is None:
+            return
         self.upstream.reload(spec)
         self.spec = spec
         settings = spec.settings

@@ -182,10 +182,14 @@ class NodeSettingsCache:
         self._configmap = configmap
         self._opts = opts
         self._section = section
-        self._cache: dict[tuple[str, str], NodeSettings] = {}
+        self._cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], NodeSettings] = {}
 
     def get(self, node: Node) -> NodeSettings:
-        key = (node.name, node.address)
+        key = (
+            node.name,
+            node.address,
+            tuple(sorted((k, p.value) for k, p in node.properties.items())),
+        )
         found = self._cache.get(key)
         if found is None:
             found = node_settings(self._configmap, self._opts, node, section=self._section)

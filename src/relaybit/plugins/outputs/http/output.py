@@ -35,7 +35,8 @@ from relaybit.plugins.outputs.http.options import (
     NodeSettingsCache,
     single_node_spec,
 )
-from relaybit.upstream.node import NetSettings, Node
+from relaybit.plugins.outputs.reload import reread_upstream
+from relaybit.upstream.node import NetSettings, Node, TLSSettings
 from relaybit.upstream.upstream import Connection, Upstream
 
 log = logging.getLogger("relaybit.output.http")
@@ -77,13 +78,13 @@ def make_upstream(ctx: OutputContext, nodes: NodeSettingsCache) -> Upstream:
     for node in spec.nodes:  # bad per-node values fail at start, not at the first flush
         nodes.get(node)
     net = NetSettings.from_options(opts)
-    contexts: dict[tuple[str, str], ssl.SSLContext | None] = {}
+    contexts: dict[TLSSettings, ssl.SSLContext | None] = {}
 
     def ssl_for(node: Node) -> ssl.SSLContext | None:
-        key = (node.name, node.address)
-        if key not in contexts:
-            contexts[key] = client_ssl_context(nodes.get(node).tls, ctx.config_dir)
-        return contexts[key]
+        tls = nodes.get(node).tls
+        if tls not in contexts:
+            contexts[tls] = client_ssl_context(tls, ctx.config_dir)
+        return contexts[tls]
 
     for node in spec.nodes:  # missing certificate files fail at start too
         ssl_for(node)
@@ -140,6 +141,16 @@ class HttpOutput(OutputPlugin):
     async def stop(self) -> None:
         if self.upstream is not None:
             await self.upstream.stop()
+
+    def reload_upstream(self) -> None:
+        """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
+
+        The new file is validated first: on ConfigErrors the running nodes stay.
+        """
+        path = self.ctx.upstream.path if self.ctx.upstream is not None else ""
+        spec = reread_upstream(self.ctx, path, self._nodes.get)
+        if spec is not None and self.upstream is not None:
+            self.upstream.reload(spec)
 
     def encode(self, chunk: Chunk) -> bytes:
         """The (possibly gzipped) request body of a chunk."""
