@@ -512,3 +512,35 @@ async def test_stale_keepalive_connection_is_replaced_not_blamed(clock: FakeCloc
             assert server.accepted == 2
         finally:
             await up.stop()
+
+
+async def test_hash_serialises_flushes_of_one_key_and_not_of_others(
+    servers: list[LineServer],
+) -> None:
+    spec = make_spec(
+        make_node("node-1", servers[0].port), settings=UpstreamSettings(balance="hash")
+    )
+    upstream = Upstream(spec, line_connector)
+    log: list[str] = []
+    gate = asyncio.Event()
+
+    def sender(label: str, *, hold: bool = False) -> Callable[[Node, Connection], Awaitable[None]]:
+        async def send(node: Node, connection: Connection) -> None:
+            log.append(f"start {label}")
+            if hold:
+                await gate.wait()
+            log.append(f"end {label}")
+
+        return send
+
+    first = asyncio.create_task(upstream.deliver(sender("a1", hold=True), key="a"))
+    await eventually(lambda: log == ["start a1"])
+    second = asyncio.create_task(upstream.deliver(sender("a2"), key="a"))
+    await upstream.deliver(sender("b1"), key="b")  # another key is not held back
+    assert "start a2" not in log
+    gate.set()
+    await asyncio.gather(first, second)
+    await upstream.stop()
+    assert log.index("end a1") < log.index("start a2")
+    assert log.index("end b1") < log.index("end a1")
+    assert upstream._key_locks == {}

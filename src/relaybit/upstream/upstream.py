@@ -240,6 +240,8 @@ class Upstream:
         self._checker: HealthChecker | None = None
         self._housekeeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        #: balance hash: one lock per key in flight, with how many flushes use it
+        self._key_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.failovers = 0
         _check_unique(spec)
         for node in spec.nodes:
@@ -351,7 +353,26 @@ class Upstream:
         to ``max_failover`` nodes (0 = all), moving on at once after a failure.
         Raises ``PermanentDeliveryError`` as is, and :class:`AllNodesFailed` (a
         ``NoHealthyNode``) when no node confirmed the flush.
+
+        With ``balance hash``, flushes of one key are delivered one at a time, in
+        the order they were asked for, so records of a key keep their order on
+        its node even with several flushes in flight (other keys run in parallel).
         """
+        if key is None or self.settings.balance != "hash":
+            return await self._deliver(send, key, records, size)
+        lock, users = self._key_locks.get(key) or (asyncio.Lock(), 0)
+        self._key_locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._deliver(send, key, records, size)
+        finally:
+            lock, users = self._key_locks[key]
+            if users <= 1:
+                del self._key_locks[key]
+            else:
+                self._key_locks[key] = (lock, users - 1)
+
+    async def _deliver(self, send: Send, key: str | None, records: int, size: int) -> Node:
         panic = self._refresh_panic()
         limit = self.settings.max_failover
         errors: list[NodeError] = []
