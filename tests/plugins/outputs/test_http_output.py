@@ -355,3 +355,38 @@ async def test_sighup_reload_moves_traffic_and_keeps_nodes_on_a_bad_file(tmp_pat
         await in2.stop()
     assert [r["n"] for r in first.records] == [1]
     assert [r["n"] for r in second.records] == [2, 3]
+
+
+async def test_hash_on_a_record_key_sends_each_key_to_one_node() -> None:
+    from relaybit.upstream.node import UpstreamSettings
+
+    collectors = [Collector() for _ in range(3)]
+    inputs = [await start_input(c, Path.cwd()) for c in collectors]
+    opts = (OUTPUT_COMMON + HttpOutput.options).resolve(props(format="json"), section="[OUTPUT]")
+    spec = UpstreamSpec(
+        name="up",
+        nodes=tuple(make_node(f"n{i}", p.port) for i, p in enumerate(inputs)),
+        settings=UpstreamSettings(balance="hash", hash_key="user"),
+    )
+    out = HttpOutput(OutputContext(name="http.0", plugin="http", options=opts, upstream=spec))
+    await out.start()
+    users = [f"user-{u}" for u in range(12)]
+    try:
+        for n in range(5):
+            chunk = chunk_of([{"user": u, "n": n} for u in users])
+            assert await out.flush(chunk) is FlushResult.OK
+    finally:
+        await out.stop()
+        for plugin in inputs:
+            await plugin.stop()
+    homes: dict[str, set[int]] = {}
+    for i, c in enumerate(collectors):
+        for r in c.records:
+            homes.setdefault(r["user"], set()).add(i)
+    assert set(homes) == set(users)
+    assert all(len(nodes) == 1 for nodes in homes.values())  # one node per key
+    assert len({next(iter(n)) for n in homes.values()}) > 1  # keys spread over nodes
+    for c in collectors:  # per key, records arrive in order
+        for u in users:
+            seq = [r["n"] for r in c.records if r["user"] == u]
+            assert seq == sorted(seq)

@@ -38,7 +38,7 @@ from relaybit.plugins.outputs.es.options import (
 )
 from relaybit.plugins.outputs.http.options import NodeSettingsCache
 from relaybit.plugins.outputs.http.output import make_upstream, request_headers
-from relaybit.plugins.outputs.reload import reread_upstream
+from relaybit.plugins.outputs.upstream_support import FailureLog, reread_upstream
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection, Upstream
 
@@ -101,6 +101,7 @@ class ElasticsearchOutput(OutputPlugin):
         check_write_operation(EsSettings.from_values(dict(opts)), opts, self._section)
         self._pending = PendingItems()
         self.upstream: Upstream | None = None
+        self._failures = FailureLog(log, ctx.name)
         self.delivered_records = 0  #: records confirmed by a bulk response
         self.failed_records = 0  #: records refused for good (logged, not retried)
         self.conflicts = 0  #: create answered 409: already there (a re-send)
@@ -169,13 +170,7 @@ class ElasticsearchOutput(OutputPlugin):
                 self._pending.done(chunk.id)
                 return FlushResult.ERROR
             except NoHealthyNode as exc:
-                log.warning(
-                    "%s: %s: %d records not delivered, will retry: %s",
-                    self.ctx.name,
-                    chunk,
-                    len(state.pending),
-                    exc,
-                )
+                self._failures.failed(f"{chunk}: {len(state.pending)} records", exc)
                 return FlushResult.RETRY
         if state.pending:
             log.warning(
@@ -186,6 +181,7 @@ class ElasticsearchOutput(OutputPlugin):
                 rounds,
             )
             return FlushResult.RETRY
+        self._failures.delivered()
         self._pending.done(chunk.id)
         return FlushResult.OK
 

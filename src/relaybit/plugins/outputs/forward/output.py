@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, cast
 
-from relaybit.codec.msgpack import iter_entries, new_packer
 from relaybit.config.schema import ConfigMap
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
 from relaybit.net.forward_client import ForwardClient
@@ -23,7 +22,12 @@ from relaybit.plugins.outputs.forward.options import (
     ForwardNodeSettings,
     node_settings,
 )
-from relaybit.plugins.outputs.reload import reread_upstream
+from relaybit.plugins.outputs.upstream_support import (
+    FailureLog,
+    record_split_key,
+    reread_upstream,
+    split_chunk,
+)
 from relaybit.upstream.node import NetSettings, Node, TLSSettings, UpstreamSpec
 from relaybit.upstream.tls import client_context, server_hostname
 from relaybit.upstream.upstream import Connection, Upstream
@@ -68,11 +72,8 @@ class ForwardOutput(OutputPlugin):
             clock=ctx.clock,
             owner=ctx.name,
         )
-        settings = self.spec.settings
-        self.split_key = (
-            settings.hash_key if settings.balance == "hash" and settings.hash_key != "tag" else None
-        )
-        self._last_failure = ""
+        self.split_key = record_split_key(self.spec.settings)
+        self._failures = FailureLog(self.log, ctx.name)
 
     def __repr__(self) -> str:
         return f"<ForwardOutput {self.ctx.name} {self.upstream!r}>"
@@ -124,18 +125,6 @@ class ForwardOutput(OutputPlugin):
 
         return send
 
-    def _groups(self, chunk: Chunk) -> list[tuple[str, bytes, int]]:
-        """(balancing key, entries, records): one group, or one per record-key value."""
-        if self.split_key is None:
-            return [(chunk.tag, chunk.data, chunk.records)]
-        packer = new_packer()
-        groups: dict[str, list[bytes]] = {}
-        for time, record in iter_entries(chunk.data):
-            value = record.get(self.split_key) if isinstance(record, dict) else None
-            key = "" if value is None else str(value)
-            groups.setdefault(key, []).append(packer.pack([time, record]))
-        return [(key, b"".join(parts), len(parts)) for key, parts in groups.items()]
-
     def reload_upstream(self) -> None:
         """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
 
@@ -146,10 +135,7 @@ class ForwardOutput(OutputPlugin):
             return
         self.upstream.reload(spec)
         self.spec = spec
-        settings = spec.settings
-        self.split_key = (
-            settings.hash_key if settings.balance == "hash" and settings.hash_key != "tag" else None
-        )
+        self.split_key = record_split_key(spec.settings)
 
     async def start(self) -> None:
         await self.upstream.start()
@@ -160,7 +146,7 @@ class ForwardOutput(OutputPlugin):
     async def flush(self, chunk: Chunk) -> FlushResult:
         """Deliver ``chunk``; OK only when a node confirmed every part of it."""
         try:
-            for key, data, records in self._groups(chunk):
+            for key, data, records in split_chunk(chunk, self.split_key):
                 await self.upstream.deliver(
                     self._sender(chunk.tag, data, records), key=key, records=records, size=len(data)
                 )
@@ -168,17 +154,9 @@ class ForwardOutput(OutputPlugin):
             self.log.error("%s: chunk %s rejected for good: %s", self.ctx.name, chunk.id, exc)
             return FlushResult.ERROR
         except NoHealthyNode as exc:
-            # Logged once while the same nodes fail the same way (the order of
-            # the nodes in the message changes with each flush's balancer turn).
-            errors = getattr(exc, "errors", None)
-            signature = (
-                "; ".join(sorted(f"{e.node}: {e.kind}" for e in errors)) if errors else str(exc)
-            )
-            if signature != self._last_failure:
-                self.log.warning("%s: chunk %s not delivered: %s", self.ctx.name, chunk.id, exc)
-                self._last_failure = signature
+            self._failures.failed(f"chunk {chunk.id}", exc)
             return FlushResult.RETRY
-        self._last_failure = ""
+        self._failures.delivered()
         return FlushResult.OK
 
     def status(self) -> dict[str, Any]:

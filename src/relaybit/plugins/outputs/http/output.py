@@ -35,9 +35,14 @@ from relaybit.plugins.outputs.http.options import (
     NodeSettingsCache,
     single_node_spec,
 )
-from relaybit.plugins.outputs.reload import reread_upstream
+from relaybit.plugins.outputs.upstream_support import (
+    FailureLog,
+    record_split_key,
+    reread_upstream,
+    split_chunk,
+)
 from relaybit.upstream.node import NetSettings, Node, TLSSettings
-from relaybit.upstream.upstream import Connection, Upstream
+from relaybit.upstream.upstream import Connection, Send, Upstream
 
 log = logging.getLogger("relaybit.output.http")
 
@@ -130,6 +135,7 @@ class HttpOutput(OutputPlugin):
         )
         self._nodes = NodeSettingsCache(OPTIONS, opts, f"[OUTPUT] {ctx.name}")
         self.upstream: Upstream | None = None
+        self._failures = FailureLog(log, ctx.name)
         self.delivered = 0  #: chunks confirmed with 2xx
         self.rejected = 0  #: chunks refused for good (4xx), not retried
         self.retries = 0  #: flushes handed back to the engine (every node failed)
@@ -154,9 +160,12 @@ class HttpOutput(OutputPlugin):
 
     def encode(self, chunk: Chunk) -> bytes:
         """The (possibly gzipped) request body of a chunk."""
+        return self._encode(chunk.data, chunk.tag)
+
+    def _encode(self, data: bytes, tag: str) -> bytes:
         body = encode_body(
-            chunk.data,
-            chunk.tag,
+            data,
+            tag,
             self._format,
             date_key=self._date_key,
             date_format=self._date_format,
@@ -164,10 +173,8 @@ class HttpOutput(OutputPlugin):
         )
         return gzip_body(body) if self._gzip else body
 
-    async def flush(self, chunk: Chunk) -> FlushResult:
-        assert self.upstream is not None, "start() first"
-        body = self.encode(chunk)
-        extra = ((self._header_tag, chunk.tag),) if self._header_tag else ()
+    def _sender(self, body: bytes, tag: str) -> Send:
+        extra = ((self._header_tag, tag),) if self._header_tag else ()
 
         async def send(node: Node, connection: Connection) -> None:
             assert isinstance(connection, HttpConnection)
@@ -182,8 +189,18 @@ class HttpOutput(OutputPlugin):
             response = await connection.request("POST", settings.uri, data=body, headers=headers)
             raise_for_status(response)
 
+        return send
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        """POST ``chunk`` (one request, or one per record-key value with balance hash)."""
+        assert self.upstream is not None, "start() first"
+        split_key = record_split_key(self.upstream.settings)
         try:
-            await self.upstream.deliver(send, key=chunk.tag, records=chunk.records, size=len(body))
+            for key, data, records in split_chunk(chunk, split_key):
+                body = self._encode(data, chunk.tag)
+                await self.upstream.deliver(
+                    self._sender(body, chunk.tag), key=key, records=records, size=len(body)
+                )
         except PermanentDeliveryError as exc:
             self.rejected += 1
             detail = exc.message if self._log_payload else exc.message.split(":", 1)[0]
@@ -193,8 +210,9 @@ class HttpOutput(OutputPlugin):
             return FlushResult.ERROR
         except NoHealthyNode as exc:
             self.retries += 1
-            log.warning("%s: %s not delivered, will retry: %s", self.ctx.name, chunk, exc)
+            self._failures.failed(str(chunk), exc)
             return FlushResult.RETRY
+        self._failures.delivered()
         self.delivered += 1
         return FlushResult.OK
 
