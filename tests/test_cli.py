@@ -40,6 +40,14 @@ def test_dry_run_of_the_examples(name):
     assert "shared_key=******" in out
     assert "secret" not in out.replace("shared_key", "")
     assert "forward-balancing" in out
+    service = {
+        cells[0]: cells[1]
+        for line in out.splitlines()
+        if len(cells := [c.strip() for c in line.split("│") if c.strip()]) == 2
+    }
+    # values shown as a Fluent Bit user writes them, not as Python reprs
+    assert service["http_server"] == "on" and service["daemon"] == "off"
+    assert service["flush"] == "1" and service["log_file"] == "-"
 
 
 def test_dry_run_of_an_upstream_file():

@@ -298,13 +298,26 @@ def print_config(config: AgentConfig, out: Console) -> None:
     service.add_column("key")
     service.add_column("value")
     for fld in dataclasses.fields(settings):
-        service.add_row(fld.name, escape(str(getattr(settings, fld.name))))
+        service.add_row(fld.name, escape(_display(getattr(settings, fld.name))))
     out.print(service)
     for instance in (*config.inputs, *config.filters, *config.outputs):
         cmap = full_configmap(instance.kind, load_plugin(instance.kind, instance.plugin))
         out.print(_instance_table(instance, cmap))
         if instance.upstream is not None:
             out.print(upstream_table(instance.upstream, cmap))
+
+
+def _display(value: object) -> str:
+    """A resolved value as a Fluent Bit user writes it (on/off, sizes in bytes, lists)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == ():
+        return "-"
+    if isinstance(value, tuple | list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _instance_table(instance: PluginInstance, cmap: ConfigMap) -> Table:
