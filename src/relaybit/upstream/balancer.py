@@ -146,8 +146,12 @@ class LeastPending:
 
 
 def stable_hash(text: str) -> int:
-    """A 64-bit hash that is the same in every process (unlike ``hash()``)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+    """A 64-bit hash that is the same in every process (unlike ``hash()``).
+
+    Keys decoded from invalid UTF-8 (surrogateescape) hash as their original bytes.
+    """
+    data = text.encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
 class ConsistentHash:

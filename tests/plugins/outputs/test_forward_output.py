@@ -282,3 +282,33 @@ async def test_hash_on_record_key_splits_the_chunk(certs: Path) -> None:
         await output.stop()
         for p in inputs:
             await p.stop()
+
+
+async def test_hash_split_keeps_records_with_invalid_utf8(certs: Path) -> None:
+    """A record (or key value) holding invalid UTF-8 must not make the whole chunk fail.
+
+    The forward input accepts such strings (decoded with surrogateescape); splitting
+    by a record key used to re-pack them with a strict packer and hash the key with a
+    strict encoder, so every flush of the chunk raised and nothing was delivered.
+    """
+    store = Store()
+    plugin = await start_input(store, certs)
+    spec = UpstreamSpec(
+        name="up",
+        nodes=(node("n0", plugin.port),),
+        settings=UpstreamSettings(balance="hash", hash_key="user"),
+    )
+    output = make_output(certs, {"require_ack_response": "on"}, spec)
+    bad = b"\xa4user\xa2\xff\xfe"  # {"user": <str with invalid UTF-8>}
+    raw = b"\x92\xd7\x00" + T.to_ext().data + b"\x82" + bad + b"\xa3msg\xa3\xffok"
+    data = raw + entry(T, {"user": "u1", "msg": "fine"})
+    await output.start()
+    try:
+        assert await output.flush(Chunk(tag="app", data=data, records=2)) is FlushResult.OK
+        await wait_for(lambda: len(store.items) == 2)
+    finally:
+        await output.stop()
+        await plugin.stop()
+    got = {r["msg"]: r["user"] for _, _, r in store.items}
+    assert got["fine"] == "u1"
+    assert got["\udcffok"] == "\udcff\udcfe"  # the original bytes, byte for byte

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from relaybit.codec.msgpack import iter_entries, new_packer
+import msgpack
+
+from relaybit.codec.msgpack import default, iter_entries
 from relaybit.errors import NoHealthyNode
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import OutputContext
@@ -55,7 +57,9 @@ def split_chunk(chunk: Chunk, key: str | None) -> list[tuple[str, bytes, int]]:
     or one group per value of the record key ``key`` (records without it: ``""``)."""
     if key is None:
         return [(chunk.tag, chunk.data, chunk.records)]
-    packer = new_packer()
+    # records decoded with surrogateescape (invalid UTF-8 from a forward input)
+    # must pack back to their original bytes, not fail the whole chunk
+    packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogateescape")
     groups: dict[str, list[bytes]] = {}
     for time, record in iter_entries(chunk.data):
         value = record.get(key) if isinstance(record, dict) else None
