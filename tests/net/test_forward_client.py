@@ -147,3 +147,32 @@ async def test_pending_ack_reused_connection_and_heartbeat(
     assert client.is_usable() and client.sent_chunks == 3
     await client.aclose()
     assert not client.is_usable()
+
+
+async def test_write_timeout_to_a_hung_peer_closes_the_socket_at_once() -> None:
+    """A receiver that accepts but never reads: the write times out (acks off too), and
+    closing the broken connection releases its socket now; a graceful close would wait
+    for the unsent bytes forever (the socket leaked, and failover waited on it)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = await ForwardClient.connect("127.0.0.1", port, timeout=2.0)
+    try:
+        big = entry(1700000000, {"log": "x" * (1 << 20)})
+        with pytest.raises(DeliveryError) as err:
+            await client.send_chunk("t", big * 32, 32, ack_timeout=0.3)
+        assert err.value.kind == "write" and "timed out" in err.value.message
+        assert not client.is_usable()
+        sock = client._writer.transport.get_extra_info("socket")
+        await client.aclose()
+        assert sock.fileno() == -1, "the socket of a broken connection was left open"
+    finally:
+        await client.aclose()
+        for w in held:
+            w.close()
+        server.close()
+        await server.wait_closed()

@@ -359,7 +359,14 @@ class ForwardClient:
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
+        transport = self._writer.transport
+        if self._broken:
+            # the unsent bytes of a failed or cancelled send are worthless, and a
+            # graceful close would wait for a peer that may never read them
+            transport.abort()
+        else:
+            self._writer.close()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await self._writer.wait_closed()
+        transport.abort()  # a no-op once closed; frees the socket of a peer that stopped reading
