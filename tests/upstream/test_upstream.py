@@ -544,3 +544,45 @@ async def test_hash_serialises_flushes_of_one_key_and_not_of_others(
     assert log.index("end a1") < log.index("start a2")
     assert log.index("end b1") < log.index("end a1")
     assert upstream._key_locks == {}
+
+
+async def test_host_the_resolver_cannot_encode_fails_over(servers: list[LineServer]) -> None:
+    """getaddrinfo raises UnicodeError (not OSError) for a host with an empty label:
+    that must be a 'dns' failure of the node, and the flush goes to the next node."""
+    bad = make_node("node-1", servers[0].port, host="logs..example.com")
+    good = make_node("node-2", servers[1].port)
+    up = Upstream(make_spec(bad, good), line_connector)
+    try:
+        assert (await up.deliver(SEND)).name == "node-2"
+        status = {n["name"]: n for n in up.status()["nodes"]}
+        assert status["node-1"]["counters"]["failures"] == {"dns": 1}
+        assert "cannot resolve logs..example.com" in status["node-1"]["last_error"]["message"]
+    finally:
+        await up.stop()
+
+
+async def test_a_resolver_that_never_answers_is_bounded_by_connect_timeout(
+    servers: list[LineServer],
+) -> None:
+    """Name resolution is part of connecting: it must not hang a flush forever."""
+    never = asyncio.Event()
+
+    async def resolver(host: str, port: int) -> list[tuple[str, int]]:
+        if host == "stuck.example":
+            await never.wait()
+        return [("127.0.0.1", port)]
+
+    stuck = make_node("node-1", servers[0].port, host="stuck.example")
+    good = make_node("node-2", servers[1].port, host="good.example")
+    up = Upstream(
+        make_spec(stuck, good),
+        line_connector,
+        net=NetSettings(connect_timeout=0.2),
+        resolver=resolver,
+    )
+    try:
+        assert (await up.deliver(SEND)).name == "node-2"
+        failures = {n["name"]: n["counters"]["failures"] for n in up.status()["nodes"]}
+        assert failures["node-1"] == {"dns": 1}
+    finally:
+        await up.stop()

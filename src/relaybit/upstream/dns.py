@@ -62,7 +62,10 @@ class StaticResolver:
 
 
 class DNSCache:
-    """Resolves node hosts through ``resolver``, caching answers for ``ttl`` seconds."""
+    """Resolves node hosts through ``resolver``, caching answers for ``ttl`` seconds.
+
+    A lookup longer than ``timeout`` seconds (when above 0) is a ``dns`` failure.
+    """
 
     def __init__(
         self,
@@ -70,9 +73,12 @@ class DNSCache:
         *,
         ttl: float = 30.0,
         clock: Clock = SYSTEM_CLOCK,
+        timeout: float = 0.0,
     ) -> None:
         self.resolver: Resolver = resolver or system_resolver
         self.ttl = ttl
+        #: seconds a lookup may take (0 = unbounded); the Upstream passes net.connect_timeout
+        self.timeout = timeout
         self.clock = clock
         self._cache: dict[tuple[str, int], tuple[float, list[Address]]] = {}
 
@@ -85,8 +91,17 @@ class DNSCache:
         if cached is not None and cached[0] > now:
             return list(cached[1])
         try:
-            answer = await self.resolver(host, port)
-        except OSError as exc:
+            if self.timeout > 0:
+                async with asyncio.timeout(self.timeout):
+                    answer = await self.resolver(host, port)
+            else:
+                answer = await self.resolver(host, port)
+        except TimeoutError:
+            message = f"cannot resolve {host}: no answer within {self.timeout:g}s"
+            raise DeliveryError("dns", message) from None
+        except (OSError, UnicodeError) as exc:
+            # UnicodeError: getaddrinfo's IDNA encoding of a host with an empty or
+            # over-long label ("logs..example.com"), a failure like any other
             raise DeliveryError("dns", f"cannot resolve {host}: {_describe(exc)}") from exc
         addresses = list(dict.fromkeys(answer))
         if not addresses:

@@ -229,7 +229,9 @@ class Upstream:
         self.clock = clock
         self.owner = owner
         self._rng = rng or random.Random()
-        self._dns = DNSCache(resolver, ttl=self.net.dns_ttl, clock=clock)
+        self._dns = DNSCache(
+            resolver, ttl=self.net.dns_ttl, clock=clock, timeout=self.net.connect_timeout
+        )
         self._health = HealthTracker(spec.settings)
         self._balancers = self._make_balancers(spec.settings)
         self._slots: dict[str, _NodeSlot] = {}
