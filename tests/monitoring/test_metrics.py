@@ -151,3 +151,38 @@ async def test_a_real_upstream_status_renders(agent: Any, tmp_path: Any) -> None
     assert got[("relaybit_upstream_node_flushes_total", frozenset(labels))] == 0
     assert got[("relaybit_upstream_node_state", frozenset({*labels, ("state", "healthy")}))] == 1
     assert got[("relaybit_upstream_node_latency_seconds_count", frozenset(labels))] == 0
+
+
+async def test_http_and_es_outputs_upstreams_are_listed(agent: Any, tmp_path: Any) -> None:
+    """The http and es outputs nest their Upstream under ``status()["upstream"]``:
+    /api/v1/upstreams and the Prometheus node metrics must show them too."""
+    from relaybit.config.loader import full_configmap
+    from relaybit.config.origin import Origin
+    from relaybit.config.schema import RawProperty
+    from relaybit.plugins.base import OutputContext
+    from relaybit.plugins.outputs.es.output import ElasticsearchOutput
+    from relaybit.plugins.outputs.http.output import HttpOutput
+
+    raw = [
+        RawProperty(k, v, Origin("t.conf", 1))
+        for k, v in {"host": "127.0.0.1", "port": "9", "http_passwd": "hunter2"}.items()
+    ]
+    for name, cls in (("http.0", HttpOutput), ("es.0", ElasticsearchOutput)):
+        opts = full_configmap("output", cls).resolve(raw, section=f"[OUTPUT] {name}")
+        ctx = OutputContext(
+            name=name, plugin=name[:-2], options=opts, config_dir=tmp_path, upstream=None
+        )
+        out = cls(ctx)
+        await out.start()
+        agent.outputs[name] = out
+    try:
+        doc = upstreams_status(agent)["upstreams"]
+        assert {"http.0", "es.0"} <= set(doc)
+        assert [n["address"] for n in doc["http.0"]["nodes"]] == ["127.0.0.1:9"]
+        assert "hunter2" not in repr(doc)
+        got = samples(render_prometheus(agent))
+        names = {dict(labels).get("output") for name, labels in got if "upstream_node" in name}
+        assert {"http.0", "es.0"} <= names
+    finally:
+        for name in ("http.0", "es.0"):
+            await agent.outputs.pop(name).stop()

@@ -102,13 +102,19 @@ def redact(value: Any) -> Any:
 
 
 def upstreams_status(agent: MonitoredAgent) -> dict[str, Any]:
-    """``/api/v1/upstreams``: every upstream-backed output's status, secrets removed."""
+    """``/api/v1/upstreams``: every upstream-backed output's status, secrets removed.
+
+    An output's ``status()`` is its Upstream's status (forward), or holds it
+    under ``"upstream"`` (http, es).
+    """
     result: dict[str, Any] = {}
     for name, output in agent.outputs.items():
         status_fn = getattr(output, "status", None)
         if status_fn is None:
             continue
         status = status_fn()
+        if isinstance(status, Mapping) and not isinstance(status.get("nodes"), list):
+            status = status.get("upstream")  # http, es: the Upstream beside their counters
         if isinstance(status, Mapping) and isinstance(status.get("nodes"), list):
             result[name] = redact(status)
     return {"upstreams": result}
