@@ -270,3 +270,15 @@ def test_codec_is_sans_io() -> None:
             if isinstance(node, ast.ImportFrom)
         }
         assert not names & {"asyncio", "socket", "ssl", "selectors"}, path.name
+
+
+def test_helo_nonce_and_auth_salt_are_bin_as_fluentd_sends_them() -> None:
+    server = ForwardConnection(Role.SERVER)
+    nonce, salt = bytes(range(240, 256)), bytes(range(16))
+    raw = msgpack.unpackb(server.send(Helo(nonce=nonce, auth=salt)), raw=True)
+    assert raw == [b"HELO", {b"nonce": nonce, b"auth": salt, b"keepalive": True}]
+    # bin (0xc4 0x10) for the random bytes, so no client decodes them as UTF-8 text
+    wire = ForwardConnection(Role.SERVER).send(Helo(nonce=nonce, auth=salt))
+    assert b"\xc4\x10" + nonce in wire and b"\xc4\x10" + salt in wire
+    no_auth = ForwardConnection(Role.SERVER).send(Helo(nonce=nonce))
+    assert b"\xa4auth\xa0" in no_auth  # no user auth: "" as Fluentd sends it

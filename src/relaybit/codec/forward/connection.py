@@ -290,12 +290,14 @@ class ForwardConnection:
         if isinstance(event, Ack):
             return [pack({"ack": event.chunk})]
         if isinstance(event, Helo):
-            helo: dict[bytes, Any] = {
-                b"nonce": event.nonce,
-                b"auth": event.auth,
-                b"keepalive": event.keepalive,
+            # nonce and auth salt are random bytes: msgpack bin, as Fluentd sends them
+            # (fluent-logger clients decode a str as UTF-8 and garble them); no auth is ""
+            helo: dict[str, Any] = {
+                "nonce": event.nonce,
+                "auth": event.auth or "",
+                "keepalive": event.keepalive,
             }
-            return [self._raw_packer.pack([b"HELO", helo])]
+            return [pack(["HELO", helo])]
         if isinstance(event, Ping):
             fields = [
                 b"PING",
