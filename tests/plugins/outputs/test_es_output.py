@@ -366,3 +366,64 @@ async def test_node_stopped_while_flushes_are_in_flight() -> None:
     assert set(got) == {c * 100 + i for c in range(24) for i in range(50)}
     duplicates = len(got) - len(set(got))
     assert duplicates <= 50 * 4  # at most the 4 chunks in flight on the stopped node
+
+
+async def test_reload_applies_a_changed_per_node_index(tmp_path: Path) -> None:
+    """SIGHUP with the same node (name, host, port) but a new ``index``: the next
+    bulk request goes to the new index (settings were cached by name and address)."""
+    actions: list[dict[str, Any]] = []
+
+    async def bulk(request: web.Request) -> web.Response:
+        body = (await request.read()).splitlines()
+        items = []
+        for action_line in body[::2]:
+            action = orjson.loads(action_line)
+            actions.append(action)
+            items.append({op: {"status": 201} for op in action})
+        return web.json_response({"took": 1, "errors": False, "items": items})
+
+    app = web.Application()
+    app.router.add_post("/_bulk", bulk)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = int(runner.addresses[0][1])
+    path = tmp_path / "upstream.conf"
+
+    def write(index: str) -> None:
+        path.write_text(
+            f"[UPSTREAM]\n    name es-up\n[NODE]\n    name es0\n    host 127.0.0.1\n"
+            f"    port {port}\n    index {index}\n"
+        )
+
+    from relaybit.upstream.spec import load_upstream_file
+
+    write("first")
+    opts = (OUTPUT_COMMON + ElasticsearchOutput.options).resolve([], section="[OUTPUT] es")
+    ctx = OutputContext(name="es.0", plugin="es", options=opts, upstream=load_upstream_file(path))
+    out = ElasticsearchOutput(ctx)
+    await out.start()
+    try:
+        assert await out.flush(chunk_of([{"n": 1}])) is FlushResult.OK
+        write("second")
+        out.reload_upstream()
+        assert await out.flush(chunk_of([{"n": 2}])) is FlushResult.OK
+    finally:
+        await out.stop()
+        await runner.cleanup()
+    assert [a["create"]["_index"] for a in actions] == ["first", "second"]
+
+
+async def test_a_chunk_no_node_took_leaves_no_state_behind() -> None:
+    """When every node is down nothing of the chunk landed: keeping its decoded
+    records for a retry that may never come (the engine may drop it) only holds
+    memory, up to 4096 whole decoded chunks during an outage."""
+    from relaybit.testing import closed_port
+
+    out = make_output(None, port=str(closed_port()))
+    await out.start()
+    try:
+        assert await out.flush(chunk_of(mixed_records())) is FlushResult.RETRY
+        assert out.pending_chunks() == 0
+    finally:
+        await out.stop()

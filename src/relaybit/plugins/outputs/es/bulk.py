@@ -165,15 +165,25 @@ def read_bulk_response(body: bytes, sent: list[int]) -> BulkOutcome:
 
 @dataclass(slots=True)
 class ChunkState:
-    """The records of one chunk that still have to be delivered."""
+    """The records of one chunk that still have to be delivered.
+
+    ``entries`` are the decoded records while a flush runs; between flushes only
+    the indices (``pending``) are kept (see :meth:`PendingItems.release`).
+    """
 
     entries: list[tuple[Any, Any]]
     pending: set[int]
     failed: int = 0
     attempts: int = 0
+    total: int = 0
+
+    @property
+    def progressed(self) -> bool:
+        """True once some record was delivered or refused for good."""
+        return len(self.pending) < self.total
 
     def __repr__(self) -> str:
-        return f"<ChunkState pending={len(self.pending)}/{len(self.entries)} failed={self.failed}>"
+        return f"<ChunkState pending={len(self.pending)}/{self.total} failed={self.failed}>"
 
 
 class PendingItems:
@@ -188,11 +198,25 @@ class PendingItems:
         state = self._states.get(chunk_id)
         if state is None:
             entries = load()
-            state = ChunkState(entries=entries, pending=set(range(len(entries))))
+            n = len(entries)
+            state = ChunkState(entries=entries, pending=set(range(n)), total=n)
             self._states[chunk_id] = state
             while len(self._states) > self._limit:
                 self._states.popitem(last=False)
+        elif not state.entries and state.total:
+            state.entries = load()
         return state
+
+    def release(self, chunk_id: str) -> None:
+        """A flush ended without finishing the chunk: forget it when nothing of it
+        landed (a retry starts over anyway), else keep only its pending indices."""
+        state = self._states.get(chunk_id)
+        if state is None:
+            return
+        if not state.progressed:
+            del self._states[chunk_id]
+        else:
+            state.entries = []
 
     def known(self, chunk_id: str) -> bool:
         return chunk_id in self._states

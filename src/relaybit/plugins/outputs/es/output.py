@@ -94,7 +94,7 @@ class ElasticsearchOutput(OutputPlugin):
         opts = ctx.options
         self._section = f"[OUTPUT] {ctx.name}"
         self._nodes = NodeSettingsCache(OPTIONS, opts, self._section)
-        self._es: dict[tuple[str, str], EsSettings] = {}
+        self._es: dict[tuple[str, str, tuple[tuple[str, str], ...]], EsSettings] = {}
         self._gzip = opts.str("compress").lower() == "gzip"
         self._trace_output = opts.bool("trace_output")
         self._trace_error = opts.bool("trace_error")
@@ -109,7 +109,12 @@ class ElasticsearchOutput(OutputPlugin):
         self.rejected = 0  #: whole requests refused for good (4xx)
 
     def _settings(self, node: Node) -> EsSettings:
-        key = (node.name, node.address)
+        # the node's keys are part of the key: a reload may change its index ...
+        key = (
+            node.name,
+            node.address,
+            tuple(sorted((k, p.value) for k, p in node.properties.items())),
+        )
         found = self._es.get(key)
         if found is None:
             found = EsSettings.from_values(self._nodes.get(node).values)
@@ -147,6 +152,16 @@ class ElasticsearchOutput(OutputPlugin):
         assert self.upstream is not None, "start() first"
         state = self._pending.get(chunk.id, lambda: list(iter_entries(chunk.data)))
         state.attempts += 1
+        result = FlushResult.RETRY
+        try:
+            result = await self._flush(chunk, state)
+        finally:
+            if result is FlushResult.RETRY:
+                self._pending.release(chunk.id)
+        return result
+
+    async def _flush(self, chunk: Chunk, state: ChunkState) -> FlushResult:
+        assert self.upstream is not None
         rounds = max(1, len(self.upstream_nodes()))
         for _ in range(rounds):
             if not state.pending:
@@ -186,6 +201,8 @@ class ElasticsearchOutput(OutputPlugin):
         return FlushResult.OK
 
     def upstream_nodes(self) -> tuple[Node, ...]:
+        if self.upstream is not None:
+            return self.upstream.nodes  # the current ones, after a reload too
         spec = self.ctx.upstream
         return spec.nodes if spec is not None else (Node(name=self.ctx.name, host="", port=1),)
 
