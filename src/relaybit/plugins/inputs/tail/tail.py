@@ -34,12 +34,13 @@ from relaybit.plugins.inputs.lines import (
 )
 from relaybit.plugins.inputs.tail.db import SYNC_MODES, OffsetDB
 from relaybit.plugins.inputs.tail.file import READ_BLOCK, Batch, TailedFile
+from relaybit.plugins.inputs.tail.joined import LineJoiner, Record, joiner_factory
 from relaybit.plugins.inputs.tail.scan import excluded, expand_tag, scan, split_patterns
 
 #: bytes read from one file before giving the others a turn
 _ROUND_BYTES = 8 * READ_BLOCK
 
-_UNSUPPORTED = ("multiline", "multiline.parser", "docker_mode", "parser_firstline")
+_UNSUPPORTED = ("parser_firstline", "multiline_flush")
 
 OPTIONS = ConfigMap(
     (
@@ -71,13 +72,19 @@ OPTIONS = ConfigMap(
         Option("poll_interval", "time", 0.25, "relaybit: seconds between stat() polls"),
         Option("static_batch_size", "size", 0, "Accepted for compatibility"),
         Option("file_cache_advise", "bool", True, "Accepted for compatibility"),
-        Option("multiline", "bool", False, "Not supported: lines are sent one per record"),
-        Option("multiline_flush", "time", 4.0, "Not supported"),
-        Option("parser_firstline", "str", None, "Not supported"),
-        Option("multiline.parser", "str", None, "Not supported: lines are sent one per record"),
-        Option("docker_mode", "bool", False, "Not supported: lines are sent one per record"),
-        Option("docker_mode_flush", "time", 4.0, "Not supported"),
-        Option("docker_mode_parser", "str", None, "Not supported"),
+        Option(
+            "multiline.parser",
+            "str",
+            None,
+            "Comma-separated multiline parsers tried in order: built-in docker, cri, go, "
+            "python, java, ruby, or a [MULTILINE_PARSER] name",
+        ),
+        Option("multiline", "bool", False, "Legacy multiline: not supported (warning)"),
+        Option("multiline_flush", "time", 4.0, "Legacy multiline: not supported"),
+        Option("parser_firstline", "str", None, "Legacy multiline: not supported"),
+        Option("docker_mode", "bool", False, "Rejoin Docker JSON lines split at 16 KB"),
+        Option("docker_mode_flush", "time", 4.0, "Seconds before a partial Docker line is sent"),
+        Option("docker_mode_parser", "str", None, "docker_mode: a parser matching first lines"),
     )
 )
 
@@ -121,6 +128,17 @@ class TailInput(InputPlugin):
         self.parser: Parser | None = lookup_parser(
             opts.opt_str("parser"), ctx.service, ctx_options=opts, section=section
         )
+        #: per-file joiners when multiline.parser or docker_mode is on (None: plain lines)
+        self._joiner_factory = joiner_factory(
+            opts,
+            ctx.service,
+            section=section,
+            parser=self.parser,
+            key=self.key,
+            logger=ctx.logger,
+            name=ctx.name,
+        )
+        self._joiners: dict[tuple[int, int], LineJoiner] = {}
         self.db_path = opts.opt_str("db")
         self.db: OffsetDB | None = None
         self.files: dict[tuple[int, int], TailedFile] = {}
@@ -166,6 +184,9 @@ class TailInput(InputPlugin):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._joiner_factory is not None:
+            with contextlib.suppress(Exception):
+                await self._flush_joined(force=True)
         for file in self.files.values():
             file.close()
         self.files.clear()
@@ -232,6 +253,8 @@ class TailInput(InputPlugin):
         self._packers[ident] = LinePacker(
             self.key, [(self.path_key, path)] if self.path_key else ()
         )
+        if self._joiner_factory is not None:
+            self._joiners[ident] = self._joiner_factory()
         self.ctx.logger.debug("%s: following %s from offset %d", self.ctx.name, path, offset)
         return file
 
@@ -251,10 +274,14 @@ class TailInput(InputPlugin):
                 for file in list(self.files.values()):
                     busy |= await self._poll(file)
                 now = time.monotonic()
+                if self._joiner_factory is not None:
+                    await self._flush_joined(force=False)
                 if now >= next_scan:
                     self._rescan()
                     next_scan = now + self.refresh_interval
                 if self.exit_on_eof and not busy and self._all_at_eof():
+                    if self._joiner_factory is not None:
+                        await self._flush_joined(force=True)
                     self.ctx.logger.info(
                         "%s: every file read to its end (exit_on_eof)", self.ctx.name
                     )
@@ -292,6 +319,7 @@ class TailInput(InputPlugin):
             rest = file.take_pending()
             if rest:
                 await self._emit(file, Batch([rest], file.offset))
+            await self._flush_joined(force=True, only=ident)
             file.offset = 0
             file.skipping = False
             await self._commit(file)
@@ -302,7 +330,7 @@ class TailInput(InputPlugin):
                 max_line=self.max_line,
                 skip_long=self.skip_long,
                 skip_empty=self.skip_empty,
-                want_starts=bool(self.offset_key),
+                want_starts=bool(self.offset_key) or self._joiner_factory is not None,
             )
             if batch is None:
                 break
@@ -331,6 +359,8 @@ class TailInput(InputPlugin):
             rest = file.take_pending()
             if rest:
                 await self._emit(file, Batch([rest], file.offset))
+            await self._flush_joined(force=True, only=ident)
+            self._joiners.pop(ident, None)
             self._finished[ident] = file.offset
             file.close()
             del self.files[ident]
@@ -363,16 +393,27 @@ class TailInput(InputPlugin):
             self._add(file.path, at_start=False)
 
     async def _commit(self, file: TailedFile) -> None:
-        if self.db is not None and file.db_id and file.offset != file.saved_offset:
-            self.db.set_offset(file.db_id, file.offset)
+        if self.db is None or not file.db_id:
+            return
+        offset = file.offset
+        joiner = self._joiners.get((file.dev, file.inode)) if self._joiners else None
+        if joiner is not None:  # a record still being joined is re-read after a restart
+            pending = joiner.pending_offset()
+            if pending is not None and pending < offset:
+                offset = pending
+        if offset != file.saved_offset:
+            self.db.set_offset(file.db_id, offset)
             self.db.commit()
-            file.saved_offset = file.offset
+            file.saved_offset = offset
 
     # --- packing and emitting -------------------------------------------------------------
 
     async def _emit(self, file: TailedFile, batch: Batch) -> None:
         lines = batch.lines
         if not lines:
+            return
+        if self._joiner_factory is not None:
+            await self._emit_joined(file, batch)
             return
         stamp = now_ext(self.ctx.clock)
         if self.parser is None and not self.offset_key:
@@ -381,6 +422,47 @@ class TailInput(InputPlugin):
             data = self._pack_records(file, batch)
         await self.ctx.emit(file.tag, data, len(lines))
         self.records += len(lines)
+
+    # --- multi-line (multiline.parser, docker_mode): per-line work, off the fast path ---
+
+    async def _emit_joined(self, file: TailedFile, batch: Batch) -> None:
+        joiner = self._joiners.get((file.dev, file.inode))
+        if joiner is None:
+            joiner = self._joiners[(file.dev, file.inode)] = self._joiner_factory()  # type: ignore[misc]
+        stamp = EventTime.from_float(self.ctx.clock.time())
+        now = time.monotonic()
+        starts = batch.starts
+        records: list[Record] = []
+        for i, line in enumerate(batch.lines):
+            text = line.decode("utf-8", "surrogateescape")
+            offset = starts[i] if starts is not None and i < len(starts) else None
+            records.extend(joiner.feed(text, stamp, now, offset))
+        await self._emit_records(file, records)
+
+    async def _flush_joined(self, *, force: bool, only: tuple[int, int] | None = None) -> None:
+        """Emit joined records whose flush timeout passed (all of them when ``force``)."""
+        now = time.monotonic()
+        for ident, joiner in list(self._joiners.items()):
+            if only is not None and ident != only:
+                continue
+            records = joiner.flush() if force else joiner.flush_due(now)
+            file = self.files.get(ident)
+            if records and file is not None:
+                await self._emit_records(file, records)
+                await self._commit(file)
+
+    async def _emit_records(self, file: TailedFile, records: list[Record]) -> None:
+        if not records:
+            return
+        out: list[bytes] = []
+        for stamp, record in records:
+            if self.path_key:
+                record[self.path_key] = file.path
+            if self.offset_key:
+                record[self.offset_key] = file.offset
+            out.append(self._packer.pack([stamp, record]))
+        await self.ctx.emit(file.tag, b"".join(out), len(records))
+        self.records += len(records)
 
     def _pack_records(self, file: TailedFile, batch: Batch) -> bytes:
         """The slow path: a parser and/or a per-line offset key."""
