@@ -117,3 +117,44 @@ async def test_upstream_marks_a_dead_node_unhealthy_then_healthy_again() -> None
                 await up.stop()
         finally:
             await up.stop()
+
+
+async def test_an_unexpected_probe_error_is_a_failed_probe_not_a_dead_task() -> None:
+    """A probe raising something else than a DeliveryError/OSError (a bug, a ValueError
+    from a library) is a failed probe: the node keeps being probed, and stop() does
+    not re-raise it (it used to kill the node's probe task silently, so an ejected
+    node was never probed back, and Upstream.stop() raised before closing its pools)."""
+    calls = 0
+
+    async def flaky(node: Node, connection: Connection) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("server_hostname cannot be an empty string")
+
+    results: list[ProbeResult] = []
+    async with LineServer() as server:
+        hc = HealthChecker(
+            open_line,
+            flaky,
+            interval=0.01,
+            timeout=1.0,
+            on_result=lambda node, result: results.append(result),
+            clock=FakeClock(),
+        )
+        hc.sync([make_node("n", server.port)])
+        await eventually(lambda: len(results) >= 2)
+        await hc.stop()
+    assert (results[0].ok, results[0].kind) == (False, "probe")
+    assert "ValueError" in results[0].message
+    assert results[1].ok
+
+
+async def test_nodes_removed_by_reload_do_not_pile_up_in_the_checker() -> None:
+    async with LineServer() as server:
+        hc = checker([])
+        for i in range(3):  # a node re-pointed three times: each sync stops the old task
+            hc.sync([make_node("n", server.port, host=f"127.0.0.{i + 1}")])
+        hc.sync([])
+        await eventually(lambda: "stopping" not in repr(hc))
+        await hc.stop()

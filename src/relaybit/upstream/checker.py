@@ -78,6 +78,10 @@ class HealthChecker:
             return ProbeResult(
                 node.name, False, error_kind(exc, "connect"), describe_error(exc), took
             )
+        except Exception as exc:  # a bug or a library's ValueError: still just a failed probe
+            took = self.clock.monotonic() - started
+            message = f"{type(exc).__name__}: {describe_error(exc)}"[:300]
+            return ProbeResult(node.name, False, "probe", message, took)
         finally:
             if connection is not None:
                 with contextlib.suppress(Exception):
@@ -97,6 +101,7 @@ class HealthChecker:
             if wanted.get(name) != node:
                 task.cancel()
                 self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
                 del self._tasks[name]
         for name, node in wanted.items():
             if name not in self._tasks:
@@ -117,7 +122,8 @@ class HealthChecker:
                 await task
 
     def __repr__(self) -> str:
+        stopping = f" stopping={len(self._stopping)}" if self._stopping else ""
         return (
             f"<HealthChecker nodes={sorted(self._tasks)} interval={self.interval:g}s "
-            f"timeout={self.timeout:g}s>"
+            f"timeout={self.timeout:g}s{stopping}>"
         )
