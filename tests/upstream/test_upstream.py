@@ -586,3 +586,34 @@ async def test_a_resolver_that_never_answers_is_bounded_by_connect_timeout(
         assert failures["node-1"] == {"dns": 1}
     finally:
         await up.stop()
+
+
+async def test_a_flush_failing_on_a_re_pointed_node_does_not_eject_its_successor(
+    servers: list[LineServer], clock: FakeClock
+) -> None:
+    """Reload points node-1 elsewhere (same name, new port) while a flush is in flight
+    on the old endpoint: that flush's failure belongs to the old endpoint, not to
+    the new node-1 (it used to eject the new node, which had done nothing wrong)."""
+    old = make_node("node-1", servers[0].port)
+    new = make_node("node-1", servers[1].port)
+    up = upstream([old], clock)
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    async def fails_later(node: Node, connection: Connection) -> None:
+        started.append(node.name)
+        await gate.wait()
+        raise DeliveryError("write", "connection reset by peer")
+
+    try:
+        pending = asyncio.create_task(up.deliver(fails_later))
+        await eventually(lambda: started == ["node-1"])
+        up.reload(make_spec(new, name="forward-balancing"))
+        gate.set()
+        with pytest.raises(NoHealthyNode):
+            await pending
+        assert up.node_state("node-1") is NodeState.HEALTHY
+        assert (await up.deliver(SEND)).name == "node-1"
+        assert len(servers[1].lines) == 1
+    finally:
+        await up.stop()

@@ -448,7 +448,8 @@ class Upstream:
         except PermanentDeliveryError as exc:
             if pc is not None:
                 await slot.pool.release(pc, reuse=True)
-            self._health.abandon(node.name)
+            if self._is_current(slot):
+                self._health.abandon(node.name)
             self._count_failure(slot, exc.kind, exc.message)
             raise
         except _FAILOVER_ERRORS as exc:
@@ -457,12 +458,14 @@ class Upstream:
             kind, message = error_kind(exc, phase), describe_error(exc)
             self._count_failure(slot, kind, message)
             now = self.clock.monotonic()
-            self._emit(self._health.record_failure(node.name, now, kind, message))
+            if self._is_current(slot):
+                self._emit(self._health.record_failure(node.name, now, kind, message))
             return NodeError(node.name, node.address, kind, message)
         except BaseException:
             if pc is not None:
                 await slot.pool.release(pc, reuse=False)
-            self._health.abandon(node.name)
+            if self._is_current(slot):
+                self._health.abandon(node.name)
             raise
         else:
             await slot.pool.release(pc, reuse=True)
@@ -472,12 +475,18 @@ class Upstream:
             c.records += records
             c.bytes += size
             c.latency.observe(max(0.0, now - started))
-            self._emit(self._health.record_success(node.name, now))
+            if self._is_current(slot):
+                self._emit(self._health.record_success(node.name, now))
             return None
         finally:
             slot.in_flight -= 1
             if slot.draining and slot.in_flight == 0:
                 self._spawn(self._close_slot(slot))
+
+    def _is_current(self, slot: _NodeSlot) -> bool:
+        """False for a slot retired by reload: a node of the same name may have replaced
+        it, and the outcome of the old endpoint's flush is not that node's health."""
+        return self._slots.get(slot.node.name) is slot
 
     def _count_failure(self, slot: _NodeSlot, kind: str, message: str) -> None:
         failures = slot.counters.failures
