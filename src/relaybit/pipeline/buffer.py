@@ -16,6 +16,13 @@ until deliveries bring the total back under it.  So a fast input (``tail``
 reading a big file) reads only as fast as the outputs deliver, and memory does
 not grow with the input (Fluent Bit grows without bound unless
 ``mem_buf_limit`` is set).
+
+Filesystem inputs share :class:`~relaybit.pipeline.chunks_up.ChunksUp`
+(``storage.max_chunks_up``): an open chunk keeps its data in memory only when
+it got a slot; otherwise it is created *down* (its blocks go to its file only)
+and is sealed into a :class:`~relaybit.pipeline.chunk.DownChunk` that the
+engine reads back when an output is ready for it.  With
+``storage.pause_on_chunks_overlimit`` the engine pauses the input instead.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ import time
 from dataclasses import dataclass, field
 
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk
+from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
+from relaybit.pipeline.chunks_up import ChunksUp
 from relaybit.pipeline.storage import ChunkFile, FileStorage
 
 log = logging.getLogger("relaybit.input")
@@ -80,6 +88,8 @@ class OpenChunk:
     size: int = 0
     records: int = 0
     file: ChunkFile | None = None
+    #: its data is kept in memory (always for memory inputs; filesystem: it got a slot)
+    up: bool = True
 
 
 class InputBuffer:
@@ -94,6 +104,8 @@ class InputBuffer:
         chunk_size_limit: int = CHUNK_SIZE_LIMIT,
         clock: Clock = SYSTEM_CLOCK,
         budget: MemoryBudget | None = None,
+        chunks_up: ChunksUp | None = None,
+        pause_on_chunks_overlimit: bool = False,
     ) -> None:
         self.name = name
         self.mem_buf_limit = mem_buf_limit
@@ -102,6 +114,13 @@ class InputBuffer:
         if self.budget is not None:
             self.budget.members.append(self)
         self.storage = storage
+        #: filesystem inputs: the agent's ``storage.max_chunks_up`` slots
+        self.chunks_up = chunks_up if storage is not None else None
+        #: ``storage.pause_on_chunks_overlimit`` (filesystem inputs only)
+        self.pause_on_chunks_overlimit = pause_on_chunks_overlimit and storage is not None
+        #: ``storage.sync full``: ``emit`` awaits :attr:`last_file`'s sync
+        self.sync_full = storage is not None and storage.sync_full
+        self.last_file: ChunkFile | None = None
         self.chunk_size_limit = chunk_size_limit
         self.clock = clock
         self.open: dict[str, OpenChunk] = {}
@@ -111,6 +130,8 @@ class InputBuffer:
         self.bytes = 0  #: bytes accepted (metrics)
         self.paused_count = 0
         self.paused = False
+        #: why it is paused: "mem_buf_limit", "storage.mem_limit" or "storage.max_chunks_up"
+        self.pause_reason = ""
         self.unrouted_records = 0
         self._resume = asyncio.Event()
 
@@ -140,10 +161,16 @@ class InputBuffer:
             chunk = OpenChunk(tag, new_stored_chunk_id(), self.clock.time())
             if self.storage is not None:
                 chunk.file = self.storage.create(self.name, chunk.id, tag, chunk.created)
+                if self.chunks_up is not None:
+                    chunk.up = self.chunks_up.try_acquire()
             self.open[tag] = chunk
         if chunk.file is not None:
             chunk.file.append(data, records)
-        chunk.parts.append(data)
+            self.last_file = chunk.file
+            if chunk.up:
+                chunk.parts.append(data)
+        else:
+            chunk.parts.append(data)
         chunk.size += size
         chunk.records += records
         self.held += size
@@ -156,14 +183,22 @@ class InputBuffer:
     def seal(self, tag: str) -> Chunk | None:
         """Close the open chunk of ``tag`` into an immutable :class:`Chunk`."""
         chunk = self.open.pop(tag, None)
-        if chunk is None or not chunk.records:
-            if chunk is not None and chunk.file is not None:
-                chunk.file.close(sync=False)
-                chunk.file.path.unlink(missing_ok=True)
+        if chunk is None:
             return None
         if chunk.file is not None:
-            chunk.file.close(sync=True)
+            chunk.file.close_later(sync=bool(chunk.records))
+            if not chunk.records:
+                chunk.file.path.unlink(missing_ok=True)
+            if chunk.up and self.chunks_up is not None and not chunk.records:
+                self.chunks_up.release()
+                chunk.up = False
+        if not chunk.records:
+            return None
         self.chunks_pending += 1
+        if not chunk.up:
+            return DownChunk(
+                chunk.tag, b"", chunk.records, self.name, chunk.id, chunk.created, chunk.size
+            )
         parts = chunk.parts
         data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
         return Chunk(chunk.tag, data, chunk.records, self.name, chunk.id, chunk.created)
@@ -174,36 +209,64 @@ class InputBuffer:
         return [c for c in sealed if c is not None]
 
     @property
+    def chunks_overlimit(self) -> bool:
+        """``storage.pause_on_chunks_overlimit`` and every ``max_chunks_up`` slot taken."""
+        return self.pause_on_chunks_overlimit and self.chunks_up is not None and self.chunks_up.full
+
+    @property
     def over_limit(self) -> bool:
         """Over its own ``mem_buf_limit``, or (without one) over the shared budget."""
         if self.mem_buf_limit:
             return self.held > self.mem_buf_limit
         return self.budget is not None and self.budget.over
 
-    def pause(self) -> None:
+    def pause(self, *, chunks: bool = False) -> None:
         """Mark the input paused (logged and counted once per change).
 
         Pauses by ``mem_buf_limit`` are logged at info, as Fluent Bit does;
         pauses by the shared ``storage.mem_limit`` at debug (they are the
-        normal pace of a fast input).
+        normal pace of a fast input); ``chunks``: paused by
+        ``storage.pause_on_chunks_overlimit``, logged at warning as Fluent Bit.
         """
-        if not self.paused:
-            self.paused = True
-            self.paused_count += 1
-            self._resume.clear()
-            if self.mem_buf_limit:
-                log.info("%s paused (mem buf overlimit)", self.name)
-            else:
-                log.debug("%s paused (storage.mem_limit reached)", self.name)
+        if self.paused:
+            return
+        self.paused = True
+        self.paused_count += 1
+        self._resume.clear()
+        if chunks:
+            self.pause_reason = "storage.max_chunks_up"
+            assert self.chunks_up is not None
+            log.warning(
+                "%s paused (storage buf overlimit %d/%d)",
+                self.name,
+                self.chunks_up.count,
+                self.chunks_up.limit,
+            )
+        elif self.mem_buf_limit:
+            self.pause_reason = "mem_buf_limit"
+            log.info("%s paused (mem buf overlimit)", self.name)
+        else:
+            self.pause_reason = "storage.mem_limit"
+            log.debug("%s paused (storage.mem_limit reached)", self.name)
 
     def resume(self) -> None:
-        if self.paused:
-            self.paused = False
-            self._resume.set()
-            if self.mem_buf_limit:
-                log.info("%s resume (mem buf overlimit)", self.name)
-            else:
-                log.debug("%s resume (storage.mem_limit)", self.name)
+        if not self.paused:
+            return
+        self.paused = False
+        self._resume.set()
+        reason, self.pause_reason = self.pause_reason, ""
+        if reason == "storage.max_chunks_up":
+            assert self.chunks_up is not None
+            log.info(
+                "%s resume (storage buf overlimit %d/%d)",
+                self.name,
+                self.chunks_up.count,
+                self.chunks_up.limit,
+            )
+        elif reason == "mem_buf_limit":
+            log.info("%s resume (mem buf overlimit)", self.name)
+        else:
+            log.debug("%s resume (storage.mem_limit)", self.name)
 
     async def wait_resumed(self) -> None:
         """Wait until :meth:`resume` (used by ``emit`` while paused)."""
@@ -216,7 +279,9 @@ class InputBuffer:
         self.chunks_pending -= 1
         if self.budget is not None:
             self.budget.release(size)
-        elif self.paused and self.held < self.mem_buf_limit:
+        elif (
+            self.paused and self.pause_reason == "mem_buf_limit" and self.held < self.mem_buf_limit
+        ):
             self.resume()
 
     def status(self) -> dict[str, object]:
@@ -228,6 +293,8 @@ class InputBuffer:
             "open_chunks": len(self.open),
             "pending_chunks": self.chunks_pending,
             "paused": self.paused,
+            "pause_on_chunks_overlimit": self.pause_on_chunks_overlimit,
+            "open_chunks_up": sum(1 for c in self.open.values() if c.file is not None and c.up),
         }
 
     def __repr__(self) -> str:

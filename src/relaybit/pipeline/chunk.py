@@ -40,3 +40,34 @@ class Chunk:
 
     def __repr__(self) -> str:
         return f"<Chunk {self.id} tag={self.tag!r} records={self.records} bytes={self.size}>"
+
+
+@dataclass(slots=True, eq=False)
+class DownChunk(Chunk):
+    """A sealed filesystem chunk whose data is only in its file ("down").
+
+    ``data`` is empty; ``size`` is the size of the data in the file.  The
+    engine reads it back (:meth:`relaybit.pipeline.storage.FileStorage.read`)
+    before an output flushes it: outputs never see a ``DownChunk``.
+    """
+
+    stored_size: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.stored_size
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> DownChunk:
+        """``chunk`` without its data (its size kept)."""
+        if isinstance(chunk, DownChunk):
+            return chunk
+        return cls(
+            chunk.tag, b"", chunk.records, chunk.input_name, chunk.id, chunk.created, chunk.size
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<DownChunk {self.id} tag={self.tag!r} records={self.records}"
+            f" bytes={self.stored_size}>"
+        )

@@ -12,6 +12,14 @@ Data path (see ``docs/storage.md``)::
       -> the chunk is done (memory released, file deleted) when every route
          confirmed it or gave up (counted and logged with the reason).
 
+Filesystem chunks are *up* (data in memory) or *down* (data only in the
+file): at most ``storage.max_chunks_up`` are up across the agent
+(:class:`~relaybit.pipeline.chunks_up.ChunksUp`).  A chunk created while every
+slot is taken stays down; an output worker reads a down chunk back in a thread
+when it is about to flush it, first putting the newest idle up chunk down if
+no slot is free.  ``storage.total_limit_size`` per output drops the oldest
+filesystem chunks queued for that output to make room for a new one.
+
 Retries follow :class:`~relaybit.pipeline.scheduler.Scheduler` (Fluent Bit's
 full-jitter backoff and ``retry_limit``).  An exception raised by a flush is
 logged and treated as RETRY: a plugin bug never loses data silently.
@@ -38,10 +46,11 @@ from relaybit.monitoring.events import (
     RetryScheduled,
 )
 from relaybit.pipeline.buffer import DEFAULT_MEM_LIMIT, InputBuffer, MemoryBudget
-from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk
+from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
+from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
-from relaybit.pipeline.storage import FileStorage, StoredChunkRef
+from relaybit.pipeline.storage import CorruptChunk, FileStorage, StoredChunkRef
 from relaybit.pipeline.task import RouteState, Task, TaskRoute
 from relaybit.plugins.base import FilterPlugin, FlushResult, OutputPlugin
 
@@ -67,6 +76,10 @@ class EngineSettings:
     storage_sync: str = "normal"
     storage_checksum: bool = False
     storage_backlog_mem_limit: int = 5 * 1024 * 1024
+    #: filesystem chunks with their data in memory at once, across the agent
+    storage_max_chunks_up: int = DEFAULT_MAX_CHUNKS_UP
+    #: delete corrupt chunk files instead of keeping them as ``*.corrupt``
+    storage_delete_irrecoverable_chunks: bool = False
     #: bytes the memory inputs without ``mem_buf_limit`` may hold together (0: no bound)
     storage_mem_limit: int = DEFAULT_MEM_LIMIT
 
@@ -92,6 +105,10 @@ class EngineSettings:
                 get("storage.backlog.mem_limit", d.storage_backlog_mem_limit)
             ),
             storage_mem_limit=int(get("storage.mem_limit", d.storage_mem_limit)),
+            storage_max_chunks_up=int(get("storage.max_chunks_up", d.storage_max_chunks_up)),
+            storage_delete_irrecoverable_chunks=bool(
+                get("storage.delete_irrecoverable_chunks", d.storage_delete_irrecoverable_chunks)
+            ),
         )
 
 
@@ -104,6 +121,7 @@ class OutputSlot:
         plugin: OutputPlugin,
         retry_limit: RetryLimit,
         workers: int,
+        total_limit_size: int = 0,
     ) -> None:
         self.name = name
         self.plugin = plugin
@@ -119,6 +137,11 @@ class OutputSlot:
         self.retries_failed = 0
         self.retried_records = 0
         self.dropped_records = 0
+        #: ``storage.total_limit_size``: bytes of filesystem chunks queued for it (0: no limit)
+        self.total_limit_size = total_limit_size
+        #: filesystem chunks not yet done for this output, oldest first, with their size
+        self.stored: dict[str, tuple[Task, int]] = {}
+        self.stored_bytes = 0
 
     def metrics(self) -> dict[str, int]:
         return {
@@ -138,6 +161,9 @@ class OutputSlot:
             "queued": self.queue.qsize(),
             "in_flight": self.in_flight,
             "waiting_retry": len(self.waiting),
+            "storage_queued_chunks": len(self.stored),
+            "storage_queued_bytes": self.stored_bytes,
+            "total_limit_size": self.total_limit_size,
         }
 
     def __repr__(self) -> str:
@@ -174,7 +200,14 @@ class Engine:
                 self.settings.storage_path,
                 sync=self.settings.storage_sync,
                 checksum=self.settings.storage_checksum,
+                delete_irrecoverable=self.settings.storage_delete_irrecoverable_chunks,
             )
+        #: ``storage.max_chunks_up``, shared by every filesystem input
+        self.chunks_up = ChunksUp(self.settings.storage_max_chunks_up)
+        self.chunks_up.on_release = self._on_chunk_slot_released
+        #: sealed filesystem chunks that are up (hold a slot), oldest first
+        self._up_tasks: dict[str, Task] = {}
+        self._slot_waiters: list[asyncio.Future[None]] = []
         self.inputs: dict[str, InputBuffer] = {}
         #: shared by memory inputs without their own ``mem_buf_limit``
         self.memory_budget = MemoryBudget(max(0, self.settings.storage_mem_limit))
@@ -199,12 +232,19 @@ class Engine:
     # -- building -------------------------------------------------------------
 
     def add_input(
-        self, name: str, *, storage_type: str = "memory", mem_buf_limit: int = 0
+        self,
+        name: str,
+        *,
+        storage_type: str = "memory",
+        mem_buf_limit: int = 0,
+        pause_on_chunks_overlimit: bool = False,
     ) -> EmitFn:
         """Register an input; returns its ``emit(tag, data, records)``.
 
         A memory input without ``mem_buf_limit`` shares the engine's
         ``storage.mem_limit`` budget; its ``emit`` waits while that is full.
+        A filesystem input with ``pause_on_chunks_overlimit`` waits while every
+        ``storage.max_chunks_up`` slot is taken (otherwise its chunks go down).
         """
         storage: FileStorage | None = None
         if storage_type == "filesystem":
@@ -222,6 +262,8 @@ class Engine:
             chunk_size_limit=self.chunk_size_limit,
             clock=self.clock,
             budget=self.memory_budget if storage is None else None,
+            chunks_up=self.chunks_up,
+            pause_on_chunks_overlimit=pause_on_chunks_overlimit,
         )
         self.inputs[name] = buf
         return functools.partial(self._emit, buf)
@@ -239,12 +281,14 @@ class Engine:
         *,
         retry_limit: RetryLimit | str | int | None = "1",
         workers: int = 1,
+        total_limit_size: int = 0,
     ) -> OutputSlot:
-        """Register an output with its match, ``retry_limit`` and ``workers``."""
+        """Register an output with its match, ``retry_limit``, ``workers`` and
+        ``storage.total_limit_size`` (bytes of filesystem chunks queued for it, 0: none)."""
         limit = (
             retry_limit if isinstance(retry_limit, RetryLimit) else RetryLimit.parse(retry_limit)
         )
-        slot = OutputSlot(name, plugin, limit, workers)
+        slot = OutputSlot(name, plugin, limit, workers, max(0, total_limit_size))
         self.outputs[name] = slot
         self.router.add_output(name, matcher)
         return slot
@@ -310,8 +354,16 @@ class Engine:
         sealed = buf.append(tag, data, records)
         if sealed is not None:
             self._dispatch(sealed)
+        if buf.sync_full:  # storage.sync full: on disk before emit returns
+            assert buf.last_file is not None
+            await buf.last_file.sync()
         if buf.over_limit and not self._stopping:
             buf.pause()
+            for chunk in buf.seal_all():
+                self._dispatch(chunk)
+            await buf.wait_resumed()
+        elif buf.pause_on_chunks_overlimit and buf.chunks_overlimit and not self._stopping:
+            buf.pause(chunks=True)
             for chunk in buf.seal_all():
                 self._dispatch(chunk)
             await buf.wait_resumed()
@@ -338,6 +390,8 @@ class Engine:
         if not task.routes:  # cannot happen for live input data (checked at emit)
             self._complete(task)
             return
+        if task.path is not None:
+            self._track_stored(task)
         for name in task.routes:
             self.outputs[name].queue.put_nowait(task)
 
@@ -372,10 +426,149 @@ class Engine:
             task = Task.for_outputs(chunk, outputs, path=ref.path, backlog=True)
             self._dispatch(chunk, task=task)
 
+    # -- filesystem chunks up and down ----------------------------------------
+
+    def _track_stored(self, task: Task) -> None:
+        """A filesystem chunk was dispatched: count it for its outputs' limits."""
+        chunk = task.chunk
+        task.stored = True
+        if not task.backlog and type(chunk) is not DownChunk:
+            self._up_tasks[chunk.id] = task  # keeps the slot its open chunk had
+            self._wake_slot_waiters()
+        size = chunk.size
+        for name in task.routes:
+            slot = self.outputs[name]
+            if slot.total_limit_size and slot.stored_bytes + size > slot.total_limit_size:
+                self._make_room(slot, size)
+            slot.stored[chunk.id] = (task, size)
+            slot.stored_bytes += size
+
+    def _make_room(self, slot: OutputSlot, size: int) -> None:
+        """Drop the oldest chunks queued for ``slot`` until ``size`` more bytes fit.
+
+        Chunks being flushed are kept (Fluent Bit's rule); the new chunk is
+        never dropped, so the limit can be passed by what is in flight.
+        """
+        excess = slot.stored_bytes + size - slot.total_limit_size
+        victims: list[Task] = []
+        for task, old_size in slot.stored.values():
+            if excess <= 0:
+                break
+            if task.routes[slot.name].state is RouteState.FLUSHING:
+                continue
+            victims.append(task)
+            excess -= old_size
+        for task in victims:
+            self._drop_route(slot, task, "storage.total_limit_size reached")
+
+    def _drop_route(self, slot: OutputSlot, task: Task, reason: str) -> None:
+        route = task.routes[slot.name]
+        if route.state is RouteState.RETRY_WAIT:
+            if route.timer is not None:
+                route.timer.cancel()
+                route.timer = None
+            slot.waiting.discard(task)
+        self._drop(slot, task, route, reason)
+
+    def _wake_slot_waiters(self) -> None:
+        waiters, self._slot_waiters = self._slot_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _on_chunk_slot_released(self) -> None:
+        self._wake_slot_waiters()
+        if not self.chunks_up.full:
+            for buf in self.inputs.values():
+                if buf.paused and buf.pause_reason == "storage.max_chunks_up":
+                    buf.resume()
+
+    def _put_down_idle(self) -> bool:
+        """Put the newest sealed up chunk no output is flushing down; False if none."""
+        for chunk_id in reversed(self._up_tasks):
+            task = self._up_tasks[chunk_id]
+            if not task.flushing:
+                del self._up_tasks[chunk_id]
+                task.chunk = DownChunk.of(task.chunk)
+                self.chunks_up.release()
+                return True
+        return False
+
+    async def _acquire_chunk_slot(self) -> None:
+        up = self.chunks_up
+        while up.full:
+            if self._put_down_idle():
+                break
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._slot_waiters.append(waiter)
+            await waiter
+        up.acquire()
+
+    async def _bring_up(self, task: Task) -> bool:
+        """Read a down chunk back from its file (one read for all its outputs)."""
+        if task.loading is not None:
+            return bool(await asyncio.shield(task.loading))
+        loading: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        task.loading = loading
+        ok = False
+        try:
+            ok = await self._read_back(task)
+        finally:
+            task.loading = None
+            loading.set_result(ok)
+        return ok
+
+    async def _read_back(self, task: Task) -> bool:
+        path = task.path
+        assert path is not None and self.storage is not None
+        await self._acquire_chunk_slot()
+        try:
+            data, records, discarded = await asyncio.to_thread(FileStorage.read, path)
+        except (OSError, CorruptChunk) as exc:
+            self.chunks_up.release()
+            if isinstance(exc, FileNotFoundError):
+                log.error("[storage] chunk file %s disappeared", path)
+            else:
+                self.storage.set_aside(path, task.chunk.size, exc)
+            task.path = None
+            self._drop_everywhere(task, f"chunk file unreadable ({exc.__class__.__name__})")
+            return False
+        except BaseException:
+            self.chunks_up.release()
+            raise
+        chunk = task.chunk
+        if self._tasks.get(chunk.id) is not task:  # dropped everywhere meanwhile
+            self.chunks_up.release()
+            return False
+        if discarded or records != chunk.records:
+            self.storage.irrecoverable_bytes += discarded
+            log.error(
+                "[storage] chunk file %s read back with %d of %d records (%d bytes cut off)",
+                path,
+                records,
+                chunk.records,
+                discarded,
+            )
+        task.chunk = Chunk(chunk.tag, data, records, chunk.input_name, chunk.id, chunk.created)
+        self._up_tasks[chunk.id] = task
+        return True
+
+    def _drop_everywhere(self, task: Task, reason: str) -> None:
+        for name, route in list(task.routes.items()):
+            if route.state not in (RouteState.DONE, RouteState.DROPPED):
+                self._drop_route(self.outputs[name], task, reason)
+
+    # -- delivering -------------------------------------------------------------
+
     async def _worker(self, slot: OutputSlot) -> None:
         while True:
             task = await slot.queue.get()
             route = task.routes[slot.name]
+            if route.state is not RouteState.QUEUED:
+                continue
+            while type(task.chunk) is DownChunk and route.state is RouteState.QUEUED:
+                if not await self._bring_up(task):
+                    break
             if route.state is not RouteState.QUEUED:
                 continue
             route.state = RouteState.FLUSHING
@@ -443,6 +636,8 @@ class Engine:
         slot.retried_records += chunk.records
         route.state = RouteState.RETRY_WAIT
         slot.waiting.add(task)
+        if task.stored and self._slot_waiters:
+            self._wake_slot_waiters()  # it may go down now
         route.timer = asyncio.get_running_loop().call_later(wait, self._requeue, slot, task, route)
         log.warning(
             "failed to flush chunk '%s', retry in %.1f seconds: %s (retry %d)",
@@ -491,6 +686,13 @@ class Engine:
 
     def _finish(self, task: Task, route: TaskRoute, state: RouteState) -> None:
         route.state = state
+        if task.stored:
+            slot = self.outputs[route.output]
+            counted = slot.stored.pop(task.chunk.id, None)
+            if counted is not None:
+                slot.stored_bytes -= counted[1]
+            if self._slot_waiters:
+                self._wake_slot_waiters()  # no longer flushed here: it may go down
         if task.done:
             self._complete(task)
 
@@ -500,6 +702,10 @@ class Engine:
             return
         if task.path is not None and self.storage is not None:
             self.storage.delete(task.path)
+        if task.stored:
+            if self._up_tasks.pop(chunk.id, None) is not None:
+                self.chunks_up.release()
+            task.chunk = DownChunk.of(chunk)  # queues may still hold the task: not its data
         if task.backlog:
             self._backlog_held -= chunk.size
             if self._backlog and not self._stopping:
@@ -576,6 +782,8 @@ class Engine:
                 if route.timer is not None:
                     route.timer.cancel()
             slot.waiting.clear()
+        if self.storage is not None:
+            await self.storage.wait_idle()
         self._stopped = True
         return self._report_remaining(drained)
 
@@ -642,6 +850,11 @@ class Engine:
                 "backlog_files_waiting": len(self._backlog),
                 "irrecoverable_bytes": self.storage.irrecoverable_bytes,
                 "corrupt_files": self.storage.corrupt_files,
+                "delete_irrecoverable_chunks": self.storage.delete_irrecoverable,
+                "max_chunks_up": self.chunks_up.limit,
+                "chunks_up": self.chunks_up.count,
+                "chunks_up_peak": self.chunks_up.peak,
+                "chunks_down": sum(1 for t in self._tasks.values() if type(t.chunk) is DownChunk),
             }
         return {
             "pending_chunks": len(self._tasks),

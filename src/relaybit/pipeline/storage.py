@@ -14,10 +14,12 @@ all big endian.  ``data`` is what one ``emit`` stored: msgpack entries
 block, so after ``emit`` returns the bytes are in the kernel: they survive
 ``kill -9`` of the agent.  ``storage.sync full`` also ``fdatasync``s every
 block before ``emit`` returns (survives power loss); ``normal`` syncs once when
-the chunk is sealed.
+the chunk is sealed.  Syncs run in a worker thread (the event loop never waits
+on the disk); ``emit`` awaits its own with ``full``.
 
 On start every file is read back: the header must be valid (else the file is
-renamed ``*.rbc.corrupt`` and its size counted as irrecoverable); blocks are
+renamed ``*.rbc.corrupt``, or deleted with ``storage.delete_irrecoverable_chunks``,
+and its size counted as irrecoverable); blocks are
 read while their length fits and their CRC matches; the first block that does
 not (a write torn by a crash) and everything after it is cut off with
 ``truncate`` and counted.  The chunk is then delivered again and its file is
@@ -28,6 +30,7 @@ GB/s, far above what the agent moves).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import struct
@@ -61,6 +64,12 @@ def _sync(fd: int) -> None:
         os.fsync(fd)
 
 
+def _sync_fd(fd: int, directory: Path | None) -> None:
+    _sync(fd)
+    if directory is not None:
+        _fsync_dir(directory)
+
+
 def encode_header(tag: str, created: float) -> bytes:
     """The header bytes of a chunk file."""
     raw_tag = tag.encode("utf-8", "surrogateescape")
@@ -75,21 +84,39 @@ def encode_block_header(data: bytes | bytearray | memoryview, records: int) -> b
 
 
 class ChunkFile:
-    """An open chunk file being appended to (one per open chunk of a filesystem input)."""
+    """An open chunk file being appended to (one per open chunk of a filesystem input).
 
-    def __init__(self, path: Path, tag: str, created: float, *, sync_full: bool) -> None:
+    Writes happen on the caller's thread (one ``writev``: the bytes are in the
+    kernel when :meth:`append` returns).  Disk syncs run in a worker thread
+    (:meth:`sync`, :meth:`close_later`) so a slow disk never blocks the event
+    loop; the descriptor is closed only once no sync uses it any more.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        tag: str,
+        created: float,
+        *,
+        sync_full: bool,
+        pending: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         self.path = path
         self.sync_full = sync_full
         self.size = 0
         self.records = 0
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._writable = True
+        self._written = 0  #: writes so far (a generation number)
+        self._synced = 0  #: writes known to be on disk
+        self._dir_synced = not sync_full  #: ``full`` also syncs the directory entry once
+        self._syncing: asyncio.Task[None] | None = None
+        self.sync_error: OSError | None = None
+        self._pending = pending if pending is not None else set()
         self._write([encode_header(tag, created)])
-        if sync_full:
-            _sync(self._fd)
-            _fsync_dir(path.parent)
 
     def _write(self, parts: list[bytes | bytearray | memoryview]) -> None:
-        assert self._fd is not None, "chunk file is closed"
+        assert self._fd is not None and self._writable, "chunk file is closed"
         total = sum(len(p) for p in parts)
         written = os.writev(self._fd, parts)
         if written != total:  # a short write to a regular file: finish it
@@ -97,22 +124,91 @@ class ChunkFile:
             while rest:
                 rest = rest[os.write(self._fd, rest) :]
         self.size += total
+        self._written += 1
 
     def append(self, data: bytes | bytearray | memoryview, records: int) -> None:
-        """Write one block; with ``sync full`` it is on disk when this returns."""
+        """Write one block (in the kernel when this returns; :meth:`sync` for the disk)."""
         self._write([encode_block_header(data, records), data])
         self.records += records
-        if self.sync_full:
-            assert self._fd is not None
-            _sync(self._fd)
 
-    def close(self, *, sync: bool) -> None:
-        """Close the file (``sync``: flush it to disk first). Idempotent."""
-        fd, self._fd = self._fd, None
-        if fd is None:
+    def _sync_target(self) -> tuple[int, Path | None]:
+        return self._written, None if self._dir_synced else self.path.parent
+
+    def sync_now(self) -> None:
+        """Flush what was written to disk, on this thread."""
+        assert self._fd is not None, "chunk file is closed"
+        target, directory = self._sync_target()
+        _sync_fd(self._fd, directory)
+        self._dir_synced = True
+        self._synced = target
+
+    async def sync(self) -> None:
+        """Wait until everything written so far is on disk (the sync runs in a thread)."""
+        target = self._written
+        while self._synced < target:
+            if self._syncing is None:
+                self._start_sync()
+            assert self._syncing is not None
+            await asyncio.shield(self._syncing)
+        if self.sync_error is not None:
+            raise self.sync_error
+
+    def _start_sync(self) -> None:
+        self._syncing = asyncio.get_running_loop().create_task(self._sync_in_thread())
+        self._pending.add(self._syncing)
+        self._syncing.add_done_callback(self._pending.discard)
+
+    async def _sync_in_thread(self) -> None:
+        fd = self._fd
+        assert fd is not None
+        target, directory = self._sync_target()
+        try:
+            await asyncio.to_thread(_sync_fd, fd, directory)
+            self._dir_synced = True
+            self._synced = max(self._synced, target)
+        except OSError as exc:
+            log.error("chunk file %s: sync failed: %s", self.path, exc)
+            self.sync_error = exc
+            self._synced = max(self._synced, target)  # waiters must not spin: they raise
+        finally:
+            self._syncing = None
+            if not self._writable:
+                self._close_when_idle(sync=True)
+
+    def close_later(self, *, sync: bool) -> None:
+        """No more writes; close once synced (``sync``), without blocking the loop.
+
+        Outside a running event loop this is :meth:`close`.
+        """
+        if self._fd is None or not self._writable:
             return
         try:
-            if sync and not self.sync_full:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.close(sync=sync)
+            return
+        self._writable = False
+        self._close_when_idle(sync=sync)
+
+    def _close_when_idle(self, *, sync: bool) -> None:
+        if self._syncing is not None or self._fd is None:
+            return
+        if sync and self._synced < self._written:
+            self._start_sync()
+            return
+        fd, self._fd = self._fd, None
+        os.close(fd)
+
+    def close(self, *, sync: bool) -> None:
+        """Close the file now (``sync``: flush it to disk first). Idempotent."""
+        fd = self._fd
+        if fd is None or self._syncing is not None:
+            self._writable = False
+            return
+        self._fd = None
+        self._writable = False
+        try:
+            if sync and self._synced < self._written:
                 _sync(fd)
         finally:
             os.close(fd)
@@ -122,7 +218,7 @@ class ChunkFile:
         return self._fd is None
 
     def __repr__(self) -> str:
-        state = "closed" if self._fd is None else "open"
+        state = "closed" if self._fd is None else "open" if self._writable else "closing"
         return f"<ChunkFile {self.path.name} {state} records={self.records} bytes={self.size}>"
 
 
@@ -195,15 +291,26 @@ def decode_chunk(raw: bytes) -> tuple[str, float, bytes, int, int]:
 class FileStorage:
     """The chunk files under ``storage.path``."""
 
-    def __init__(self, root: str | Path, *, sync: str = "normal", checksum: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        sync: str = "normal",
+        checksum: bool = True,
+        delete_irrecoverable: bool = False,
+    ) -> None:
         if sync not in ("normal", "full"):
             raise ValueError(f"storage.sync: expected normal or full, got {sync!r}")
         self.root = Path(root)
         self.sync_full = sync == "full"
         self.checksum = checksum
+        #: ``storage.delete_irrecoverable_chunks``: delete corrupt files, not ``*.corrupt``
+        self.delete_irrecoverable = delete_irrecoverable
         self.irrecoverable_bytes = 0
         self.corrupt_files = 0
         self._dirs: set[str] = set()
+        #: syncs and closes running in threads (awaited by :meth:`wait_idle`)
+        self._pending: set[asyncio.Task[None]] = set()
 
     def _input_dir(self, input_name: str) -> Path:
         path = self.root / input_name
@@ -218,7 +325,39 @@ class FileStorage:
     def create(self, input_name: str, chunk_id: str, tag: str, created: float) -> ChunkFile:
         """A new chunk file (header written)."""
         path = self._input_dir(input_name) / f"{chunk_id}{SUFFIX}"
-        return ChunkFile(path, tag, created, sync_full=self.sync_full)
+        return ChunkFile(path, tag, created, sync_full=self.sync_full, pending=self._pending)
+
+    async def wait_idle(self) -> None:
+        """Wait for the syncs and closes running in threads (at stop)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    @staticmethod
+    def read(path: Path) -> tuple[bytes, int, int]:
+        """``(data, records, discarded bytes)`` of a sealed chunk file (blocking: use a thread).
+
+        Raises :class:`CorruptChunk` on a bad header and ``OSError`` when the
+        file cannot be read.
+        """
+        raw = path.read_bytes()
+        _tag, _created, data, records, valid = decode_chunk(raw)
+        return data, records, len(raw) - valid
+
+    def set_aside(self, path: Path, size: int, reason: object) -> None:
+        """An irrecoverable chunk file: count it; delete it or keep it as ``*.corrupt``."""
+        self.irrecoverable_bytes += size
+        self.corrupt_files += 1
+        try:
+            if self.delete_irrecoverable:
+                path.unlink(missing_ok=True)
+                kept = "deleted (storage.delete_irrecoverable_chunks)"
+            else:
+                bad = path.with_name(path.name + ".corrupt")
+                path.rename(bad)
+                kept = f"kept as {bad.name}"
+        except OSError as exc:
+            kept = f"could not be set aside: {exc}"
+        log.error("chunk file %s is irrecoverable (%s): %d bytes, %s", path, reason, size, kept)
 
     def delete(self, path: Path) -> None:
         """Remove a delivered chunk's file."""
@@ -244,17 +383,7 @@ class FileStorage:
         try:
             tag, created, data, records, valid = decode_chunk(raw)
         except CorruptChunk as exc:
-            self.irrecoverable_bytes += len(raw)
-            self.corrupt_files += 1
-            bad = ref.path.with_name(ref.path.name + ".corrupt")
-            ref.path.rename(bad)
-            log.error(
-                "chunk file %s is corrupt (%s): %d bytes irrecoverable, kept as %s",
-                ref.path,
-                exc,
-                len(raw),
-                bad.name,
-            )
+            self.set_aside(ref.path, len(raw), exc)
             return None
         discarded = len(raw) - valid
         if discarded:
@@ -275,4 +404,4 @@ class FileStorage:
 
     def __repr__(self) -> str:
         sync = "full" if self.sync_full else "normal"
-        return f"<FileStorage {self.root} sync={sync}>"
+        return f"<FileStorage {self.root} sync={sync} syncing={len(self._pending)}>"

@@ -43,13 +43,19 @@ class Task:
     """A chunk in flight to its outputs.
 
     ``path`` is the chunk's file (filesystem storage), deleted when the task is
-    done; ``backlog`` marks chunks loaded from storage at start.
+    done; ``backlog`` marks chunks loaded from storage at start.  A filesystem
+    chunk may be *down* (``chunk`` is a :class:`~relaybit.pipeline.chunk.DownChunk`,
+    its data only in the file); ``loading`` is the future of its read back.
     """
 
     chunk: Chunk
     routes: dict[str, TaskRoute] = field(default_factory=dict)
     path: Path | None = None
     backlog: bool = False
+    #: an ``asyncio.Future[bool]`` while the chunk is read back from its file
+    loading: Any = None
+    #: a filesystem chunk counted in its outputs' ``storage.total_limit_size``
+    stored: bool = False
 
     @classmethod
     def for_outputs(
@@ -65,6 +71,11 @@ class Task:
     @property
     def done(self) -> bool:
         return all(r.state in FINAL for r in self.routes.values())
+
+    @property
+    def flushing(self) -> bool:
+        """An output is flushing it right now (its data must stay up)."""
+        return any(r.state is RouteState.FLUSHING for r in self.routes.values())
 
     @property
     def delivered_everywhere(self) -> bool:
