@@ -174,6 +174,7 @@ class Agent:
                 name,
                 storage_type=opts.str("storage.type").lower() or "memory",
                 mem_buf_limit=opts.int("mem_buf_limit"),
+                pause_on_chunks_overlimit=opts.bool("storage.pause_on_chunks_overlimit"),
             )
             ctx = InputContext(**common, emit=emit, tag=opts.opt_str("tag") or name)
             self.inputs[name] = cls(ctx)
@@ -193,7 +194,14 @@ class Agent:
         workers = opts.int("workers") or default_workers(cls, opts, instance.upstream)
         out = cls(OutputContext(**common, upstream=instance.upstream))
         self.outputs[name] = out
-        self.engine.add_output(name, out, matcher, retry_limit=limit, workers=workers)
+        self.engine.add_output(
+            name,
+            out,
+            matcher,
+            retry_limit=limit,
+            workers=workers,
+            total_limit_size=opts.int("storage.total_limit_size"),
+        )
 
     def _instances(self, kind: str) -> Mapping[str, object]:
         if kind == "input":

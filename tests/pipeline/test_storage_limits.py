@@ -396,3 +396,36 @@ async def test_sync_full_is_on_disk_when_emit_returns_and_off_the_loop(
     assert all(name != threading.main_thread().name for name, _ in sync_threads)
     assert len(sync_threads) >= 6
     await engine.stop(grace=0)
+
+
+# -- configuration -------------------------------------------------------------
+
+
+def test_config_keys_reach_the_engine(tmp_path: Path) -> None:
+    from relaybit.agent import Agent
+    from relaybit.config.loader import load_config
+
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        f"""
+[SERVICE]
+    storage.path                        {tmp_path / "store"}
+    storage.max_chunks_up               7
+    storage.delete_irrecoverable_chunks on
+[INPUT]
+    name                              dummy
+    storage.type                      filesystem
+    storage.pause_on_chunks_overlimit on
+[OUTPUT]
+    name                     null
+    match                    *
+    storage.total_limit_size 5M
+"""
+    )
+    agent = Agent(load_config(conf))
+    agent.build()
+    engine = agent.engine
+    assert engine.chunks_up.limit == 7
+    assert engine.storage is not None and engine.storage.delete_irrecoverable
+    assert engine.inputs["dummy.0"].pause_on_chunks_overlimit
+    assert engine.outputs["null.0"].total_limit_size == 5 * 1024 * 1024

@@ -47,7 +47,12 @@ INPUT_COMMON = ConfigMap(
             "memory or filesystem",
             choices=("memory", "filesystem"),
         ),
-        Option("storage.pause_on_chunks_overlimit", "bool", False, "Accepted for compatibility"),
+        Option(
+            "storage.pause_on_chunks_overlimit",
+            "bool",
+            False,
+            "Filesystem: pause the input while storage.max_chunks_up chunks are up",
+        ),
         Option("threaded", "bool", False, "Accepted for compatibility (inputs run on the loop)"),
         Option("routable", "bool", True, "Accepted for compatibility"),
     )
@@ -79,7 +84,13 @@ OUTPUT_COMMON = ConfigMap(
             "Retries per chunk: N, no_limits/false (forever), no_retries",
         ),
         Option("workers", "int", 0, "Flushes of this output in flight at once (0 = 1 + default)"),
-        Option("storage.total_limit_size", "size", 0, "Accepted; filesystem backlog limit"),
+        Option(
+            "storage.total_limit_size",
+            "size",
+            0,
+            "Bytes of filesystem chunks queued for this output; the oldest are dropped"
+            " above it (0 = no limit)",
+        ),
     )
 )
 
