@@ -25,13 +25,18 @@ SERVICE_OPTIONS = ConfigMap(
         Option("http_server", "bool", False, "Serve the monitoring HTTP API"),
         Option("http_listen", "str", "0.0.0.0", "Address of the monitoring HTTP API"),
         Option("http_port", "port", 2020, "Port of the monitoring HTTP API"),
-        Option("health_check", "bool", False, "Enable /api/v1/health"),
+        Option(
+            "health_check",
+            "bool",
+            False,
+            "Also apply hc_errors_count/hc_retry_failure_count to /api/v1/health (always served)",
+        ),
         Option("hc_errors_count", "int", 5, "Output errors per period that make it unhealthy"),
         Option("hc_retry_failure_count", "int", 5, "Failed retries per period: unhealthy"),
         Option("hc_period", "time", 60.0, "Health check period in seconds"),
         Option("storage.path", "str", None, "Directory of filesystem storage"),
         Option("storage.sync", "str", "normal", "Filesystem sync mode", choices=("normal", "full")),
-        Option("storage.checksum", "bool", False, "Checksum chunks on the filesystem"),
+        Option("storage.checksum", "bool", False, "Accepted; chunk blocks are always CRC-checked"),
         Option("storage.backlog.mem_limit", "size", 5 * 1024 * 1024, "Memory for backlog chunks"),
         Option("storage.max_chunks_up", "int", 128, "Chunks kept in memory at once", minimum=1),
         Option(
@@ -41,7 +46,7 @@ SERVICE_OPTIONS = ConfigMap(
             "relaybit: bytes memory inputs without mem_buf_limit may buffer together"
             " before they pause (0 = no bound)",
         ),
-        Option("storage.metrics", "bool", False, "Expose storage metrics"),
+        Option("storage.metrics", "bool", False, "Accepted for compatibility (no /api/v1/storage)"),
         Option(
             "storage.delete_irrecoverable_chunks",
             "bool",

@@ -83,7 +83,12 @@ OUTPUT_COMMON = ConfigMap(
             "1",
             "Retries per chunk: N, no_limits/false (forever), no_retries",
         ),
-        Option("workers", "int", 0, "Flushes of this output in flight at once (0 = 1 + default)"),
+        Option(
+            "workers",
+            "int",
+            0,
+            "Flushes of this output in flight at once (0: 2 for network outputs, 1 for local ones)",
+        ),
         Option(
             "storage.total_limit_size",
             "size",
