@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -347,15 +348,14 @@ async def test_down_chunk_corrupted_on_disk_is_dropped_and_counted(
 
 
 @pytest.fixture
-def sync_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Record (thread name, file size) of every fdatasync of a chunk file."""
-    calls: list[tuple[str, int]] = []
+def sync_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+    """Record (thread name, inode, file size) of every fdatasync of a chunk file."""
+    calls: list[tuple[str, int, int]] = []
     real = storage_module._sync
 
     def recording(fd: int) -> None:
-        import os
-
-        calls.append((threading.current_thread().name, os.fstat(fd).st_size))
+        st = os.fstat(fd)
+        calls.append((threading.current_thread().name, st.st_ino, st.st_size))
         real(fd)
 
     monkeypatch.setattr(storage_module, "_sync", recording)
@@ -363,7 +363,7 @@ def sync_threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
 
 async def test_sync_normal_syncs_at_seal_in_a_thread(
-    tmp_path: Path, sync_threads: list[tuple[str, int]]
+    tmp_path: Path, sync_threads: list[tuple[str, int, int]]
 ) -> None:
     engine = fs_engine(tmp_path)
     emit = engine.add_input("in.0", storage_type="filesystem")
@@ -374,28 +374,40 @@ async def test_sync_normal_syncs_at_seal_in_a_thread(
     assert engine.storage is not None
     await engine.storage.wait_idle()
     (path,) = chunk_files(tmp_path)
-    assert sync_threads == [(sync_threads[0][0], path.stat().st_size)]
+    st = path.stat()
+    assert sync_threads == [(sync_threads[0][0], st.st_ino, st.st_size)]
     assert sync_threads[0][0] != threading.main_thread().name
     await engine.stop(grace=0)
 
 
 async def test_sync_full_is_on_disk_when_emit_returns_and_off_the_loop(
-    tmp_path: Path, sync_threads: list[tuple[str, int]]
+    tmp_path: Path, sync_threads: list[tuple[str, int, int]]
 ) -> None:
     engine = fs_engine(tmp_path, storage_sync="full")
     emit = engine.add_input("in.0", storage_type="filesystem")
     engine.add_output("out.0", GateOutput(), compile_match("*"))
-    sizes = []
     for i in range(6):  # about one and a half chunks: a seal in the middle
         await emit("t", *entries(BATCH, start=i * BATCH))
-        files = chunk_files(tmp_path)
-        sizes.append(sum(f.stat().st_size for f in files))
-        newest = max(files, key=lambda f: f.name)
-        # the last sync saw this emit's block: the file was no longer then than now
-        assert sync_threads[-1][1] == newest.stat().st_size
-    assert all(name != threading.main_thread().name for name, _ in sync_threads)
-    assert len(sync_threads) >= 6
+        newest = max(chunk_files(tmp_path), key=lambda f: f.name).stat()
+        # a sync of the file this emit wrote to saw its whole block
+        assert (newest.st_ino, newest.st_size) in {(ino, size) for _, ino, size in sync_threads}
+    assert len(chunk_files(tmp_path)) == 2
+    assert all(name != threading.main_thread().name for name, _, _ in sync_threads)
     await engine.stop(grace=0)
+
+
+async def test_close_waits_for_the_sync_in_flight(tmp_path: Path) -> None:
+    store = storage_module.FileStorage(tmp_path, sync="full")
+    f = store.create("in.0", "0001-a", "t", 0.0)
+    data, n = entries(8)
+    f.append(data, n)
+    syncing = asyncio.create_task(f.sync())
+    await asyncio.sleep(0)  # the sync thread is started
+    f.close_later(sync=True)  # must not close the descriptor under it
+    await syncing
+    await store.wait_idle()
+    assert f.closed and f.sync_error is None
+    assert storage_module.decode_chunk(f.path.read_bytes())[2:4] == (data, n)
 
 
 # -- configuration -------------------------------------------------------------

@@ -387,11 +387,11 @@ class Engine:
                 path = buf.storage.path_of(chunk.input_name, chunk.id)
             task = Task.for_outputs(chunk, self.router.route(chunk.tag).outputs, path=path)
         self._tasks[chunk.id] = task
+        if task.path is not None:
+            self._track_stored(task)
         if not task.routes:  # cannot happen for live input data (checked at emit)
             self._complete(task)
             return
-        if task.path is not None:
-            self._track_stored(task)
         for name in task.routes:
             self.outputs[name].queue.put_nowait(task)
 
@@ -526,6 +526,8 @@ class Engine:
             data, records, discarded = await asyncio.to_thread(FileStorage.read, path)
         except (OSError, CorruptChunk) as exc:
             self.chunks_up.release()
+            if self._tasks.get(task.chunk.id) is not task:  # done meanwhile, file deleted
+                return False
             if isinstance(exc, FileNotFoundError):
                 log.error("[storage] chunk file %s disappeared", path)
             else:

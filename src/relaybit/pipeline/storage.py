@@ -146,6 +146,8 @@ class ChunkFile:
         """Wait until everything written so far is on disk (the sync runs in a thread)."""
         target = self._written
         while self._synced < target:
+            if self._fd is None:  # discarded unsynced (an empty chunk): nothing to keep
+                return
             if self._syncing is None:
                 self._start_sync()
             assert self._syncing is not None
