@@ -11,6 +11,7 @@ with a stable ``kind``, so the Upstream fails over; HTTP statuses are mapped by
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -50,6 +51,12 @@ def raise_for_status(response: HttpResponse) -> None:
     if status >= 500:
         raise DeliveryError("http_5xx", f"HTTP {status}: {response.excerpt()}")
     raise PermanentDeliveryError("http_4xx", f"HTTP {status}: {response.excerpt()}")
+
+
+def _timed_out(exc: BaseException, io_timeout: float | None) -> str:
+    if isinstance(exc, aiohttp.ServerTimeoutError) or io_timeout is None:
+        return f"timed out ({exc})" if str(exc) else "timed out"
+    return f"no complete response within {io_timeout:g}s (peer not reading or not answering)"
 
 
 def _host_literal(host: str) -> str:
@@ -98,6 +105,7 @@ class HttpConnection:
         )
         self.requests = 0
         self._broken = False
+        self._io_timeout = io_timeout
 
     def is_usable(self) -> bool:
         """False once closed, broken, or past ``net.keepalive_max_recycle`` requests."""
@@ -125,14 +133,19 @@ class HttpConnection:
         url = self.base_url + (path if path.startswith("/") else "/" + path)
         self.requests += 1
         try:
-            async with self._session.request(
-                method,
-                url,
-                data=data,
-                headers=all_headers,
-                server_hostname=self.server_hostname if self._ssl is not None else None,
-                allow_redirects=False,
-            ) as resp:
+            # aiohttp's sock_read does not bound sending the body: a receiver that
+            # accepts but never reads would hold the flush forever
+            async with (
+                asyncio.timeout(self._io_timeout),
+                self._session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=all_headers,
+                    server_hostname=self.server_hostname if self._ssl is not None else None,
+                    allow_redirects=False,
+                ) as resp,
+            ):
                 body = await resp.read()
                 return HttpResponse(resp.status, body, dict(resp.headers))
         except aiohttp.ClientSSLError as exc:
@@ -148,7 +161,8 @@ class HttpConnection:
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             self._broken = True
             raise DeliveryError(
-                "timeout", f"{self.node.name} ({self.host}:{self.port}): timed out"
+                "timeout",
+                f"{self.node.name} ({self.host}:{self.port}): {_timed_out(exc, self._io_timeout)}",
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             self._broken = True
