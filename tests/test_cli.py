@@ -204,3 +204,24 @@ def test_demo_gets_its_own_flags(monkeypatch):
     monkeypatch.setitem(sys.modules, "relaybit.demo", fake)
     assert cli.main(["--demo", "--seconds", "3"]) == 0
     assert seen == [["--seconds", "3"]]
+
+
+def test_dry_run_shows_weights_standby_and_health_checks(tmp_path):
+    (tmp_path / "up.conf").write_text(
+        "[UPSTREAM]\n    name ha\n    balance weighted\n    health_check on\n"
+        "[NODE]\n    name a\n    host 127.0.0.1\n    port 5000\n    weight 3\n"
+        "[NODE]\n    name b\n    host 127.0.0.1\n    port 5001\n    standby on\n",
+        encoding="utf-8",
+    )
+    result = relaybit("-c", str(tmp_path / "up.conf"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    rows = [
+        [c.strip() for c in line.split("│") if c.strip()]
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    ]
+    assert rows == [
+        ["a", "127.0.0.1:5000", "off", "on", "3", "off"],
+        ["b", "127.0.0.1:5001", "off", "on", "1", "on"],
+    ]
+    assert "balance: weighted; health_check every 10s (timeout 5s)" in result.stdout

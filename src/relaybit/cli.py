@@ -337,25 +337,38 @@ def _instance_table(instance: PluginInstance, cmap: ConfigMap) -> Table:
 
 
 def upstream_table(spec: UpstreamSpec, cmap: ConfigMap | None = None) -> Table:
-    """A table of the nodes of ``spec``: name, address, TLS, verify, plugin keys (masked)."""
+    """A table of the nodes of ``spec``: name, address, TLS, verify, plugin keys (masked).
+
+    ``weight`` and ``standby`` columns appear when a node sets them; the caption
+    gives the balancing and, when on, the active health checks.
+    """
     settings = spec.settings
+    caption = f"balance: {settings.balance}"
+    if settings.balance == "hash":
+        caption += f" on {settings.hash_key}"
+    if settings.health_check:
+        caption += (
+            f"; health_check every {_display(settings.health_check_interval)}s"
+            f" (timeout {_display(settings.health_check_timeout)}s)"
+        )
     table = Table(
         title=escape(f"upstream '{spec.name}' ({spec.path})"),
-        caption=escape(f"balance: {settings.balance}"),
+        caption=escape(caption),
         title_justify="left",
         caption_justify="left",
     )
-    for column in ("node", "address", "TLS", "verify", "plugin keys"):
+    show_weight = any(node.weight != 1 for node in spec.nodes)
+    show_standby = any(node.standby for node in spec.nodes)
+    columns = ["node", "address", "TLS", "verify"]
+    columns += ["weight"] * show_weight + ["standby"] * show_standby + ["plugin keys"]
+    for column in columns:
         table.add_column(column)
     for node in spec.nodes:
         keys = " ".join(f"{k}={mask(k, p.value, cmap)}" for k, p in node.extra.items())
-        table.add_row(
-            escape(node.name),
-            escape(node.address),
-            "on" if node.tls.enabled else "off",
-            "on" if node.tls.verify else "off",
-            escape(keys),
-        )
+        row = [escape(node.name), escape(node.address)]
+        row += [_display(node.tls.enabled), _display(node.tls.verify)]
+        row += [str(node.weight)] * show_weight + [_display(node.standby)] * show_standby
+        table.add_row(*row, escape(keys))
     return table
 
 
