@@ -266,7 +266,6 @@ class Agent:
             return
         handle = server.start(self, host, port)
         self.monitoring = await handle if inspect.isawaitable(handle) else handle
-        log.info("[http_server] listening on %s:%s", host, getattr(self.monitoring, "port", port))
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (what the first SIGTERM/SIGINT does); a second ends the grace."""

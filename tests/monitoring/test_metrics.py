@@ -27,12 +27,14 @@ def samples(text: bytes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 def test_prometheus_has_fluent_bit_names_and_node_metrics(agent: Any) -> None:
     agent.counters["output"]["forward.0"]["retries_failed"] = 4
+    agent.counters["output"]["forward.0"]["retried_records"] = 7
     got = samples(render_prometheus(agent, uptime=12.0))
     assert got[("fluentbit_input_records_total", frozenset({("name", "dummy.0")}))] == 10
     assert got[("fluentbit_input_bytes_total", frozenset({("name", "dummy.0")}))] == 300
     fwd = frozenset({("name", "forward.0")})
     assert got[("fluentbit_output_proc_records_total", fwd)] == 10
     assert got[("fluentbit_output_retries_failed_total", fwd)] == 4
+    assert got[("fluentbit_output_retried_records_total", fwd)] == 7
     assert got[("fluentbit_output_dropped_records_total", fwd)] == 0
     assert got[("fluentbit_uptime", frozenset())] == 12
     node1 = {("output", "forward.0"), ("upstream", "forward-balancing"), ("node", "node-1")}

@@ -84,6 +84,7 @@ class ServiceSettings:
     storage_checksum: bool = False
     storage_backlog_mem_limit: int = 5 * 1024 * 1024
     storage_max_chunks_up: int = 128
+    storage_mem_limit: int = 32 * 1024 * 1024
     storage_metrics: bool = False
     storage_delete_irrecoverable_chunks: bool = False
     scheduler_base: int = 5
@@ -114,6 +115,7 @@ class ServiceSettings:
             storage_checksum=opts.bool("storage.checksum"),
             storage_backlog_mem_limit=opts.int("storage.backlog.mem_limit"),
             storage_max_chunks_up=opts.int("storage.max_chunks_up"),
+            storage_mem_limit=opts.int("storage.mem_limit"),
             storage_metrics=opts.bool("storage.metrics"),
             storage_delete_irrecoverable_chunks=opts.bool("storage.delete_irrecoverable_chunks"),
             scheduler_base=opts.int("scheduler.base"),

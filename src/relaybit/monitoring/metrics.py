@@ -42,6 +42,7 @@ _OUTPUT_COUNTERS = (
     ("errors", "fluentbit_output_errors", "Number of output errors."),
     ("retries", "fluentbit_output_retries", "Number of output retries."),
     ("retries_failed", "fluentbit_output_retries_failed", "Number of abandoned batches."),
+    ("retried_records", "fluentbit_output_retried_records", "Number of retried records."),
     ("dropped_records", "fluentbit_output_dropped_records", "Number of dropped records."),
 )
 _NODE_COUNTERS = (
