@@ -237,3 +237,23 @@ def test_upstream_that_is_not_a_regular_file(write):
         load_config(main)
     (message,) = _messages(info.value)
     assert "main.conf:3: [OUTPUT] http 'upstream':" in message and "not a regular file" in message
+
+
+def test_filesystem_storage_without_storage_path_is_an_error(write, tmp_path):
+    conf = write(
+        "main.conf",
+        "[INPUT]\n    name dummy\n    storage.type filesystem\n"
+        "[OUTPUT]\n    name null\n    match *\n",
+    )
+    with pytest.raises(ConfigErrors) as info:
+        validate(load_config(conf))
+    text = str(info.value)
+    assert "main.conf:3" in text and "'storage.type'" in text
+    assert "needs [SERVICE] storage.path" in text
+    fixed = write(
+        "fixed.conf",
+        f"[SERVICE]\n    storage.path {tmp_path / 'store'}\n"
+        "[INPUT]\n    name dummy\n    storage.type filesystem\n"
+        "[OUTPUT]\n    name null\n    match *\n",
+    )
+    validate(load_config(fixed))

@@ -302,14 +302,41 @@ def validate(config: AgentConfig) -> None:
     that output declared ``per_node``, with a value of the right type.
     """
     errors: list[ConfigError] = []
+    settings: ServiceSettings | None = None
     try:
-        service_settings(config)
+        settings = service_settings(config)
     except ConfigErrors as exc:
         errors.extend(exc.errors)
     for instance in (*config.inputs, *config.filters, *config.outputs):
         errors.extend(_validate_instance(instance))
+    if settings is not None and not settings.storage_path:
+        errors.extend(_filesystem_without_path(config))
     if errors:
         raise ConfigErrors(errors)
+
+
+def _filesystem_without_path(config: AgentConfig) -> list[ConfigError]:
+    """Inputs asking for filesystem storage when ``[SERVICE] storage.path`` is unset.
+
+    Fluent Bit falls back to memory with a warning, so a user who wanted records
+    to survive a crash silently does not get it: relaybit refuses to start.
+    """
+    errors = []
+    for instance in config.inputs:
+        prop = next(
+            (p for p in reversed(instance.properties) if p.key.lower() == "storage.type"), None
+        )
+        if prop is not None and prop.value.strip().lower() == "filesystem":
+            errors.append(
+                ConfigError(
+                    "filesystem storage needs [SERVICE] storage.path (the folder of the"
+                    " chunk files); set it, or use storage.type memory",
+                    prop.origin,
+                    section=f"[INPUT] {instance.plugin}",
+                    key="storage.type",
+                )
+            )
+    return errors
 
 
 def _validate_instance(instance: PluginInstance) -> list[ConfigError]:
