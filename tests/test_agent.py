@@ -205,3 +205,49 @@ def test_log_lines_look_like_fluent_bit() -> None:
     assert re.fullmatch(stamp + r" \[debug\] \[engine\] tick", lines[1])
     assert len(lines) == 2
     assert FluentBitFormatter  # exported for the CLI
+
+
+async def test_one_input_and_one_output_without_match_go_together() -> None:
+    # Fluent Bit's flb_router_io_set: `fluent-bit -i dummy -o stdout` needs no -m
+    single = AgentConfig(
+        service=props(flush="0.02", grace="2"),
+        inputs=(instance("input", "gen", count="5"),),
+        outputs=(instance("output", "collect"),),
+    )
+    agent = Agent(single)
+    await agent.start()
+    out = agent.outputs["collect.0"]
+    assert isinstance(out, CollectOutput)
+    await wait_for(lambda: len(out.records) == 5)
+    assert await agent.stop() == 0
+
+    two_outputs = AgentConfig(
+        service=props(flush="0.02", grace="2"),
+        inputs=(instance("input", "gen", count="5"),),
+        outputs=(instance("output", "collect"), instance("output", "collect", match="*")),
+    )
+    agent = Agent(two_outputs)
+    await agent.start()
+    unmatched, matched = agent.outputs["collect.0"], agent.outputs["collect.1"]
+    assert isinstance(unmatched, CollectOutput) and isinstance(matched, CollectOutput)
+    await wait_for(lambda: len(matched.records) == 5)
+    assert await agent.stop() == 0
+    assert unmatched.records == []  # with several outputs, no match means no records
+
+
+async def test_exit_on_eof_stops_the_agent_after_delivering_the_files(tmp_path: Any) -> None:
+    log_file = tmp_path / "app.log"
+    log_file.write_text("".join(f"line {n}\n" for n in range(50)), encoding="utf-8")
+    cfg = AgentConfig(
+        service=props(flush="0.02", grace="5"),
+        inputs=(
+            instance("input", "tail", path=str(log_file), read_from_head="on", exit_on_eof="on"),
+        ),
+        outputs=(instance("output", "collect", match="*"),),
+    )
+    agent = Agent(cfg)
+    await agent.start()
+    await asyncio.wait_for(agent.run_until_stopped(), timeout=10)  # stops by itself
+    out = agent.outputs["collect.0"]
+    assert isinstance(out, CollectOutput)
+    assert [r["log"] for r in out.records] == [f"line {n}" for n in range(50)]

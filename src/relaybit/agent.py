@@ -103,6 +103,7 @@ class Agent:
         self._started_outputs: list[OutputPlugin] = []
         self._started_inputs: list[InputPlugin] = []
         self._stop_requested = asyncio.Event()
+        self._exit_watch: asyncio.Task[None] | None = None
         self._signals = 0
         self._stopped = False
         self._background: set[asyncio.Future[Any]] = set()
@@ -203,15 +204,21 @@ class Agent:
             total_limit_size=opts.int("storage.total_limit_size"),
         )
 
+    def _single_pipeline(self) -> bool:
+        return len(self.config.inputs) == 1 and len(self.config.outputs) == 1
+
     def _instances(self, kind: str) -> Mapping[str, object]:
         if kind == "input":
             return self.inputs
         return self.filters if kind == "filter" else self.outputs
 
-    @staticmethod
-    def _matcher(opts: Options, label: str, name: str) -> Matcher:
+    def _matcher(self, opts: Options, label: str, name: str) -> Matcher:
         match, regex = opts.opt_str("match"), opts.opt_str("match_regex")
         if not match and not regex:
+            if self._single_pipeline() and label.startswith("[OUTPUT]"):
+                # Fluent Bit's flb_router_io_set: one input and one output go together
+                log.info("%s: %s has no 'match': one input, one output, so match '*'", label, name)
+                return compile_match("*", None)
             log.warning("%s: %s has no 'match' or 'match_regex': it gets no records", label, name)
         try:
             return compile_match(match, regex)
@@ -245,6 +252,7 @@ class Agent:
             self._started_inputs.append(inp)
             log.debug("input %s started", name)
         await self._start_monitoring()
+        self._watch_exit_on_eof()
         self.started_at = time.monotonic()
         log.info(
             "started: %d inputs, %d filters, %d outputs",
@@ -311,6 +319,23 @@ class Agent:
                 pass
         return installed
 
+    def _watch_exit_on_eof(self) -> None:
+        """Stop the agent once every input with ``exit_on_eof on`` is done (Fluent Bit's
+        meaning); the graceful stop then delivers what they read."""
+        finishing = [
+            inp for inp in self._started_inputs if getattr(inp, "exit_on_eof", False)
+        ]
+        if not finishing:
+            return
+
+        async def watch() -> None:
+            await asyncio.gather(*(inp.wait() for inp in finishing))  # type: ignore[attr-defined]
+            if not self._stop_requested.is_set():
+                log.info("every exit_on_eof input reached the end of its files: stopping")
+                self.request_stop()
+
+        self._exit_watch = asyncio.create_task(watch(), name="relaybit-exit-on-eof")
+
     async def run_until_stopped(self) -> None:
         """Wait for a stop request, then stop gracefully."""
         installed = self.install_signal_handlers()
@@ -331,6 +356,8 @@ class Agent:
             return 0
         self._stopped = True
         self._stop_requested.set()
+        if self._exit_watch is not None and not self._exit_watch.done():
+            self._exit_watch.cancel()
         self.engine.begin_stop()
         for inp in reversed(self._started_inputs):
             await self._quietly(f"input {inp.ctx.name}", inp.stop())
