@@ -322,9 +322,7 @@ class Agent:
     def _watch_exit_on_eof(self) -> None:
         """Stop the agent once every input with ``exit_on_eof on`` is done (Fluent Bit's
         meaning); the graceful stop then delivers what they read."""
-        finishing = [
-            inp for inp in self._started_inputs if getattr(inp, "exit_on_eof", False)
-        ]
+        finishing = [inp for inp in self._started_inputs if getattr(inp, "exit_on_eof", False)]
         if not finishing:
             return
 
