@@ -63,7 +63,7 @@ OPTIONS = ConfigMap(
             "Skip lines over buffer_max_size (off: cut them in buffer_max_size pieces)",
         ),
         Option("skip_empty_lines", "bool", False, "Do not emit empty lines"),
-        Option("exit_on_eof", "bool", False, "Stop reading once every file is at its end"),
+        Option("exit_on_eof", "bool", False, "Stop the agent once every file is read to its end"),
         Option("db", "str", None, "SQLite file keeping each file's offset"),
         Option("db.sync", "str", "normal", "SQLite synchronous mode", choices=SYNC_MODES),
         Option("db.locking", "bool", False, "Lock the DB file exclusively"),
