@@ -213,7 +213,7 @@ class ForwardServer:
                         await writer.drain()
         except RemoteProtocolError as exc:
             self._drop(peer, str(exc))
-        except (ConnectionError, ssl_module.SSLError) as exc:
+        except OSError as exc:  # reset, TLS error, keepalive timeout, no route to host ...
             self._drop(peer, f"connection lost: {exc}")
 
     async def _handshake(
