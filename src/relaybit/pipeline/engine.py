@@ -36,8 +36,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.codec.msgpack import iter_entries, new_packer, pack_entries
+from relaybit.codec.msgpack import default as msgpack_default
+from relaybit.codec.msgpack import iter_entries, pack_entries
 from relaybit.monitoring.events import (
     ChunkFlushed,
     Event,
@@ -223,7 +226,11 @@ class Engine:
         self._workers: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
-        self._packer = new_packer()
+        #: re-encodes filtered records; str decoded with surrogateescape (lines that
+        #: are not UTF-8) goes back to the same bytes
+        self._packer = msgpack.Packer(
+            default=msgpack_default, use_bin_type=True, unicode_errors="surrogateescape"
+        )
         self._started = False
         self._stopping = False
         self._stopped = False
@@ -338,7 +345,7 @@ class Engine:
         buf.bytes += len(data)
         route = self.router.route(tag)
         if route.filters:
-            data, records = self._run_filters(route.filters, tag, data)
+            data, records = self._run_filters(route.filters, tag, data, records)
             if not records:
                 return
         if not route.outputs:
@@ -368,16 +375,38 @@ class Engine:
                 self._dispatch(chunk)
             await buf.wait_resumed()
 
-    def _run_filters(self, names: tuple[str, ...], tag: str, data: bytes) -> tuple[bytes, int]:
+    def _run_filters(
+        self, names: tuple[str, ...], tag: str, data: bytes, records: int
+    ) -> tuple[bytes, int]:
+        """The entries after the filters; a filter that fails (raises, returns no
+        list, or yields values msgpack cannot encode) lets the records pass unchanged."""
         entries = list(iter_entries(data))
         for name in names:
             try:
-                entries = self.filters[name].filter(tag, entries)
+                result = self.filters[name].filter(tag, entries)
             except Exception:
                 log.exception("[filter:%s] failed; records pass unchanged", name)
+                continue
+            if not isinstance(result, list):
+                log.error(
+                    "[filter:%s] returned %s, not a list of entries; records pass unchanged",
+                    name,
+                    type(result).__name__,
+                )
+                continue
+            entries = result
             if not entries:
                 return b"", 0
-        return pack_entries(entries, self._packer), len(entries)
+        try:
+            return pack_entries(entries, self._packer), len(entries)
+        except Exception as exc:
+            log.error(
+                "[filter] %s: filtered records cannot be encoded (%s); %d records pass unfiltered",
+                ",".join(names),
+                exc,
+                records,
+            )
+            return data, records
 
     def _dispatch(self, chunk: Chunk, *, task: Task | None = None) -> None:
         if task is None:
