@@ -7,17 +7,29 @@ Requests go to the resolved address while ``Host`` and TLS SNI carry the node's
 host name (or ``tls.vhost``).  Transport failures become :class:`DeliveryError`
 with a stable ``kind``, so the Upstream fails over; HTTP statuses are mapped by
 :func:`raise_for_status`.
+
+A request that fails or times out **aborts** its sockets (TCP reset): aiohttp's
+own close is graceful, and a transport still holding an unsent body would stay
+open to a receiver that never reads, with the body buffered, after every
+failed flush.  Bodies over 1 MiB go out as a streamed ``BytesIOPayload``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import socket
 import ssl
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from aiohttp.connector import Connection as AiohttpConnection
+from aiohttp.tracing import Trace
 from multidict import CIMultiDict
 
 from relaybit.errors import ConfigError, DeliveryError, PermanentDeliveryError
@@ -26,6 +38,12 @@ from relaybit.upstream.tls import client_context
 
 #: Bytes of a response body kept for logs and errors.
 BODY_EXCERPT = 512
+
+#: Bodies above this size are streamed from a ``BytesIOPayload`` (aiohttp warns
+#: about raw bytes over 1 MiB and would buffer them whole in the transport).
+LARGE_BODY = 1 << 20
+
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +81,66 @@ def _host_literal(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def reset_transport(transport: asyncio.Transport) -> None:
+    """Close ``transport`` at once, dropping unsent data, with a TCP reset to the peer."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    transport.abort()
+
+
+class AbortableConnector(aiohttp.TCPConnector):
+    """A ``TCPConnector`` that remembers the transports it hands out, to reset them.
+
+    aiohttp closes a failed request's connection gracefully: with an unsent body
+    in its buffer the socket stays open until the receiver reads it, maybe never.
+    :meth:`reset` aborts every transport this connector opened that is still open.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._transports: set[asyncio.Transport] = set()
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
+    ) -> AiohttpConnection:
+        conn = await super().connect(req, traces, timeout)
+        transport = conn.transport
+        if transport is not None:
+            self._forget_closed()
+            self._transports.add(transport)
+        return conn
+
+    @property
+    def open_transports(self) -> int:
+        """Transports opened here that may still hold a socket."""
+        self._forget_closed()
+        return len(self._transports)
+
+    def _forget_closed(self) -> None:
+        # a transport closed with nothing left to send has let its socket go
+        self._transports = {
+            t for t in self._transports if not (t.is_closing() and t.get_write_buffer_size() == 0)
+        }
+
+    def reset(self) -> None:
+        """Abort (TCP reset) every transport still open, discarding unsent data."""
+        transports, self._transports = self._transports, set()
+        for transport in transports:
+            reset_transport(transport)
+
+    def __repr__(self) -> str:
+        return f"<AbortableConnector transports={len(self._transports)}>"
+
+
+def request_body(data: bytes | None) -> bytes | aiohttp.BytesIOPayload | None:
+    """``data`` as aiohttp should send it: large bodies as a streamed payload."""
+    if data is not None and len(data) > LARGE_BODY:
+        return aiohttp.BytesIOPayload(io.BytesIO(data))
+    return data
+
+
 class HttpConnection:
     """An aiohttp session bound to one address of one node (its connection pool)."""
 
@@ -89,7 +167,7 @@ class HttpConnection:
         )
         self.server_hostname = node.tls.vhost or node.host
         local = (net.source_address, 0) if net.source_address else None
-        connector = aiohttp.TCPConnector(
+        self._connector = connector = AbortableConnector(
             limit=net.max_worker_connections,
             keepalive_timeout=net.keepalive_idle_timeout if net.keepalive else None,
             force_close=not net.keepalive,
@@ -114,7 +192,20 @@ class HttpConnection:
             return False
         return not (self._broken or self._session.closed)
 
+    def abort(self) -> None:
+        """Mark broken and reset every socket at once (unsent data is dropped)."""
+        self._broken = True
+        self._connector.reset()
+
+    @property
+    def open_transports(self) -> int:
+        """Sockets of this connection that are (still) open."""
+        return self._connector.open_transports
+
     async def aclose(self) -> None:
+        """Close the session; a broken connection's sockets are reset, not drained."""
+        if self._broken:
+            self._connector.reset()
         if not self._session.closed:
             await self._session.close()
 
@@ -133,6 +224,15 @@ class HttpConnection:
         url = self.base_url + (path if path.startswith("/") else "/" + path)
         self.requests += 1
         try:
+            return await self._request(method, url, data, all_headers)
+        except BaseException:  # timeout, transport error, cancelled: reset, never drain
+            self.abort()
+            raise
+
+    async def _request(
+        self, method: str, url: str, data: bytes | None, headers: CIMultiDict[str]
+    ) -> HttpResponse:
+        try:
             # aiohttp's sock_read does not bound sending the body: a receiver that
             # accepts but never reads would hold the flush forever
             async with (
@@ -140,8 +240,8 @@ class HttpConnection:
                 self._session.request(
                     method,
                     url,
-                    data=data,
-                    headers=all_headers,
+                    data=request_body(data),
+                    headers=headers,
                     server_hostname=self.server_hostname if self._ssl is not None else None,
                     allow_redirects=False,
                 ) as resp,
@@ -149,23 +249,19 @@ class HttpConnection:
                 body = await resp.read()
                 return HttpResponse(resp.status, body, dict(resp.headers))
         except aiohttp.ClientSSLError as exc:
-            self._broken = True
             raise DeliveryError(
                 "tls", f"{self.node.name} ({self.host}:{self.port}): {exc}"
             ) from exc
         except aiohttp.ClientConnectorError as exc:
-            self._broken = True
             raise DeliveryError(
                 "connect", f"{self.node.name} ({self.host}:{self.port}): {exc.strerror or exc}"
             ) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            self._broken = True
             raise DeliveryError(
                 "timeout",
                 f"{self.node.name} ({self.host}:{self.port}): {_timed_out(exc, self._io_timeout)}",
             ) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            self._broken = True
             raise DeliveryError(
                 "write", f"{self.node.name} ({self.host}:{self.port}): {exc!r}"
             ) from exc
