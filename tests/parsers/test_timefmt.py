@@ -113,6 +113,8 @@ def test_parse_offset_rejects(bad: str) -> None:
         ("%d/%b/%Y", "10/Foo/2023"),
         ("%Y-%m-%dT%H:%M:%S.%L", "2024-01-01T00:00:00"),  # %L needs digits
         ("%s", "-5"),  # before the epoch cannot be an EventTime
+        ("%s", "1700000000000"),  # epoch milliseconds: past uint32, cannot be an EventTime
+        ("%s.%L", "99999999999.5"),
     ],
 )
 def test_no_match_returns_none(fmt: str, text: str) -> None:

@@ -135,7 +135,8 @@ class TimeFormat:
             nanos = int(digits.ljust(9, "0"))
         if g.get("s") is not None:
             seconds = int(g["s"])
-            return EventTime(seconds, nanos) if seconds >= 0 else None
+            # an EventTime holds uint32 seconds (epoch milliseconds do not fit)
+            return EventTime(seconds, nanos) if 0 <= seconds <= 0xFFFFFFFF else None
         try:
             seconds = self._epoch(g)
         except ValueError:
