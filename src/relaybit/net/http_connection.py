@@ -256,6 +256,12 @@ class HttpConnection:
             raise DeliveryError(
                 "connect", f"{self.node.name} ({self.host}:{self.port}): {exc.strerror or exc}"
             ) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise DeliveryError(
+                "timeout",
+                f"{self.node.name} ({self.host}:{self.port}): connect timed out"
+                f" after {self._net.connect_timeout:g}s",
+            ) from exc
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise DeliveryError(
                 "timeout",
