@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from relaybit.codec.msgpack import EventTime, iter_entries, new_packer
+import msgpack
+
+from relaybit.codec.msgpack import EventTime, default, iter_entries
 from relaybit.config.model import Section
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
@@ -22,7 +24,8 @@ def roundtrip(result: object) -> object:
     """Pack ``[time, record]`` as the inputs do; raises when it cannot be encoded."""
     assert isinstance(result, tuple)
     when, record = result
-    data = new_packer().pack([when if when is not None else EventTime(1, 0), record])
+    packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogateescape")
+    data = packer.pack([when if when is not None else EventTime(1, 0), record])
     return next(iter(iter_entries(data)))[1]
 
 
@@ -33,3 +36,18 @@ def test_epoch_milliseconds_with_percent_s_keep_the_field_and_encode() -> None:
     when, _record = result
     assert when is None  # not an EventTime (struct.error when packed, before)
     assert roundtrip(result) == {"ts": 1700000000000, "msg": "hi"}
+
+
+def test_json_big_integers_and_lone_surrogates_are_kept_and_encode() -> None:
+    parser = one(name="j", format="json")
+    # orjson refuses both; the stdlib fallback gave values msgpack cannot encode
+    result = parser.parse('{"id": 123456789012345678901234567890, "s": "cut \\ud83d", "n": 5}')
+    assert result is not None
+    record = roundtrip(result)
+    assert record == {"id": "123456789012345678901234567890", "s": "cut \udced\udca0\udcbd", "n": 5}
+
+
+def test_json_nested_too_deep_for_the_stdlib_does_not_match() -> None:
+    parser = one(name="j", format="json")
+    deep = '{"a":' * 1100 + "1" + "}" * 1100
+    assert parser.parse(deep) is None  # RecursionError escaped, before

@@ -23,7 +23,32 @@ class JsonParser(BaseParser):
             value = orjson.loads(stripped)
         except orjson.JSONDecodeError:
             try:  # orjson refuses lone surrogates and big ints; the stdlib does not
-                value = json.loads(stripped)
-            except ValueError:
+                value = msgpack_safe(json.loads(stripped))
+            except (ValueError, RecursionError):
                 return None
         return value if isinstance(value, dict) else None
+
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def msgpack_safe(value: Any) -> Any:
+    """``value`` decoded by the stdlib ``json`` made encodable by msgpack.
+
+    Integers beyond 64 bits become their digits (text); strings holding lone
+    surrogates (``"\\ud83d"``, a cut emoji) keep them as their WTF-8 bytes (a
+    raw str, as lines that are not UTF-8).  Everything else is returned as is.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass").decode("utf-8", "surrogateescape")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | dict | list):
+        return value
+    if isinstance(value, int):
+        return value if _INT_MIN <= value <= _INT_MAX else str(value)
+    if isinstance(value, list):
+        return [msgpack_safe(v) for v in value]
+    return {msgpack_safe(k): msgpack_safe(v) for k, v in value.items()}

@@ -124,3 +124,27 @@ async def test_stop_closes_open_clients(servers: list[TcpInput]) -> None:
 def test_split_json_keeps_the_incomplete_rest() -> None:
     assert split_json(b'{"a":1}{"b"') == ([{"a": 1}], 0, b'{"b"')
     assert split_json(b'{"a":1}\n[{"b":2}]\nbad\n') == ([{"a": 1}, [{"b": 2}]], 1, b"")
+
+
+async def test_json_values_msgpack_cannot_take_as_is_neither_kill_the_connection(
+    servers: list[TcpInput],
+) -> None:
+    # orjson refuses a lone surrogate and deep nesting; the stdlib
+    # fallback gave values msgpack could not encode (OverflowError) or raised
+    # RecursionError: the connection task died and the whole read was lost
+    got = Collector()
+    plugin = await serve(got, servers)
+    deep = b'{"a":' * 1100 + b"1" + b"}" * 1100
+    await send(
+        plugin.port,
+        b'{"ok":1}\n{"big":123456789012345678901234567890,"s":"cut \\ud83d"}\n'
+        + deep
+        + b'\n{"ok":2}\n',
+    )
+    await until(lambda: len(got.records) == 3)
+    assert got.records == [
+        {"ok": 1},
+        {"big": "123456789012345678901234567890", "s": "cut \udced\udca0\udcbd"},
+        {"ok": 2},
+    ]
+    assert plugin.malformed == 1

@@ -21,6 +21,7 @@ import orjson
 
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.config.schema import ConfigMap, Option
+from relaybit.parsers.json import msgpack_safe
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import LinePacker, now_ext
 
@@ -77,9 +78,9 @@ def _concatenated(piece: bytes) -> tuple[list[Any], bool]:
             break
         try:
             value, pos = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return values, False
-        values.append(value)
+        values.append(msgpack_safe(value))
     return values, True
 
 
@@ -92,7 +93,7 @@ def _leftover(piece: bytes) -> bytes:
             pos += 1
         try:
             _, pos = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return text[pos:].encode("utf-8", "surrogateescape")
 
 
@@ -218,12 +219,18 @@ class TcpInput(InputPlugin):
         if not records:
             return
         now = EventTime.from_float(self.ctx.clock.time())
-        if self.source_key:
-            for record in records:
+        parts: list[bytes] = []
+        for record in records:
+            if self.source_key:
                 record[self.source_key] = address
-        data = b"".join(self._packer.pack([now, r]) for r in records)
-        await self.ctx.emit(self.tag, data, len(records))
-        self.records += len(records)
+            try:
+                parts.append(self._packer.pack([now, record]))
+            except (ValueError, TypeError, OverflowError):
+                self.malformed += 1  # e.g. nested deeper than msgpack allows
+        if not parts:
+            return
+        await self.ctx.emit(self.tag, b"".join(parts), len(parts))
+        self.records += len(parts)
 
     def status(self) -> dict[str, Any]:
         return {
