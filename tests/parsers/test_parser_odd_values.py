@@ -51,3 +51,20 @@ def test_json_nested_too_deep_for_the_stdlib_does_not_match() -> None:
     parser = one(name="j", format="json")
     deep = '{"a":' * 1100 + "1" + "}" * 1100
     assert parser.parse(deep) is None  # RecursionError escaped, before
+
+
+def test_types_casts_past_64_bits_keep_the_text() -> None:
+    # a 128-bit trace id cast as hex (or a long digit string as integer) gave an
+    # int msgpack cannot encode: the tail input reading such a line stopped
+    parser = one(
+        name="r",
+        format="regex",
+        regex=r"^(?<trace>\S+) (?<count>\d+) (?<small>\S+)$",
+        types="trace:hex count:integer small:hex",
+    )
+    result = parser.parse("4bf92f3577b34da6a3ce929d0e0e4736 123456789012345678901234 ff")
+    assert roundtrip(result) == {
+        "trace": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "count": "123456789012345678901234",
+        "small": 255,
+    }

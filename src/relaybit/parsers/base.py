@@ -100,12 +100,12 @@ def cast(value: Any, type_name: str) -> Any:
         return value
     text = value.strip()
     try:
-        if type_name == "integer":
-            return int(text, 10)
         if type_name == "float":
             return float(text)
-        if type_name == "hex":
-            return int(text, 16)
+        if type_name in ("integer", "hex"):
+            number = int(text, 10 if type_name == "integer" else 16)
+            # msgpack holds 64 bits: a 128-bit id stays text rather than failing to encode
+            return number if -(1 << 63) <= number < (1 << 64) else value
     except ValueError:
         return value
     if type_name == "bool":
