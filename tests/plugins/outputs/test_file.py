@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import msgpack
+import pytest
 
 from relaybit.codec.msgpack import EventTime, pack_entries
 from relaybit.config.origin import Origin
@@ -82,3 +84,26 @@ async def test_mkdir_and_missing_directory(tmp_path: Path) -> None:
     assert await make(path=str(missing)).flush(Chunk("t", DATA, 2)) is FlushResult.RETRY
     assert await make(path=str(missing), mkdir="on").flush(Chunk("t", DATA, 2)) is FlushResult.OK
     assert (missing / "t").exists()
+
+
+async def test_unwritable_path_retries_and_is_logged_once_until_it_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "logs"
+    blocker.write_text("a file where the directory should be\n")
+    out = make(path=str(blocker), file="out.log")
+    caplog.set_level(logging.DEBUG, logger="relaybit")
+    for _ in range(3):  # every retry of every chunk failed with a warning line
+        assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.RETRY
+    warnings = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "cannot write" in r.msg % r.args
+    ]
+    assert len(warnings) == 1
+    blocker.unlink()
+    blocker.mkdir()
+    assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK
+    assert any("writing again" in r.getMessage() for r in caplog.records)
+    assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK
+    assert len((blocker / "out.log").read_text().splitlines()) == 4

@@ -98,6 +98,8 @@ class FileOutput(OutputPlugin):
         self.date_key = date_key_option(opts.opt_str("json_date_key"))
         self.date_format = opts.str("json_date_format").lower()
         self.records = 0
+        #: the write failure last logged (logged again only when it changes)
+        self._failure: str | None = None
         if self.directory is not None and not self.mkdir and not self.directory.is_dir():
             # Fluent Bit fails at flush time; say it at start-up, it is a configuration mistake.
             ctx.logger.warning(
@@ -181,8 +183,16 @@ class FileOutput(OutputPlugin):
         try:
             await asyncio.to_thread(self._write, path, chunk)
         except OSError as exc:
-            self.ctx.logger.warning("%s: cannot write %s: %s", self.ctx.name, path, exc)
+            failure = f"cannot write {path}: {exc}"
+            if failure != self._failure:  # once per cause, not per flush and retry
+                self.ctx.logger.warning("%s: %s (retrying)", self.ctx.name, failure)
+            else:
+                self.ctx.logger.debug("%s: %s", self.ctx.name, failure)
+            self._failure = failure
             return FlushResult.RETRY
+        if self._failure is not None:
+            self.ctx.logger.info("%s: writing again to %s", self.ctx.name, path)
+            self._failure = None
         self.records += chunk.records
         return FlushResult.OK
 
