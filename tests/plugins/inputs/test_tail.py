@@ -367,3 +367,24 @@ async def test_builtin_json_parser_when_the_service_has_none(
     await until(lambda: len(got.entries) == 2)
     assert got.entries[0][2] == {"level": "info", "n": 3, "p": str(log)}
     assert got.entries[1][2] == {"log": "not json", "p": str(log)}
+
+
+async def test_a_glob_that_matches_the_db_does_not_tail_the_db(
+    tmp_path: Path, running: list[TailInput]
+) -> None:
+    # path /var/log/app/* with db /var/log/app/tail.db: tail followed its own
+    # SQLite file and its -wal/-shm, emitting binary pages, and every offset it
+    # saved grew the WAL it was reading: a loop feeding itself
+    write(tmp_path / "app.log", ["one"])
+    got = Collector()
+    plugin = make(got, path=str(tmp_path / "*"), db=str(tmp_path / "tail.db"), read_from_head="on")
+    running.append(plugin)
+    await plugin.start()
+    await until(lambda: got.logs() == ["one"])
+    assert {os.path.basename(p) for p in (tmp_path.iterdir())} >= {"tail.db", "tail.db-wal"}
+    plugin._rescan()
+    write(tmp_path / "app.log", ["two"])
+    await until(lambda: got.logs()[-1:] == ["two"])
+    followed = sorted(os.path.basename(f["path"]) for f in plugin.status()["files"])
+    assert followed == ["app.log"]
+    assert got.logs() == ["one", "two"]

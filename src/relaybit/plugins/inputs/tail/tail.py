@@ -141,6 +141,8 @@ class TailInput(InputPlugin):
         self._joiners: dict[tuple[int, int], LineJoiner] = {}
         self.db_path = opts.opt_str("db")
         self.db: OffsetDB | None = None
+        #: the DB file and its SQLite companions (never followed, whatever the globs)
+        self._own_files: set[str] = set()
         self.files: dict[tuple[int, int], TailedFile] = {}
         self._packers: dict[tuple[int, int], LinePacker] = {}
         #: offsets of rotated files already read to their end (by dev, inode)
@@ -174,6 +176,8 @@ class TailInput(InputPlugin):
                 locking=opts.bool("db.locking"),
                 journal_mode=opts.str("db.journal_mode"),
             )
+            real = os.path.realpath(path)
+            self._own_files = {real + suffix for suffix in ("", "-wal", "-shm", "-journal")}
         for path in self._scan():
             self._add(path, at_start=True)
         self._task = asyncio.create_task(self._run(), name=f"{self.ctx.name}.tail")
@@ -204,6 +208,8 @@ class TailInput(InputPlugin):
 
     def _scan(self) -> list[str]:
         paths = scan(self.patterns, self.excludes)
+        if self._own_files:  # a glob over the DB's directory: never tail the DB itself
+            paths = [p for p in paths if os.path.realpath(p) not in self._own_files]
         if self.ignore_older > 0:
             limit = time.time() - self.ignore_older
             kept = []
