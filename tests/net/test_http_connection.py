@@ -118,7 +118,8 @@ async def test_a_cancelled_request_resets_its_socket(hung: Hung) -> None:
     conn = plain(hung.port, io_timeout=None)
     try:
         request = asyncio.ensure_future(conn.request("POST", "/", data=b"x" * BIG))
-        await until(lambda: bool(hung.peers), "connection accepted")
+        done, _ = await asyncio.wait({request}, timeout=0.3)  # stuck sending the body
+        assert not done
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
@@ -246,6 +247,18 @@ async def test_an_idle_keepalive_socket_closes_after_the_idle_timeout() -> None:
         finally:
             await conn.aclose()
     assert len(set(receiver.ports)) == 2, receiver.ports
+
+
+async def test_an_idle_timeout_of_0_keeps_idle_sockets() -> None:
+    """0 = no idle limit (as in the Upstream's pool), not "expire at once"."""
+    async with serve() as receiver:
+        conn = plain(receiver.port, keepalive_idle_timeout=0)
+        try:
+            for _ in range(3):
+                await conn.request("GET", "/")
+        finally:
+            await conn.aclose()
+    assert len(set(receiver.ports)) == 1, receiver.ports
 
 
 def upstream_to(port: int, net: NetSettings, ssl_context: ssl.SSLContext | None = None) -> Upstream:
@@ -383,11 +396,15 @@ def server_context(ca: trustme.CA, names: list[str | None]) -> ssl.SSLContext:
     return ctx
 
 
-def tls_connection(port: int, host: str, tls: TLSSettings, base_dir: Path) -> HttpConnection:
+def tls_connection(
+    port: int, host: str, tls: TLSSettings, base_dir: Path, io_timeout: float | None = 5
+) -> HttpConnection:
     node = Node(name="n", host=host, port=port, tls=tls)
     context = client_ssl_context(tls, base_dir)
     assert context is not None
-    return HttpConnection(node, "127.0.0.1", port, ssl_context=context, net=NetSettings())
+    return HttpConnection(
+        node, "127.0.0.1", port, ssl_context=context, net=NetSettings(), io_timeout=io_timeout
+    )
 
 
 @pytest.mark.parametrize(
@@ -448,3 +465,24 @@ async def test_tls_verification_follows_the_node_settings(
             await conn.aclose()
         await until(lambda: not client_sockets(receiver.port), "client socket closed")
     assert bool(receiver.seen) is ok
+
+
+async def test_a_tls_receiver_that_never_reads_is_reset(ca: trustme.CA, tmp_path: Path) -> None:
+    """The same reset through a TLS transport (handshake done, then never read)."""
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    receiver = Hung()
+    server_ctx = server_context(ca, [])
+    receiver.server = await asyncio.start_server(receiver.accept, "127.0.0.1", 0, ssl=server_ctx)
+    tls = TLSSettings(enabled=True, ca_file="ca.pem")
+    conn = tls_connection(receiver.port, "node.example.test", tls, tmp_path, io_timeout=0.3)
+    try:
+        with pytest.raises(DeliveryError) as err:
+            await asyncio.wait_for(conn.request("POST", "/", data=b"x" * BIG), 30)
+        assert err.value.kind == "timeout"
+        await until(lambda: not client_sockets(receiver.port), "client socket closed")
+    finally:
+        await conn.aclose()
+        for _, writer in receiver.peers:
+            writer.transport.abort()
+        receiver.server.close()
+        await receiver.server.wait_closed()

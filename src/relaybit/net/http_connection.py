@@ -169,7 +169,10 @@ class HttpConnection:
         local = (net.source_address, 0) if net.source_address else None
         self._connector = connector = AbortableConnector(
             limit=net.max_worker_connections,
-            keepalive_timeout=net.keepalive_idle_timeout if net.keepalive else None,
+            # 0 = idle sockets never expire, as in the Upstream's pool (aiohttp: None)
+            keepalive_timeout=idle
+            if net.keepalive and (idle := net.keepalive_idle_timeout) > 0
+            else None,
             force_close=not net.keepalive,
             local_addr=local,
             ssl=ssl_context if ssl_context is not None else False,
