@@ -129,6 +129,31 @@ async def test_a_cancelled_request_resets_its_socket(hung: Hung) -> None:
         await conn.aclose()
 
 
+
+async def test_an_early_answer_while_the_body_is_unsent_leaves_no_socket() -> None:
+    """A receiver answers (413) after the headers and stops reading: aiohttp closes the
+    connection with the rest of the body buffered; it is reset instead."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 413 Too Large\r\nContent-Length: 3\r\n\r\nbig")
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = plain(port, io_timeout=5)
+    try:
+        response = await conn.request("POST", "/", data=b"x" * BIG)
+        assert (response.status, response.body) == (413, b"big")
+        await until(lambda: not client_sockets(port), "client socket closed")
+    finally:
+        await conn.aclose()
+        for writer in held:
+            writer.transport.abort()
+        server.close()
+        await server.wait_closed()
+
 # -- a well-behaved receiver -----------------------------------------------------------
 
 

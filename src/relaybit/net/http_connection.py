@@ -124,6 +124,17 @@ class AbortableConnector(aiohttp.TCPConnector):
             t for t in self._transports if not (t.is_closing() and t.get_write_buffer_size() == 0)
         }
 
+    def reset_unsent(self) -> None:
+        """Reset the transports aiohttp is closing with data still unsent.
+
+        A receiver that answers before reading the whole body (413 ...) and stops
+        reading would otherwise hold them open.
+        """
+        stuck = {t for t in self._transports if t.is_closing() and t.get_write_buffer_size()}
+        self._transports -= stuck
+        for transport in stuck:
+            reset_transport(transport)
+
     def reset(self) -> None:
         """Abort (TCP reset) every transport still open, discarding unsent data."""
         transports, self._transports = self._transports, set()
@@ -227,10 +238,12 @@ class HttpConnection:
         url = self.base_url + (path if path.startswith("/") else "/" + path)
         self.requests += 1
         try:
-            return await self._request(method, url, data, all_headers)
+            response = await self._request(method, url, data, all_headers)
         except BaseException:  # timeout, transport error, cancelled: reset, never drain
             self.abort()
             raise
+        self._connector.reset_unsent()
+        return response
 
     async def _request(
         self, method: str, url: str, data: bytes | None, headers: CIMultiDict[str]
