@@ -388,3 +388,47 @@ async def test_a_glob_that_matches_the_db_does_not_tail_the_db(
     followed = sorted(os.path.basename(f["path"]) for f in plugin.status()["files"])
     assert followed == ["app.log"]
     assert got.logs() == ["one", "two"]
+
+
+async def test_a_new_file_reusing_a_deleted_files_inode_is_read_from_its_head(
+    tmp_path: Path, running: list[TailInput]
+) -> None:
+    # tail remembered where it stopped in a finished file by (dev, inode) only; a
+    # file created later on the freed inode (ext4 reuses it at once) started at
+    # that old offset: its first lines were silently skipped
+    old = tmp_path / "2024-01-01.log"
+    write(old, [f"old {i} " + "x" * 40 for i in range(5)])
+    got = Collector()
+    plugin = make(got, path=str(tmp_path / "*.log"), read_from_head="on")
+    running.append(plugin)
+    await plugin.start()
+    await until(lambda: len(got.entries) == 5)
+    inode = old.stat().st_ino
+    old.unlink()
+    await until(lambda: not plugin.status()["files"])  # deleted, read, rotate_wait passed
+    new = tmp_path / "2024-01-02.log"
+    write(new, [f"new {i} " + "y" * 40 for i in range(8)])
+    if new.stat().st_ino != inode:
+        pytest.skip("the filesystem did not reuse the inode")
+    await until(lambda: len(got.entries) >= 13)
+    assert got.logs()[5:] == [f"new {i} " + "y" * 40 for i in range(8)]
+
+
+async def test_a_rotated_file_found_again_by_the_glob_is_not_read_twice(
+    tmp_path: Path, running: list[TailInput]
+) -> None:
+    log = tmp_path / "app.log"
+    write(log, ["a1", "a2"])
+    got = Collector()
+    plugin = make(got, path=str(tmp_path / "app.log*"), read_from_head="on")
+    running.append(plugin)
+    await plugin.start()
+    await until(lambda: got.logs() == ["a1", "a2"])
+    log.rename(tmp_path / "app.log.1")
+    write(log, ["b1"])
+    await until(lambda: got.logs() == ["a1", "a2", "b1"])
+    # the rotated file is dropped after rotate_wait, then the glob finds it again
+    await until(lambda: len(plugin.status()["files"]) == 2 and plugin._finished)
+    write(log, ["b2"])
+    await until(lambda: got.logs()[-1:] == ["b2"])
+    assert sorted(got.logs()) == ["a1", "a2", "b1", "b2"]

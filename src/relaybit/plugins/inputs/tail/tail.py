@@ -40,6 +40,9 @@ from relaybit.plugins.inputs.tail.scan import excluded, expand_tag, scan, split_
 #: bytes read from one file before giving the others a turn
 _ROUND_BYTES = 8 * READ_BLOCK
 
+#: rotated files whose end is remembered at most (the oldest are forgotten)
+_FINISHED_KEPT = 4096
+
 _UNSUPPORTED = ("parser_firstline", "multiline_flush")
 
 OPTIONS = ConfigMap(
@@ -145,8 +148,8 @@ class TailInput(InputPlugin):
         self._own_files: set[str] = set()
         self.files: dict[tuple[int, int], TailedFile] = {}
         self._packers: dict[tuple[int, int], LinePacker] = {}
-        #: offsets of rotated files already read to their end (by dev, inode)
-        self._finished: dict[tuple[int, int], int] = {}
+        #: rotated files already read to their end: (dev, inode) -> (offset, mtime_ns)
+        self._finished: dict[tuple[int, int], tuple[int, int]] = {}
         self._packer = msgpack.Packer(
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
@@ -237,8 +240,8 @@ class TailInput(InputPlugin):
         row = self.db.get(st.st_ino) if self.db is not None else None
         if row is not None and row.offset <= st.st_size:
             offset, db_id = row.offset, row.id
-        elif ident in self._finished and self._finished[ident] <= st.st_size:
-            offset = self._finished[ident]
+        elif self._finished_offset(ident, st) is not None:
+            offset = self._finished[ident][0]
         elif at_start and not self.read_from_head:
             offset = st.st_size
         if self.db is not None and not db_id:
@@ -263,6 +266,29 @@ class TailInput(InputPlugin):
             self._joiners[ident] = self._joiner_factory()
         self.ctx.logger.debug("%s: following %s from offset %d", self.ctx.name, path, offset)
         return file
+
+    def _remember_finished(self, file: TailedFile) -> None:
+        """Keep where a rotated file ended, in case a glob finds it again.
+
+        A deleted file is not kept: its inode may be reused by a new file at
+        once (ext4 does), which must be read from its head.
+        """
+        try:
+            st = os.fstat(file.fd)
+        except OSError:
+            return
+        if st.st_nlink == 0:
+            return
+        self._finished[(file.dev, file.inode)] = (file.offset, st.st_mtime_ns)
+        while len(self._finished) > _FINISHED_KEPT:
+            del self._finished[next(iter(self._finished))]
+
+    def _finished_offset(self, ident: tuple[int, int], st: os.stat_result) -> int | None:
+        """The offset a finished file ended at, if ``st`` is that same file unchanged."""
+        done = self._finished.get(ident)
+        if done is None or done[0] > st.st_size or done[1] != st.st_mtime_ns:
+            return None  # another file on a reused inode, or written to since
+        return done[0]
 
     def _rescan(self) -> None:
         watched = {f.path for f in self.files.values() if f.rotated_at is None}
@@ -367,7 +393,7 @@ class TailInput(InputPlugin):
                 await self._emit(file, Batch([rest], file.offset))
             await self._flush_joined(force=True, only=ident)
             self._joiners.pop(ident, None)
-            self._finished[ident] = file.offset
+            self._remember_finished(file)
             file.close()
             del self.files[ident]
             self._packers.pop(ident, None)
