@@ -31,6 +31,7 @@ GB/s, far above what the agent moves).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import struct
@@ -113,16 +114,30 @@ class ChunkFile:
         self._syncing: asyncio.Task[None] | None = None
         self.sync_error: OSError | None = None
         self._pending = pending if pending is not None else set()
-        self._write([encode_header(tag, created)])
+        try:
+            self._write([encode_header(tag, created)])
+        except OSError:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
 
     def _write(self, parts: list[bytes | bytearray | memoryview]) -> None:
         assert self._fd is not None and self._writable, "chunk file is closed"
         total = sum(len(p) for p in parts)
-        written = os.writev(self._fd, parts)
-        if written != total:  # a short write to a regular file: finish it
-            rest = b"".join(bytes(p) for p in parts)[written:]
-            while rest:
-                rest = rest[os.write(self._fd, rest) :]
+        try:
+            written = os.writev(self._fd, parts)
+            if written != total:  # a short write to a regular file: finish it
+                rest = b"".join(bytes(p) for p in parts)[written:]
+                while rest:
+                    rest = rest[os.write(self._fd, rest) :]
+        except OSError:
+            # disk full half way: cut the torn block off, or every later block
+            # (emits that succeeded) would sit behind it and be lost at restart
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self.size)
+                os.lseek(self._fd, self.size, os.SEEK_SET)
+            raise
         self.size += total
         self._written += 1
 
