@@ -430,7 +430,11 @@ class Engine:
         limit = self.settings.storage_backlog_mem_limit
         while self._backlog and (self._backlog_held == 0 or self._backlog_held < limit):
             ref = self._backlog.popleft()
-            loaded = storage.load(ref)
+            try:
+                loaded = storage.load(ref)
+            except OSError as exc:  # removed or unreadable since the scan: skip it
+                log.error("[storage] chunk file %s cannot be loaded: %s", ref.path, exc)
+                continue
             if loaded is None:
                 continue
             outputs = self.router.route(loaded.tag).outputs
