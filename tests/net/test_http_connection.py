@@ -129,7 +129,6 @@ async def test_a_cancelled_request_resets_its_socket(hung: Hung) -> None:
         await conn.aclose()
 
 
-
 async def test_an_early_answer_while_the_body_is_unsent_leaves_no_socket() -> None:
     """A receiver answers (413) after the headers and stops reading: aiohttp closes the
     connection with the rest of the body buffered; it is reset instead."""
@@ -153,6 +152,7 @@ async def test_an_early_answer_while_the_body_is_unsent_leaves_no_socket() -> No
             writer.transport.abort()
         server.close()
         await server.wait_closed()
+
 
 # -- a well-behaved receiver -----------------------------------------------------------
 

@@ -178,12 +178,11 @@ class HttpConnection:
         )
         self.server_hostname = node.tls.vhost or node.host
         local = (net.source_address, 0) if net.source_address else None
+        # an idle timeout of 0 = idle sockets never expire, as in the Upstream's pool
+        idle = net.keepalive_idle_timeout if net.keepalive else 0
         self._connector = connector = AbortableConnector(
             limit=net.max_worker_connections,
-            # 0 = idle sockets never expire, as in the Upstream's pool (aiohttp: None)
-            keepalive_timeout=idle
-            if net.keepalive and (idle := net.keepalive_idle_timeout) > 0
-            else None,
+            keepalive_timeout=idle if idle > 0 else None,
             force_close=not net.keepalive,
             local_addr=local,
             ssl=ssl_context if ssl_context is not None else False,
