@@ -22,7 +22,7 @@ from relaybit.config.schema import ConfigMap, Options
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
 from relaybit.net.http_connection import HttpConnection, raise_for_status
 from relaybit.pipeline.chunk import Chunk
-from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
+from relaybit.plugins.base import FlushResult, OutputContext
 from relaybit.plugins.outputs.es.bulk import (
     BulkOutcome,
     ChunkState,
@@ -36,11 +36,9 @@ from relaybit.plugins.outputs.es.options import (
     check_write_operation,
     decode_cloud_id,
 )
-from relaybit.plugins.outputs.http.options import NodeSettingsCache
-from relaybit.plugins.outputs.http.output import make_upstream, request_headers
-from relaybit.plugins.outputs.upstream_support import FailureLog, reread_upstream
+from relaybit.plugins.outputs.http.output import HttpUpstreamOutput, request_headers
 from relaybit.upstream.node import Node
-from relaybit.upstream.upstream import Connection, Upstream
+from relaybit.upstream.upstream import Connection
 
 log = logging.getLogger("relaybit.output.es")
 
@@ -82,7 +80,7 @@ def apply_cloud_id(ctx: OutputContext) -> OutputContext:
     )
 
 
-class ElasticsearchOutput(OutputPlugin):
+class ElasticsearchOutput(HttpUpstreamOutput):
     """Sends chunks to Elasticsearch or OpenSearch with the Bulk API (Fluent Bit's out_es)."""
 
     description = "Elasticsearch / OpenSearch Bulk API client"
@@ -93,15 +91,12 @@ class ElasticsearchOutput(OutputPlugin):
         super().__init__(ctx)
         opts = ctx.options
         self._section = f"[OUTPUT] {ctx.name}"
-        self._nodes = NodeSettingsCache(OPTIONS, opts, self._section)
         self._es: dict[tuple[str, str, tuple[tuple[str, str], ...]], EsSettings] = {}
         self._gzip = opts.str("compress").lower() == "gzip"
         self._trace_output = opts.bool("trace_output")
         self._trace_error = opts.bool("trace_error")
         check_write_operation(EsSettings.from_values(dict(opts)), opts, self._section)
         self._pending = PendingItems()
-        self.upstream: Upstream | None = None
-        self._failures = FailureLog(log, ctx.name)
         self.delivered_records = 0  #: records confirmed by a bulk response
         self.failed_records = 0  #: records refused for good (logged, not retried)
         self.conflicts = 0  #: create answered 409: already there (a re-send)
@@ -122,27 +117,8 @@ class ElasticsearchOutput(OutputPlugin):
             self._es[key] = found
         return found
 
-    async def start(self) -> None:
-        spec = self.ctx.upstream
-        if spec is not None:
-            for node in spec.nodes:
-                self._settings(node)
-        self.upstream = make_upstream(self.ctx, self._nodes)
-        await self.upstream.start()
-
-    async def stop(self) -> None:
-        if self.upstream is not None:
-            await self.upstream.stop()
-
-    def reload_upstream(self) -> None:
-        """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
-
-        The new file is validated first: on ConfigErrors the running nodes stay.
-        """
-        path = self.ctx.upstream.path if self.ctx.upstream is not None else ""
-        spec = reread_upstream(self.ctx, path, self._nodes.get)
-        if spec is not None and self.upstream is not None:
-            self.upstream.reload(spec)
+    def _check_node(self, node: Node) -> object:
+        return self._settings(node)
 
     def pending_chunks(self) -> int:
         """Chunks with records still to deliver (kept across engine retries)."""

@@ -110,7 +110,46 @@ def make_upstream(ctx: OutputContext, nodes: NodeSettingsCache) -> Upstream:
     return Upstream(spec, connect, net=net, probe=probe, clock=ctx.clock, owner=ctx.name)
 
 
-class HttpOutput(OutputPlugin):
+class HttpUpstreamOutput(OutputPlugin):
+    """An output speaking HTTP through its Upstream: the base of ``http`` and ``es``.
+
+    Owns the per-node settings, the Upstream (built at :meth:`start`, after every
+    node's settings were checked), the once-per-change failure log, :meth:`stop`
+    and the SIGHUP :meth:`reload_upstream`.
+    """
+
+    def __init__(self, ctx: OutputContext) -> None:
+        super().__init__(ctx)
+        self._nodes = NodeSettingsCache(type(self).options, ctx.options, f"[OUTPUT] {ctx.name}")
+        self.upstream: Upstream | None = None
+        self._failures = FailureLog(logging.getLogger(f"relaybit.output.{ctx.plugin}"), ctx.name)
+
+    def _check_node(self, node: Node) -> object:
+        """A node's settings, computed now so bad values fail at start or reload."""
+        return self._nodes.get(node)
+
+    async def start(self) -> None:
+        for node in self.ctx.upstream.nodes if self.ctx.upstream is not None else ():
+            self._check_node(node)
+        self.upstream = make_upstream(self.ctx, self._nodes)
+        await self.upstream.start()
+
+    async def stop(self) -> None:
+        if self.upstream is not None:
+            await self.upstream.stop()
+
+    def reload_upstream(self) -> None:
+        """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
+
+        The new file is validated first: on ConfigErrors the running nodes stay.
+        """
+        path = self.ctx.upstream.path if self.ctx.upstream is not None else ""
+        spec = reread_upstream(self.ctx, path, self._check_node)
+        if spec is not None and self.upstream is not None:
+            self.upstream.reload(spec)
+
+
+class HttpOutput(HttpUpstreamOutput):
     """Sends chunks as HTTP POST requests (Fluent Bit's out_http)."""
 
     description = "HTTP client: json, json_lines, json_stream, msgpack or gelf bodies"
@@ -133,30 +172,9 @@ class HttpOutput(OutputPlugin):
             full_message=opts.opt_str("gelf_full_message_key"),
             level=opts.opt_str("gelf_level_key"),
         )
-        self._nodes = NodeSettingsCache(OPTIONS, opts, f"[OUTPUT] {ctx.name}")
-        self.upstream: Upstream | None = None
-        self._failures = FailureLog(log, ctx.name)
         self.delivered = 0  #: chunks confirmed with 2xx
         self.rejected = 0  #: chunks refused for good (4xx), not retried
         self.retries = 0  #: flushes handed back to the engine (every node failed)
-
-    async def start(self) -> None:
-        self.upstream = make_upstream(self.ctx, self._nodes)
-        await self.upstream.start()
-
-    async def stop(self) -> None:
-        if self.upstream is not None:
-            await self.upstream.stop()
-
-    def reload_upstream(self) -> None:
-        """SIGHUP: re-read the upstream file; new nodes take traffic, removed ones drain.
-
-        The new file is validated first: on ConfigErrors the running nodes stay.
-        """
-        path = self.ctx.upstream.path if self.ctx.upstream is not None else ""
-        spec = reread_upstream(self.ctx, path, self._nodes.get)
-        if spec is not None and self.upstream is not None:
-            self.upstream.reload(spec)
 
     def encode(self, chunk: Chunk) -> bytes:
         """The (possibly gzipped) request body of a chunk."""
