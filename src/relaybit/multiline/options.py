@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from relaybit.config.model import Section
+from relaybit.config.named import build_named
 from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError, ConfigErrors
@@ -141,31 +142,13 @@ def build_multiline_parsers(
     sections: Iterable[Section], parsers: Mapping[str, Parser]
 ) -> dict[str, MultilineParser]:
     """Every ``[MULTILINE_PARSER]`` -> ``{name: parser}``; collects all errors (ConfigErrors)."""
-    out: dict[str, MultilineParser] = {}
-    errors: list[ConfigError] = []
-    for section in sections:
-        try:
-            ml = build_multiline_parser(section, parsers)
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        if ml.name in out:
-            errors.append(
-                ConfigError(
-                    f"multiline parser '{ml.name}' is defined twice",
-                    section.origin,
-                    section=f"{SECTION} {ml.name}",
-                    key="name",
-                )
-            )
-            continue
-        out[ml.name] = ml
-    if errors:
-        raise ConfigErrors(errors)
-    return out
+    return build_named(
+        sections,
+        lambda section: build_multiline_parser(section, parsers),
+        lambda ml: ml.name,
+        what="multiline parser",
+        label=SECTION,
+    )
 
 
 def lookup_multiline(

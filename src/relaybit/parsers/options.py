@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable
 
 from relaybit.config.model import Section
+from relaybit.config.named import build_named
 from relaybit.config.schema import ConfigMap, Option, Options
-from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.errors import ConfigError
 from relaybit.parsers.base import (
     DECODER_ACTIONS,
     DECODERS,
@@ -164,28 +165,4 @@ def build_parsers(sections: Iterable[Section]) -> dict[str, Parser]:
 
     A name defined twice is an error (Fluent Bit refuses the second one too).
     """
-    parsers: dict[str, Parser] = {}
-    errors: list[ConfigError] = []
-    for section in sections:
-        try:
-            parser = build_parser(section)
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        if parser.name in parsers:
-            errors.append(
-                ConfigError(
-                    f"parser '{parser.name}' is defined twice",
-                    section.origin,
-                    section=f"{SECTION} {parser.name}",
-                    key="name",
-                )
-            )
-            continue
-        parsers[parser.name] = parser
-    if errors:
-        raise ConfigErrors(errors)
-    return parsers
+    return build_named(sections, build_parser, lambda p: p.name, what="parser", label=SECTION)
