@@ -307,6 +307,7 @@ async def test_delete_irrecoverable_chunks_at_start(tmp_path: Path, delete: bool
     engine = fs_engine(tmp_path, storage_delete_irrecoverable_chunks=delete)
     engine.add_output("out.0", ListOutput(), compile_match("*"))
     await engine.start()
+    assert await engine.drain(2)  # backlog files are read in a worker thread
     status = engine.status()["storage"]
     assert status["corrupt_files"] == 1 and status["irrecoverable_bytes"] == size
     assert not bad.exists()

@@ -53,7 +53,7 @@ from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
 from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
-from relaybit.pipeline.storage import CorruptChunk, FileStorage, StoredChunkRef
+from relaybit.pipeline.storage import CorruptChunk, FileStorage, LoadedChunk, StoredChunkRef
 from relaybit.pipeline.task import RouteState, Task, TaskRoute
 from relaybit.plugins.base import FilterPlugin, FlushResult, OutputPlugin
 
@@ -219,6 +219,8 @@ class Engine:
         self._tasks: dict[str, Task] = {}
         self._backlog: deque[StoredChunkRef] = deque()
         self._backlog_held = 0
+        #: reads backlog files in a worker thread, one at a time, oldest first
+        self._backlog_pump: asyncio.Task[None] | None = None
         self.backlog_chunks = 0
         self.backlog_records = 0
         self.lost_records = 0
@@ -313,14 +315,14 @@ class Engine:
                     asyncio.create_task(self._worker(slot), name=f"relaybit-{slot.name}-w{i}")
                 )
         if self.storage is not None:
-            self._backlog.extend(self.storage.scan())
+            self._backlog.extend(await asyncio.to_thread(self.storage.scan))
             if self._backlog:
                 log.info(
                     "[storage] %d chunk files found in %s, delivering them",
                     len(self._backlog),
                     self.storage.root,
                 )
-            self._pump_backlog()
+            self._kick_backlog()
         if self.settings.flush > 0:
             self._ticker = asyncio.create_task(self._tick(), name="relaybit-flush-timer")
 
@@ -424,40 +426,90 @@ class Engine:
         for name in task.routes:
             self.outputs[name].queue.put_nowait(task)
 
-    def _pump_backlog(self) -> None:
+    def _kick_backlog(self) -> None:
+        """Start reading backlog files unless a reader runs already or none wait."""
+        if not self._backlog or self._stopping:
+            return
+        if self._backlog_pump is not None and not self._backlog_pump.done():
+            return  # it re-checks the limit after each file
+        self._backlog_pump = asyncio.get_running_loop().create_task(
+            self._pump_backlog(), name="relaybit-storage-backlog"
+        )
+
+    @property
+    def _backlog_loading(self) -> bool:
+        return self._backlog_pump is not None and not self._backlog_pump.done()
+
+    async def _pump_backlog(self) -> None:
+        """Read backlog files in a thread, oldest first, while under ``backlog.mem_limit``.
+
+        One file at a time, dispatched in the order found: an output gets a
+        tag's backlog chunks in the order they were written.
+        """
         storage = self.storage
         assert storage is not None
         limit = self.settings.storage_backlog_mem_limit
-        while self._backlog and (self._backlog_held == 0 or self._backlog_held < limit):
-            ref = self._backlog.popleft()
-            try:
-                loaded = storage.load(ref)
-            except OSError as exc:  # removed or unreadable since the scan: skip it
-                log.error("[storage] chunk file %s cannot be loaded: %s", ref.path, exc)
-                continue
-            if loaded is None:
-                continue
-            outputs = self.router.route(loaded.tag).outputs
-            if not outputs:
-                log.warning(
-                    "[storage] no output matches tag '%s' of chunk %s; file kept",
-                    loaded.tag,
-                    ref.path,
-                )
-                continue
-            chunk = Chunk(
+        try:
+            while (
+                self._backlog
+                and not self._stopping
+                and (self._backlog_held == 0 or self._backlog_held < limit)
+            ):
+                ref = self._backlog.popleft()
+                try:
+                    loaded = await asyncio.to_thread(storage.load, ref)
+                except OSError as exc:  # removed or unreadable since the scan: skip it
+                    log.error("[storage] chunk file %s cannot be loaded: %s", ref.path, exc)
+                    continue
+                except Exception:
+                    log.exception("[storage] chunk file %s cannot be loaded", ref.path)
+                    continue
+                if loaded is not None and not self._stopping:  # stopping: the file stays
+                    self._queue_loaded(loaded)
+        finally:
+            self._progress.set()
+
+    def _queue_loaded(self, loaded: LoadedChunk) -> None:
+        """Route a chunk read back at start to the outputs that did not finish it."""
+        assert self.storage is not None
+        outputs = self.router.route(loaded.tag).outputs
+        if not outputs:
+            log.warning(
+                "[storage] no output matches tag '%s' of chunk %s; file kept",
                 loaded.tag,
-                loaded.data,
-                loaded.records,
-                loaded.input_name,
-                loaded.chunk_id,
-                loaded.created,
+                loaded.path,
             )
-            self._backlog_held += chunk.size
-            self.backlog_chunks += 1
-            self.backlog_records += chunk.records
-            task = Task.for_outputs(chunk, outputs, path=ref.path, backlog=True)
-            self._dispatch(chunk, task=task)
+            return
+        remaining = [name for name in outputs if name not in loaded.finished]
+        if not remaining:
+            log.info(
+                "[storage] chunk %s was finished by every output before the restart (%s); deleted",
+                loaded.path,
+                ", ".join(outputs),
+            )
+            self.storage.delete(loaded.path, routes_file=loaded.routes_file)
+            return
+        if len(remaining) < len(outputs):
+            log.info(
+                "[storage] chunk %s: already finished by %s; delivering to %s",
+                loaded.path,
+                ", ".join(n for n in outputs if n in loaded.finished),
+                ", ".join(remaining),
+            )
+        chunk = Chunk(
+            loaded.tag,
+            loaded.data,
+            loaded.records,
+            loaded.input_name,
+            loaded.chunk_id,
+            loaded.created,
+        )
+        self._backlog_held += chunk.size
+        self.backlog_chunks += 1
+        self.backlog_records += chunk.records
+        task = Task.for_outputs(chunk, remaining, path=loaded.path, backlog=True)
+        task.routes_file = loaded.routes_file
+        self._dispatch(chunk, task=task)
 
     # -- filesystem chunks up and down ----------------------------------------
 
@@ -730,21 +782,26 @@ class Engine:
                 self._wake_slot_waiters()  # no longer flushed here: it may go down
         if task.done:
             self._complete(task)
+        elif task.path is not None and self.storage is not None:
+            # others still need it: a restart must not send it here again
+            self.storage.mark_route_done(
+                task.path, route.output, dropped=state is RouteState.DROPPED
+            )
+            task.routes_file = True
 
     def _complete(self, task: Task) -> None:
         chunk = task.chunk
         if self._tasks.pop(chunk.id, None) is None:
             return
         if task.path is not None and self.storage is not None:
-            self.storage.delete(task.path)
+            self.storage.delete(task.path, routes_file=task.routes_file)
         if task.stored:
             if self._up_tasks.pop(chunk.id, None) is not None:
                 self.chunks_up.release()
             task.chunk = DownChunk.of(chunk)  # queues may still hold the task: not its data
         if task.backlog:
             self._backlog_held -= chunk.size
-            if self._backlog and not self._stopping:
-                self._pump_backlog()
+            self._kick_backlog()
         else:
             buf = self.inputs.get(chunk.input_name)
             if buf is not None:
@@ -764,7 +821,9 @@ class Engine:
         self.flush_now()
         try:
             async with asyncio.timeout(timeout):
-                while self._busy() or (self._backlog and not self._stopping):
+                while self._busy() or (
+                    (self._backlog or self._backlog_loading) and not self._stopping
+                ):
                     if self._forced:
                         return False
                     self._progress.clear()
@@ -807,6 +866,10 @@ class Engine:
                 self._requeue(slot, task, route)
         self.flush_now()
         drained = await self.drain(grace) if self._started else not self._busy()
+        pump = self._backlog_pump
+        if pump is not None:
+            pump.cancel()  # a file being read stays on disk for the next start
+            await asyncio.gather(pump, return_exceptions=True)
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

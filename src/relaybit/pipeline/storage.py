@@ -23,7 +23,14 @@ and its size counted as irrecoverable); blocks are
 read while their length fits and their CRC matches; the first block that does
 not (a write torn by a crash) and everything after it is cut off with
 ``truncate`` and counted.  The chunk is then delivered again and its file is
-deleted only after every output it routes to confirmed it.  CRCs are always
+deleted only after every output it routes to confirmed it.
+
+Outputs that finished a chunk (confirmed it, or gave up on it) while another
+output it routes to had not are recorded in a sidecar ``<chunk id>.rbc.done``
+(one appended record per output, see :func:`encode_route_done`), so a restart
+delivers the chunk only to the outputs that did not finish it.  The sidecar is
+written only for chunks routed to several outputs (a chunk's last output
+deletes the chunk instead), and removed after the chunk file.  CRCs are always
 written and checked (``storage.checksum`` is accepted; zlib's crc32 runs at
 GB/s, far above what the agent moves).
 """
@@ -36,7 +43,7 @@ import logging
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger("relaybit.storage")
@@ -48,6 +55,16 @@ _HEAD = struct.Struct(">4sBBHd")
 _CRC = struct.Struct(">I")
 _BLOCK = struct.Struct(">III")
 _BLOCK_LEN_RECORDS = struct.Struct(">II")
+
+#: the sidecar of a chunk file listing the outputs that finished it
+DONE_SUFFIX = ".done"
+DONE_MAGIC = b"RBD"
+DONE_VERSION = 1
+#: states in a route-done record
+ROUTE_DELIVERED = 1
+ROUTE_DROPPED = 2
+_DONE_HEAD = struct.Struct(">3sBBH")  # magic, version, state, name length
+_DONE_STATES = {ROUTE_DELIVERED: "delivered", ROUTE_DROPPED: "dropped"}
 
 
 def _fsync_dir(path: Path) -> None:
@@ -82,6 +99,47 @@ def encode_block_header(data: bytes | bytearray | memoryview, records: int) -> b
     """The 12 bytes framing one block of ``data``."""
     lr = _BLOCK_LEN_RECORDS.pack(len(data), records)
     return lr + _CRC.pack(zlib.crc32(data, zlib.crc32(lr)))
+
+
+def done_path(path: Path) -> Path:
+    """The route-done sidecar of the chunk file ``path`` (``<id>.rbc.done``)."""
+    return path.with_name(path.name + DONE_SUFFIX)
+
+
+def encode_route_done(output: str, *, dropped: bool = False) -> bytes:
+    """One route-done record: ``output`` finished the chunk (``dropped``: gave up on it).
+
+    ``"RBD" | version u8 = 1 | state u8 (1 delivered, 2 dropped) | name length u16
+    | crc32 u32 (of the fields before it and the name) | name (UTF-8)``, big endian.
+    """
+    raw = output.encode("utf-8", "surrogateescape")
+    state = ROUTE_DROPPED if dropped else ROUTE_DELIVERED
+    head = _DONE_HEAD.pack(DONE_MAGIC, DONE_VERSION, state, len(raw))
+    return head + _CRC.pack(zlib.crc32(raw, zlib.crc32(head))) + raw
+
+
+def decode_routes_done(raw: bytes) -> tuple[dict[str, str], int]:
+    """``({output: "delivered" | "dropped"}, valid_length)`` of a sidecar's bytes.
+
+    Records are read up to the first torn, corrupt or unknown one.
+    """
+    finished: dict[str, str] = {}
+    pos = 0
+    head_len = _DONE_HEAD.size + _CRC.size
+    while pos + head_len <= len(raw):
+        magic, version, state, name_len = _DONE_HEAD.unpack_from(raw, pos)
+        if magic != DONE_MAGIC or version != DONE_VERSION or state not in _DONE_STATES:
+            break
+        (crc,) = _CRC.unpack_from(raw, pos + _DONE_HEAD.size)
+        start = pos + head_len
+        name = raw[start : start + name_len]
+        if len(name) != name_len:
+            break
+        if zlib.crc32(name, zlib.crc32(raw[pos : pos + _DONE_HEAD.size])) != crc:
+            break
+        finished[name.decode("utf-8", "surrogateescape")] = _DONE_STATES[state]
+        pos = start + name_len
+    return finished, pos
 
 
 class ChunkFile:
@@ -251,6 +309,10 @@ class LoadedChunk:
     data: bytes
     records: int
     discarded: int  #: bytes cut off (torn or corrupt tail)
+    #: outputs that finished the chunk before the restart (from its sidecar)
+    finished: dict[str, str] = field(default_factory=dict)
+    #: a route-done sidecar exists (deleted with the chunk)
+    routes_file: bool = False
 
 
 @dataclass(slots=True)
@@ -374,28 +436,122 @@ class FileStorage:
                 kept = f"kept as {bad.name}"
         except OSError as exc:
             kept = f"could not be set aside: {exc}"
+        done_path(path).unlink(missing_ok=True)  # meaningless without its chunk
         log.error("chunk file %s is irrecoverable (%s): %d bytes, %s", path, reason, size, kept)
 
-    def delete(self, path: Path) -> None:
-        """Remove a delivered chunk's file."""
+    def delete(self, path: Path, *, routes_file: bool = False) -> None:
+        """Remove a delivered chunk's file, then its route-done sidecar (``routes_file``).
+
+        The chunk goes first: a crash in between leaves an orphan sidecar
+        (removed by :meth:`scan`), never a chunk without its record.
+        """
         try:
             path.unlink()
         except FileNotFoundError:
             log.warning("chunk file %s was already removed", path)
+        if routes_file:
+            try:
+                done_path(path).unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("route-done file of %s cannot be removed: %s", path, exc)
+
+    def mark_route_done(self, path: Path, output: str, *, dropped: bool = False) -> None:
+        """Record in the sidecar of chunk file ``path`` that ``output`` finished it.
+
+        One ``write`` of one record (in the kernel when this returns: survives
+        ``kill -9``); with ``storage.sync full`` it is also synced, in a worker
+        thread.  A failure is logged: the only cost is that the output may get
+        the chunk again after a restart.
+        """
+        side = done_path(path)
+        record = encode_route_done(output, dropped=dropped)
+        try:
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            log.error("route-done file %s cannot be opened: %s", side, exc)
+            return
+        size = -1
+        try:
+            size = os.fstat(fd).st_size
+            written = os.write(fd, record)
+            if written != len(record):
+                raise OSError(f"short write ({written} of {len(record)} bytes)")
+        except OSError as exc:
+            if size >= 0:  # no torn record in front of later ones
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+            os.close(fd)
+            log.error("route-done file %s cannot be written: %s", side, exc)
+            return
+        if not self.sync_full:
+            os.close(fd)
+            return
+        directory = side.parent if size == 0 else None  # a new file: its entry too
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._sync_and_close(fd, directory, side)
+            return
+        task = loop.create_task(asyncio.to_thread(self._sync_and_close, fd, directory, side))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    @staticmethod
+    def _sync_and_close(fd: int, directory: Path | None, path: Path) -> None:
+        try:
+            _sync_fd(fd, directory)
+        except OSError as exc:
+            log.error("route-done file %s: sync failed: %s", path, exc)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def read_routes_done(path: Path) -> tuple[dict[str, str], bool]:
+        """``(finished outputs, sidecar exists)`` for chunk file ``path`` (blocking).
+
+        A torn or corrupt tail of the sidecar is cut off (logged), so records
+        appended later are not hidden behind it.
+        """
+        side = done_path(path)
+        try:
+            raw = side.read_bytes()
+        except FileNotFoundError:
+            return {}, False
+        finished, valid = decode_routes_done(raw)
+        if valid != len(raw):
+            log.warning(
+                "route-done file %s: torn or corrupt tail of %d bytes cut off, %d outputs kept",
+                side,
+                len(raw) - valid,
+                len(finished),
+            )
+            os.truncate(side, valid)
+        return finished, True
 
     def scan(self) -> list[StoredChunkRef]:
-        """Every chunk file on disk, oldest first."""
+        """Every chunk file on disk, oldest first (blocking: use a thread).
+
+        Route-done sidecars whose chunk file is gone (a crash between the two
+        deletions) are removed.
+        """
         found: list[StoredChunkRef] = []
         if not self.root.is_dir():
             return found
         for input_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for path in sorted(input_dir.glob(f"*{SUFFIX}")):
                 found.append(StoredChunkRef(input_dir.name, path.stem, path, path.stat().st_size))
+            for side in input_dir.glob(f"*{SUFFIX}{DONE_SUFFIX}"):
+                if not side.with_name(side.name[: -len(DONE_SUFFIX)]).exists():
+                    log.info("route-done file %s has no chunk file any more; removed", side)
+                    side.unlink(missing_ok=True)
         found.sort(key=lambda ref: ref.chunk_id)
         return found
 
     def load(self, ref: StoredChunkRef) -> LoadedChunk | None:
-        """Read one chunk file back; torn tails are cut, empty or corrupt files set aside."""
+        """Read one chunk file and its route-done sidecar back (blocking: use a thread).
+
+        Torn tails are cut, empty or corrupt files set aside.
+        """
         raw = ref.path.read_bytes()
         try:
             tag, created, data, records, valid = decode_chunk(raw)
@@ -413,10 +569,20 @@ class FileStorage:
                 records,
             )
         if records == 0:
-            ref.path.unlink()
+            self.delete(ref.path, routes_file=True)
             return None
+        finished, routes_file = self.read_routes_done(ref.path)
         return LoadedChunk(
-            ref.input_name, ref.chunk_id, ref.path, tag, created, data, records, discarded
+            ref.input_name,
+            ref.chunk_id,
+            ref.path,
+            tag,
+            created,
+            data,
+            records,
+            discarded,
+            finished,
+            routes_file,
         )
 
     def __repr__(self) -> str:

@@ -43,7 +43,9 @@ class Task:
     """A chunk in flight to its outputs.
 
     ``path`` is the chunk's file (filesystem storage), deleted when the task is
-    done; ``backlog`` marks chunks loaded from storage at start.  A filesystem
+    done; ``backlog`` marks chunks loaded from storage at start.  An output that
+    finishes a filesystem chunk before the others is recorded next to the file
+    (``routes_file``) so that a restart does not deliver it there again.  A filesystem
     chunk may be *down* (``chunk`` is a :class:`~relaybit.pipeline.chunk.DownChunk`,
     its data only in the file); ``loading`` is the future of its read back.
     """
@@ -56,6 +58,8 @@ class Task:
     loading: Any = None
     #: a filesystem chunk counted in its outputs' ``storage.total_limit_size``
     stored: bool = False
+    #: its route-done sidecar exists (some outputs finished it; deleted with the file)
+    routes_file: bool = False
 
     @classmethod
     def for_outputs(
