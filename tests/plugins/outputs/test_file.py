@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
@@ -107,3 +111,65 @@ async def test_unwritable_path_retries_and_is_logged_once_until_it_recovers(
     assert any("writing again" in r.getMessage() for r in caplog.records)
     assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK
     assert len((blocker / "out.log").read_text().splitlines()) == 4
+
+
+_FAILING_WRITE = """
+import asyncio, json, resource, sys
+from relaybit.codec.msgpack import EventTime, pack_entries
+from relaybit.config.origin import Origin
+from relaybit.config.schema import RawProperty
+from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.base import OUTPUT_COMMON, OutputContext
+from relaybit.plugins.outputs.file import FileOutput
+
+props = {"path": sys.argv[1], "file": "out.txt", "format": sys.argv[2]}
+raw = [RawProperty(k, v, Origin("test.conf", 1)) for k, v in props.items()]
+opts = (OUTPUT_COMMON + FileOutput.options).resolve(raw, section="[OUTPUT] file")
+out = FileOutput(OutputContext(name="file.0", plugin="file", options=opts))
+def chunk(start):
+    return Chunk("t", pack_entries(
+        (EventTime(1700000000, 0), {"n": i, "pad": "x" * 50}) for i in range(start, start + 100)
+    ), 100)
+target = f"{sys.argv[1]}/out.txt"
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+async def main():
+    results = [(await out.flush(chunk(0))).value]
+    first = len(open(target, "rb").read())
+    # the disk fills up half way through the next chunk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (first + 2000, hard))
+    results.append((await out.flush(chunk(100))).value)
+    after_failure = len(open(target, "rb").read())
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again: the retry
+    results.append((await out.flush(chunk(100))).value)
+    print(json.dumps({"results": results, "first": first, "after_failure": after_failure}))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("fmt", ["msgpack", "json_lines", "csv"])
+def test_a_write_that_fails_half_way_is_cut_back_so_the_retry_adds_no_duplicate(
+    tmp_path: Path, fmt: str
+) -> None:
+    # a real short write then EFBIG: RLIMIT_FSIZE in a child process (unprivileged)
+    proc = subprocess.run(
+        [sys.executable, "-c", _FAILING_WRITE, str(tmp_path), fmt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    assert f"[Errno {errno.EFBIG}]" in proc.stderr  # the failure was real and logged
+    assert report["results"] == ["ok", "retry", "ok"]
+    assert report["after_failure"] == report["first"]  # nothing of the failed write left
+    content = (tmp_path / "out.txt").read_bytes()
+    if fmt == "msgpack":
+        numbers = [record["n"] for _, record in msgpack.Unpacker(io.BytesIO(content), raw=False)]
+    elif fmt == "json_lines":
+        numbers = [json.loads(line)["n"] for line in content.splitlines()]
+    else:
+        numbers = [int(line.split(b",")[1]) for line in content.splitlines()]
+    assert numbers == list(range(200))  # every record once, in order

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,8 @@ class FileOutput(OutputPlugin):
         self.date_key = date_key_option(opts.opt_str("json_date_key"))
         self.date_format = opts.str("json_date_format").lower()
         self.records = 0
+        #: one append at a time (``workers`` > 1): a failed one is cut back alone
+        self._lock = threading.Lock()
         #: the write failure last logged (logged again only when it changes)
         self._failure: str | None = None
         if self.directory is not None and not self.mkdir and not self.directory.is_dir():
@@ -167,12 +170,35 @@ class FileOutput(OutputPlugin):
         return _PLACEHOLDER.sub(one, self.template)
 
     def _write(self, path: Path, chunk: Chunk) -> None:
+        """Append ``chunk``; a write that fails half way (disk full) is cut back off.
+
+        The file is truncated to its size before the write, so the retry
+        appends the whole chunk once and nothing of it twice.
+        """
         if self.mkdir:
             path.parent.mkdir(parents=True, exist_ok=True)
-        new_file = not path.exists() or path.stat().st_size == 0
-        data = self.render(chunk, new_file=new_file)
-        with open(path, "ab") as handle:
-            handle.write(data)
+        with self._lock:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+            try:
+                start = os.fstat(fd).st_size
+                rest = memoryview(self.render(chunk, new_file=start == 0))
+                try:
+                    while rest:
+                        rest = rest[os.write(fd, rest) :]
+                except OSError:
+                    try:
+                        os.ftruncate(fd, start)
+                    except OSError as exc:
+                        self.ctx.logger.error(
+                            "%s: %s cannot be cut back after a failed write (%s): the"
+                            " retry appends the chunk after its partial copy",
+                            self.ctx.name,
+                            path,
+                            exc,
+                        )
+                    raise
+            finally:
+                os.close(fd)
 
     async def flush(self, chunk: Chunk) -> FlushResult:
         try:
