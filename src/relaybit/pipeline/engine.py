@@ -20,6 +20,12 @@ when it is about to flush it, first putting the newest idle up chunk down if
 no slot is free.  ``storage.total_limit_size`` per output drops the oldest
 filesystem chunks queued for that output to make room for a new one.
 
+With filesystem storage an output that finishes a chunk before the others is
+recorded in the chunk's ``.rbc.done`` sidecar, so a restart re-sends the chunk
+only to the outputs that had not finished it.  At start the chunk files found
+are read back in a worker thread, one at a time and oldest first, while the
+loaded ones stay under ``storage.backlog.mem_limit``.
+
 Retries follow :class:`~relaybit.pipeline.scheduler.Scheduler` (Fluent Bit's
 full-jitter backoff and ``retry_limit``).  An exception raised by a flush is
 logged and treated as RETRY: a plugin bug never loses data silently.
