@@ -251,3 +251,58 @@ async def test_exit_on_eof_stops_the_agent_after_delivering_the_files(tmp_path: 
     out = agent.outputs["collect.0"]
     assert isinstance(out, CollectOutput)
     assert [r["log"] for r in out.records] == [f"line {n}" for n in range(50)]
+
+
+def _relaybit(*args: str, cwd: Any = None) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "relaybit", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize(
+    ("plugin_args", "what"),
+    [
+        (["-i", "tcp", "-p", "listen=127.0.0.1", "-p", "port={port}", "-o", "null"], "input tcp.0"),
+        (["-i", "dummy", "-o", "null", "-H", "-P", "{port}"], "the monitoring API on"),
+    ],
+)
+def test_a_port_in_use_is_one_error_line_without_traceback(
+    plugin_args: list[str], what: str
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _relaybit(*(a.format(port=port) for a in plugin_args))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "[error]" in line]
+    assert len(errors) == 1, result.stderr
+    assert f"startup failed: {what}" in errors[0]
+    assert "address already in use" in errors[0] and str(port) in errors[0]
+
+
+def test_an_unwritable_log_file_is_a_config_error_with_its_line(tmp_path: Any) -> None:
+    conf = tmp_path / "agent.conf"
+    missing = tmp_path / "no" / "such" / "dir" / "relaybit.log"
+    conf.write_text(
+        f"[SERVICE]\n    log_file {missing}\n[INPUT]\n    name dummy\n"
+        "[OUTPUT]\n    name null\n    match *\n",
+        encoding="utf-8",
+    )
+    result = _relaybit("-c", str(conf))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"relaybit: config error: {conf}:2: [SERVICE] 'log_file': cannot open the log file"
+        f" '{missing}': No such file or directory"
+    )

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import logging
 import os
 import re
 import signal
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,24 @@ log = logging.getLogger("relaybit.agent")
 
 #: Seconds an input gets to stop before the agent moves on.
 INPUT_STOP_TIMEOUT = 5.0
+
+
+class StartupFailed(Exception):
+    """A plugin or the monitoring API could not start for an operating-system
+    reason (a port in use, a permission): logged as one line, no traceback."""
+
+
+async def _start_or_explain(what: str, start: Awaitable[Any]) -> Any:
+    """Await ``start``; an ``OSError`` becomes :class:`StartupFailed` naming ``what``."""
+    try:
+        return await start
+    except OSError as exc:
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = "; another process listens there: stop it or choose another port"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            hint = "; ports below 1024 need privileges"
+        raise StartupFailed(f"{what} could not start: {exc}{hint}") from exc
 
 
 def default_workers(cls: type, options: Options, upstream: object) -> int:
@@ -243,12 +262,12 @@ class Agent:
             self.settings.grace,
         )
         for name, output in self.outputs.items():
-            await output.start()
+            await _start_or_explain(f"output {name}", output.start())
             self._started_outputs.append(output)
             log.debug("output %s started", name)
         await self.engine.start()
         for name, inp in self.inputs.items():
-            await inp.start()
+            await _start_or_explain(f"input {name}", inp.start())
             self._started_inputs.append(inp)
             log.debug("input %s started", name)
         await self._start_monitoring()
@@ -273,7 +292,9 @@ class Agent:
             log.warning("monitoring is unavailable (%s); http_server ignored", exc)
             return
         handle = server.start(self, host, port)
-        self.monitoring = await handle if inspect.isawaitable(handle) else handle
+        if inspect.isawaitable(handle):
+            handle = await _start_or_explain(f"the monitoring API on {host}:{port}", handle)
+        self.monitoring = handle
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (what the first SIGTERM/SIGINT does); a second ends the grace."""
@@ -386,6 +407,10 @@ class Agent:
         except ConfigError:
             await self.stop(0)
             raise
+        except StartupFailed as exc:
+            log.error("startup failed: %s", exc)
+            await self.stop(0)
+            return 1
         except Exception as exc:
             log.error("startup failed: %s", exc, exc_info=True)
             await self.stop(0)
@@ -440,9 +465,16 @@ def run(
 
     Configuration problems raise :class:`ConfigError` (the CLI reports them).
     """
-    settings = ServiceSettings.from_options(
-        SERVICE_OPTIONS.resolve(config.service, section="[SERVICE]")
-    )
-    setup_logging(log_level or settings.log_level, settings.log_file)
+    options = SERVICE_OPTIONS.resolve(config.service, section="[SERVICE]")
+    settings = ServiceSettings.from_options(options)
+    try:
+        setup_logging(log_level or settings.log_level, settings.log_file)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot open the log file {settings.log_file!r}: {exc.strerror or exc}",
+            options.origin("log_file"),
+            section="[SERVICE]",
+            key="log_file",
+        ) from None
     agent = Agent(config, log_level=log_level, http_server=http_server, http_port=http_port)
     return run_loop(agent.serve())
