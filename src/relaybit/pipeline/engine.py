@@ -61,7 +61,7 @@ from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
 from relaybit.pipeline.storage import CorruptChunk, FileStorage, LoadedChunk, StoredChunkRef
 from relaybit.pipeline.task import RouteState, Task, TaskRoute
-from relaybit.plugins.base import FilterPlugin, FlushResult, OutputPlugin
+from relaybit.plugins.base import EmitterFn, FilterPlugin, FlushResult, OutputPlugin
 
 log = logging.getLogger("relaybit.engine")
 
@@ -284,9 +284,33 @@ class Engine:
         return functools.partial(self._emit, buf)
 
     def add_filter(self, name: str, plugin: FilterPlugin, matcher: Matcher) -> None:
-        """Register a filter (filters run in the order they are added)."""
+        """Register a filter (filters run in the order they are added).
+
+        The filter's ``bind_engine(add_emitter)`` is called (a no-op unless the
+        filter emits records of its own, as rewrite_tag does).
+        """
         self.filters[name] = plugin
         self.router.add_filter(name, matcher)
+        bind = getattr(plugin, "bind_engine", None)
+        if bind is not None:
+            bind(self.add_emitter)
+
+    def add_emitter(
+        self, name: str, *, storage_type: str = "memory", mem_buf_limit: int = 0
+    ) -> EmitterFn:
+        """Register an internal input for a filter that emits records under a new
+        tag (Fluent Bit's ``in_emitter``); returns its synchronous
+        ``emit(tag, data, records)``, to be called from ``filter``.
+
+        The records go through routing and the filters of their tag at once,
+        before ``emit`` returns.  The emitter never pauses (a filter cannot
+        wait): over ``mem_buf_limit`` its chunks are sealed and dispatched and
+        a warning is logged, and no record is dropped.
+        """
+        if name in self.inputs:
+            raise ValueError(f"an input named '{name}' exists already")
+        self.add_input(name, storage_type=storage_type, mem_buf_limit=mem_buf_limit)
+        return functools.partial(self._emit_nowait, self.inputs[name])
 
     def add_output(
         self,
@@ -349,26 +373,8 @@ class Engine:
         await self._emit(self.inputs[input_name], tag, data, records)
 
     async def _emit(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> None:
-        buf.records += records
-        buf.bytes += len(data)
-        route = self.router.route(tag)
-        if route.filters:
-            data, records = self._run_filters(route.filters, tag, data, records)
-            if not records:
-                return
-        if not route.outputs:
-            buf.unrouted_records += records
-            if tag not in self._unrouted_tags:
-                self._unrouted_tags.add(tag)
-                log.warning(
-                    "[input] %s: no output matches tag '%s'; its records are discarded",
-                    buf.name,
-                    tag,
-                )
+        if not self._accept(buf, tag, data, records):
             return
-        sealed = buf.append(tag, data, records)
-        if sealed is not None:
-            self._dispatch(sealed)
         if buf.sync_full:  # storage.sync full: on disk before emit returns
             assert buf.last_file is not None
             await buf.last_file.sync()
@@ -382,6 +388,44 @@ class Engine:
             for chunk in buf.seal_all():
                 self._dispatch(chunk)
             await buf.wait_resumed()
+
+    def _accept(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> bool:
+        """Filter, route and append emitted records; False when none were buffered."""
+        buf.records += records
+        buf.bytes += len(data)
+        route = self.router.route(tag)
+        if route.filters:
+            data, records = self._run_filters(route.filters, tag, data, records)
+            if not records:
+                return False
+        if not route.outputs:
+            buf.unrouted_records += records
+            if tag not in self._unrouted_tags:
+                self._unrouted_tags.add(tag)
+                log.warning(
+                    "[input] %s: no output matches tag '%s'; its records are discarded",
+                    buf.name,
+                    tag,
+                )
+            return False
+        sealed = buf.append(tag, data, records)
+        if sealed is not None:
+            self._dispatch(sealed)
+        return True
+
+    def _emit_nowait(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> None:
+        """An emitter's emit: like an input's, but it never waits (called from a filter)."""
+        if self._accept(buf, tag, data, records) and buf.over_limit:
+            if not buf.paused:  # marked (counted, logged once per episode), never waited on
+                log.warning(
+                    "[input] %s: over its mem_buf_limit (%d bytes held); a filter's emitter"
+                    " cannot wait, so its records are kept",
+                    buf.name,
+                    buf.held,
+                )
+                buf.pause()
+            for chunk in buf.seal_all():
+                self._dispatch(chunk)
 
     def _run_filters(
         self, names: tuple[str, ...], tag: str, data: bytes, records: int

@@ -116,6 +116,12 @@ class PluginContext:
 
 EmitFn = Callable[[str, bytes, int], Awaitable[None]]
 
+#: An emitter's ``emit(tag, data, records)``: synchronous, called from a filter.
+EmitterFn = Callable[[str, bytes, int], None]
+#: ``add_emitter(name, *, storage_type="memory", mem_buf_limit=0) -> EmitterFn``
+#: (:meth:`relaybit.pipeline.engine.Engine.add_emitter`).
+AddEmitterFn = Callable[..., EmitterFn]
+
 
 @dataclass(kw_only=True)
 class InputContext(PluginContext):
@@ -168,6 +174,15 @@ class FilterPlugin(ABC):
     @abstractmethod
     def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
         """Return the entries to keep, changed as needed."""
+
+    def bind_engine(self, add_emitter: AddEmitterFn) -> None:
+        """Called once by the engine when the filter is added (default: nothing).
+
+        A filter that emits records under another tag (rewrite_tag) registers
+        its emitter input here: ``emit = add_emitter(name, storage_type=...,
+        mem_buf_limit=...)``; ``emit(tag, data, records)`` from ``filter``
+        sends the records through routing and the filters of ``tag`` at once.
+        """
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ctx.name}>"
