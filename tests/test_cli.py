@@ -139,6 +139,20 @@ def test_plugin_help(capsys):
     assert "json_date_format" in out and "Also accepted by every output" in out
 
 
+def test_plugin_help_shows_defaults_and_notes_as_the_reference_does(capsys):
+    # a Fluent Bit user writes on/off: Python's True/False in the default column misleads
+    assert cli.main(["-o", "forward", "-h"]) == 0
+    rows = {
+        cells[0]: cells
+        for line in capsys.readouterr().out.splitlines()
+        if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 4
+    }
+    assert rows["require_ack_response"][2] == "off"
+    assert rows["net.keepalive"][2] == "on"
+    assert not {"True", "False"} & {r[2] for r in rows.values()}
+    assert rows["shared_key"][3].endswith("(per node, secret)")
+
+
 def test_unknown_plugin_help(capsys):
     assert cli.main(["-o", "stdot", "-h"]) == 1
     assert "did you mean 'stdout'?" in capsys.readouterr().err

@@ -42,6 +42,8 @@ from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
 
 _KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
+#: notes a plugin's option table gives after a description (as the README's reference)
+_NOTES = (("repeatable", "multiple"), ("per node", "per_node"), ("secret", "secret"))
 
 
 class _PipelineAction(argparse.Action):
@@ -397,8 +399,13 @@ def _help(parser: argparse.ArgumentParser, items: Sequence[tuple[str, str]], out
         )
         for column in ("key", "type", "default", "description"):
             table.add_column(column)
-        for row in own.help_rows():
-            table.add_row(*(escape(cell) for cell in row))
+        for opt in own.options:
+            notes = [n for n, on in _NOTES if getattr(opt, on)]
+            description = opt.description + (f" ({', '.join(notes)})" if notes else "")
+            default = "" if opt.default is None else _display(opt.default)
+            table.add_row(
+                *(escape(c) for c in (opt.name, opt.describe_type(), default, description))
+            )
         out.print(table)
         common = [o for o in full_configmap(kind, cls).names() if own.get(o) is None]
         out.print(escape(f"Also accepted by every {kind}: {', '.join(common)}"))
