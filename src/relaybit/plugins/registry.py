@@ -27,6 +27,7 @@ BUILTIN: dict[Kind, dict[str, str]] = {
         "modify": "relaybit.plugins.filters.modify:ModifyFilter",
         "record_modifier": "relaybit.plugins.filters.record_modifier:RecordModifierFilter",
         "parser": "relaybit.plugins.filters.parser:ParserFilter",
+        "nest": "relaybit.plugins.filters.nest:NestFilter",
     },
     "output": {
         "stdout": "relaybit.plugins.outputs.stdout:StdoutOutput",
