@@ -85,9 +85,24 @@ def upstream_status() -> dict[str, Any]:
                 "state": "ejected",
                 "in_flight": 0,
                 "counters": {"flushes": 0, "records": 0, "failures": {"tls": 4}},
-                "last_error": "tls: certificate verify failed",
+                "ejected_until": 1796000030.0,
+                # the shape Upstream.status() gives: kind, message, wall-clock time
+                "last_error": {
+                    "kind": "tls",
+                    "message": "certificate verify failed",
+                    "at": 1796000000.0,
+                },
                 "shared_key": "secret",
                 "tls": {"enabled": True, "key_passwd": "hunter2"},
+            },
+            {
+                "name": "node-4",
+                "address": "127.0.0.1:46000",
+                "state": "healthy",
+                "standby": True,
+                "in_flight": 0,
+                "counters": {"flushes": 0, "records": 0, "failures": {}},
+                "last_error": None,
             },
         ],
     }

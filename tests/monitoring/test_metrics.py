@@ -77,7 +77,7 @@ def test_upstreams_lists_only_upstream_outputs_without_secrets(agent: Any) -> No
     assert "secret" not in text and "hunter2" not in text
     node3 = doc["upstreams"]["forward.0"]["nodes"][1]
     assert node3["tls"] == {"enabled": True}
-    assert node3["last_error"] == "tls: certificate verify failed"
+    assert node3["last_error"]["message"] == "certificate verify failed"
 
 
 def test_redact_walks_lists_and_maps() -> None:

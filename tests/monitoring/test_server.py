@@ -55,7 +55,7 @@ async def test_json_endpoints(served: tuple[monitoring.MonitoringServer, str], a
             ups = await r.json()
             assert list(ups["upstreams"]) == ["forward.0"]
             nodes = ups["upstreams"]["forward.0"]["nodes"]
-            assert [n["state"] for n in nodes] == ["healthy", "ejected"]
+            assert [n["state"] for n in nodes] == ["healthy", "ejected", "healthy"]
             assert "secret" not in await r.text()
 
 
@@ -145,4 +145,9 @@ async def test_status_page_renders_node_states_in_chromium(
     assert 'data-loaded="true"' in dom
     assert 'data-node="node-1" data-state="healthy"' in dom
     assert 'data-node="node-3" data-state="ejected"' in dom
-    assert "tls: certificate verify failed" in dom
+    # the last error is its message (kind as a tooltip), never "[object Object]"
+    assert "certificate verify failed" in dom and "[object Object]" not in dom
+    assert 'title="tls at ' in dom
+    assert "until " in dom  # an ejected node says until when
+    node4 = dom[dom.index('data-node="node-4"') :].split("</tr>")[0]
+    assert '<span class="state standby">standby</span>' in node4

@@ -18,11 +18,14 @@ STATUS_PAGE = """<!doctype html>
  body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
  h1 { font-size: 1.3rem; } h2 { font-size: 1.05rem; margin-top: 1.5rem; }
  table { border-collapse: collapse; min-width: 40rem; }
- th, td { border-bottom: 1px solid #ddd; padding: .3rem .7rem; text-align: left; }
+ th, td { border-bottom: 1px solid #ddd; padding: .3rem .7rem; text-align: left;
+          white-space: nowrap; }
+ td.error { white-space: normal; color: #a33; }
+ .until { color: #777; font-size: .85rem; }
  td.num { text-align: right; font-variant-numeric: tabular-nums; }
  .state { font-weight: 600; padding: .1rem .45rem; border-radius: .3rem; }
  .healthy { background: #d8f5d8; } .ejected, .unhealthy { background: #f9d3d3; }
- .standby { background: #e4e4f7; } .probing { background: #fdf0c9; }
+ .standby { background: #e4e4f7; } .probing { background: #fdf0c9; } .draining { background: #eee; }
  .panic { background: #f3a8a8; }
  #updated { color: #777; font-size: .85rem; }
 </style>
@@ -45,6 +48,15 @@ function failures(counters) {
   if (f === undefined || f === null) return 0;
   if (typeof f === "number") return f;
   return Object.values(f).reduce((a, b) => a + b, 0);
+}
+function clock(epoch) {
+  return new Date(epoch * 1000).toLocaleTimeString();
+}
+function lastError(err) {
+  // the Upstream reports {kind, message, at}; older shapes were plain strings
+  if (err === undefined || err === null) return "";
+  if (typeof err !== "object") return String(err);
+  return err.message || err.kind || "";
 }
 function render(data) {
   const root = document.getElementById("upstreams");
@@ -80,12 +92,27 @@ function render(data) {
       span.className = "state " + node.state;
       span.textContent = node.state;
       st.appendChild(span);
+      if (node.state === "ejected" && node.ejected_until) {
+        const until = document.createElement("span");
+        until.className = "until";
+        until.textContent = " until " + clock(node.ejected_until);
+        st.appendChild(until);
+      }
+      if (node.standby) {
+        const role = document.createElement("span");
+        role.className = "state standby";
+        role.textContent = "standby";
+        st.appendChild(document.createTextNode(" "));
+        st.appendChild(role);
+      }
       cell(row, node.in_flight, "num");
       cell(row, c.flushes ?? 0, "num");
       cell(row, c.records ?? 0, "num");
       cell(row, failures(c), "num");
       cell(row, c.ejections ?? 0, "num");
-      cell(row, node.last_error);
+      const err = cell(row, lastError(node.last_error), "error");
+      const e = node.last_error;
+      if (e && e.kind) err.title = e.kind + (e.at ? " at " + clock(e.at) : "");
     }
     root.appendChild(table);
   }
