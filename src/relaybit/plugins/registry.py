@@ -28,6 +28,7 @@ BUILTIN: dict[Kind, dict[str, str]] = {
         "record_modifier": "relaybit.plugins.filters.record_modifier:RecordModifierFilter",
         "parser": "relaybit.plugins.filters.parser:ParserFilter",
         "nest": "relaybit.plugins.filters.nest:NestFilter",
+        "throttle": "relaybit.plugins.filters.throttle:ThrottleFilter",
     },
     "output": {
         "stdout": "relaybit.plugins.outputs.stdout:StdoutOutput",
