@@ -15,6 +15,7 @@ from elasticsearch import Elasticsearch, helpers
 from relaybit.codec.msgpack import iter_entries
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
+from relaybit.logging import plugin_logger
 from relaybit.plugins.base import INPUT_COMMON, InputContext
 from relaybit.plugins.inputs.elasticsearch import ElasticsearchInput, parse_bulk
 
@@ -45,6 +46,7 @@ def make_input(collector: Collector, **props: str) -> ElasticsearchInput:
         emit=collector,
         tag="es.in",
         config_dir=Path.cwd(),
+        logger=plugin_logger("input", "elasticsearch", "elasticsearch.0"),
     )
     return ElasticsearchInput(ctx)
 
@@ -128,7 +130,7 @@ async def test_official_client_helpers_bulk(served: Any) -> None:
     assert sorted(r["n"] for r in got.records("es.in")) == list(range(0, 50, 2))
 
 
-async def test_endpoints_and_headers(served: Any) -> None:
+async def test_endpoints_and_headers(served: Any, caplog: pytest.LogCaptureFixture) -> None:
     got = Collector()
     plugin = await served(got, hostname="collector.local")
     base = f"http://127.0.0.1:{plugin.port}"
@@ -155,6 +157,11 @@ async def test_endpoints_and_headers(served: Any) -> None:
         async with s.post(f"{base}/a/b/c", data=b"{}") as r:
             assert r.status == 400
     assert got.records() == [{"a": 1, "@meta": {"create": {}}}]
+    # logged by the instance's logger ([input:elasticsearch:elasticsearch.0])
+    warnings = [r for r in caplog.records if "rejected a bulk request" in r.getMessage()]
+    assert warnings and {r.name for r in warnings} == {
+        "relaybit.input:elasticsearch:elasticsearch.0"
+    }
 
 
 async def test_bulk_body_too_large(served: Any) -> None:

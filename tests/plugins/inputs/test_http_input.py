@@ -16,6 +16,7 @@ from relaybit.codec.msgpack import iter_entries
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
 from relaybit.errors import ConfigError
+from relaybit.logging import plugin_logger
 from relaybit.plugins.base import INPUT_COMMON, InputContext
 from relaybit.plugins.inputs.http import HttpInput, parse_json_records, sanitize_tag
 
@@ -48,6 +49,7 @@ def make_input(collector: Collector, config_dir: Path | None = None, **props: st
         emit=collector,
         tag="http.0",
         config_dir=config_dir or Path.cwd(),
+        logger=plugin_logger("input", "http", "http.0"),
     )
     return HttpInput(ctx)
 
@@ -116,7 +118,9 @@ async def test_explicit_tag_beats_uri_and_gzip_and_code(served: Any) -> None:
     assert got.records("fixed") == [{"n": i} for i in range(100)]
 
 
-async def test_bad_json_is_400_and_connection_stays_usable(served: Any) -> None:
+async def test_bad_json_is_400_and_connection_stays_usable(
+    served: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     got = Collector()
     plugin = await served(got)
     url = f"http://127.0.0.1:{plugin.port}/t"
@@ -136,6 +140,9 @@ async def test_bad_json_is_400_and_connection_stays_usable(served: Any) -> None:
             assert r.status == 201
     assert got.records() == [{"ok": True}]
     assert plugin.status()["rejected"] == 3
+    # logged by the instance's logger: [input:http:http.0], not [input.http]
+    warnings = [r for r in caplog.records if "rejected a request" in r.getMessage()]
+    assert warnings and {r.name for r in warnings} == {"relaybit.input:http:http.0"}
 
 
 async def test_body_over_buffer_max_size_is_413(served: Any) -> None:

@@ -15,6 +15,7 @@ from relaybit.codec.msgpack import EventTime, iter_entries, pack_entries
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
 from relaybit.errors import ConfigError
+from relaybit.logging import plugin_logger
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import (
     INPUT_COMMON,
@@ -44,7 +45,13 @@ def make_node(name: str, port: int, **kv: str) -> Node:
 def make_output(nodes: tuple[Node, ...] | None = None, **kv: str) -> ElasticsearchOutput:
     opts = (OUTPUT_COMMON + ElasticsearchOutput.options).resolve(props(**kv), section="[OUTPUT] es")
     spec = UpstreamSpec(name="es-up", nodes=nodes) if nodes else None
-    ctx = OutputContext(name="es.0", plugin="es", options=opts, upstream=spec)
+    ctx = OutputContext(
+        name="es.0",
+        plugin="es",
+        options=opts,
+        upstream=spec,
+        logger=plugin_logger("output", "es", "es.0"),
+    )
     return ElasticsearchOutput(ctx)
 
 
@@ -221,7 +228,7 @@ async def test_partial_failure_resends_only_429_items(caplog: pytest.LogCaptureF
     out = make_output(tuple(make_node(f"es{i}", s.port) for i, s in enumerate(servers)))
     await out.start()
     try:
-        with caplog.at_level(logging.ERROR, logger="relaybit.output.es"):
+        with caplog.at_level(logging.ERROR, logger="relaybit"):
             assert await out.flush(chunk_of(mixed_records())) is FlushResult.OK
     finally:
         await out.stop()
@@ -235,7 +242,9 @@ async def test_partial_failure_resends_only_429_items(caplog: pytest.LogCaptureF
     assert sorted(stored) == expected  # nothing duplicated, nothing missing
     assert len(stored) == len(set(stored))
     assert [seen[n] for n in (7, 17, 27)] == [1, 1, 1]  # 400 items never re-sent
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    error_records = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert {r.name for r in error_records} == {"relaybit.output:es:es.0"}  # [output:es:es.0]
+    errors = [r.getMessage() for r in error_records]
     assert len(errors) == 1  # logged once, with the reason
     assert "3 records refused" in errors[0] and "mapper_parsing_exception" in errors[0]
     status = out.status()

@@ -16,6 +16,7 @@ from relaybit.codec.msgpack import EventTime, iter_entries, pack_entries
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
 from relaybit.errors import ConfigError
+from relaybit.logging import plugin_logger
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import (
     INPUT_COMMON,
@@ -57,6 +58,7 @@ def make_output(
         options=opts,
         upstream=spec,
         config_dir=config_dir or Path.cwd(),
+        logger=plugin_logger("output", "http", "http.0"),
     )
     return HttpOutput(ctx)
 
@@ -255,7 +257,7 @@ async def test_400_is_error_without_retry(caplog: pytest.LogCaptureFixture) -> N
     )
     await out.start()
     try:
-        with caplog.at_level(logging.ERROR, logger="relaybit.output.http"):
+        with caplog.at_level(logging.ERROR, logger="relaybit"):
             assert await out.flush(chunk_of([{"x": 1}])) is FlushResult.ERROR
     finally:
         await out.stop()
@@ -269,6 +271,8 @@ async def test_400_is_error_without_retry(caplog: pytest.LogCaptureFixture) -> N
     assert orjson.loads(body)["x"] == 1
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
+    # the instance's logger: [output:http:http.0] and its own log_level
+    assert errors[0].name == "relaybit.output:http:http.0"
     text = errors[0].getMessage()
     assert "HTTP 400" in text and "bad field" in text
     assert len(text) < 512 + 200  # the body is cut at 512 bytes

@@ -14,7 +14,6 @@ the official clients (v8) require.
 from __future__ import annotations
 
 import itertools
-import logging
 import socket
 import time
 import uuid
@@ -33,8 +32,6 @@ from relaybit.plugins.inputs.http import (
     emit_records,
     group_by_tag,
 )
-
-log = logging.getLogger("relaybit.input.elasticsearch")
 
 PRODUCT_HEADERS = {"X-Elastic-Product": "Elasticsearch"}
 CLUSTER_NAME = "relaybit"
@@ -223,7 +220,7 @@ class ElasticsearchInput(HttpServerInput):
             result = parse_bulk(body, default_index=index, meta_key=self._meta_key)
         except ValueError as exc:
             self.rejected += 1
-            log.warning("%s: rejected a bulk request: %s", self.ctx.name, exc)
+            self.ctx.logger.warning("%s: rejected a bulk request: %s", self.ctx.name, exc)
             return _es_error(400, "parse_exception", str(exc))
         tag = self.ctx.tag or self.ctx.name
         groups = group_by_tag(result.records, tag, self._tag_key)

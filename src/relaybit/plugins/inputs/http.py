@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -29,8 +28,6 @@ from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
-
-log = logging.getLogger("relaybit.input.http")
 
 #: Keys shared by the HTTP-based server inputs (http, elasticsearch).
 SERVER_OPTIONS = (
@@ -302,7 +299,9 @@ class HttpInput(HttpServerInput):
                 raise ValueError("every record must be a JSON object")
         except ValueError as exc:
             self.rejected += 1
-            log.warning("%s: rejected a request to %s: %s", self.ctx.name, request.path, exc)
+            self.ctx.logger.warning(
+                "%s: rejected a request to %s: %s", self.ctx.name, request.path, exc
+            )
             return error_response(400, str(exc))
         tag = self._fixed_tag or sanitize_tag(request.path) or self.ctx.tag or self.ctx.name
         groups = group_by_tag(records, tag, self._tag_key)

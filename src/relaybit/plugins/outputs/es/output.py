@@ -14,7 +14,6 @@ Fluent Bit retries the whole chunk, re-sending what already landed.
 from __future__ import annotations
 
 import gzip
-import logging
 from typing import Any, ClassVar
 
 from relaybit.codec.msgpack import iter_entries
@@ -39,8 +38,6 @@ from relaybit.plugins.outputs.es.options import (
 from relaybit.plugins.outputs.http.output import HttpUpstreamOutput, request_headers
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection
-
-log = logging.getLogger("relaybit.output.es")
 
 #: Failed items quoted in one log line.
 _QUOTED = 3
@@ -151,7 +148,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
             except PermanentDeliveryError as exc:
                 self.rejected += 1
                 self.failed_records += len(state.pending)
-                log.error(
+                self.ctx.logger.error(
                     "%s: %s: bulk request refused, %d records not retried: %s",
                     self.ctx.name,
                     chunk,
@@ -164,7 +161,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 self._failures.failed(f"{chunk}: {len(state.pending)} records", exc)
                 return FlushResult.RETRY
         if state.pending:
-            log.warning(
+            self.ctx.logger.warning(
                 "%s: %s: %d records still refused with 429/5xx after %d rounds, will retry",
                 self.ctx.name,
                 chunk,
@@ -191,7 +188,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         now = self.ctx.clock.time()
         body = b"".join(build_item(*state.entries[i], chunk.tag, settings, now) for i in sent)
         if self._trace_output:
-            log.info(
+            self.ctx.logger.info(
                 "%s: bulk request to %s:\n%s",
                 self.ctx.name,
                 node.name,
@@ -227,7 +224,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
             quoted = "; ".join(
                 f"record {e.index}: {e.status} {e.reason}" for e in outcome.failed[:_QUOTED]
             )
-            log.error(
+            self.ctx.logger.error(
                 "%s: %s: %d records refused by %s for good (not retried): %s",
                 self.ctx.name,
                 chunk,
@@ -236,11 +233,13 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 quoted,
             )
             if self._trace_error:
-                log.error("%s: request was:\n%s", self.ctx.name, body.decode("utf-8", "replace"))
+                self.ctx.logger.error(
+                    "%s: request was:\n%s", self.ctx.name, body.decode("utf-8", "replace")
+                )
         if outcome.retryable:
             self.item_retries += len(outcome.retryable)
             first = outcome.retryable[0]
-            log.info(
+            self.ctx.logger.info(
                 "%s: %s: %d records rejected by %s with %d (%s), re-sending them alone",
                 self.ctx.name,
                 chunk,

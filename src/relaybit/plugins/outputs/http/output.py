@@ -10,7 +10,6 @@ ERROR, so the chunk is not retried forever.
 from __future__ import annotations
 
 import base64
-import logging
 import ssl
 from typing import Any, ClassVar
 
@@ -43,8 +42,6 @@ from relaybit.plugins.outputs.upstream_support import (
 )
 from relaybit.upstream.node import NetSettings, Node, TLSSettings
 from relaybit.upstream.upstream import Connection, Send, Upstream
-
-log = logging.getLogger("relaybit.output.http")
 
 
 def basic_auth(user: str, passwd: str) -> str:
@@ -122,7 +119,7 @@ class HttpUpstreamOutput(OutputPlugin):
         super().__init__(ctx)
         self._nodes = NodeSettingsCache(type(self).options, ctx.options, f"[OUTPUT] {ctx.name}")
         self.upstream: Upstream | None = None
-        self._failures = FailureLog(logging.getLogger(f"relaybit.output.{ctx.plugin}"), ctx.name)
+        self._failures = FailureLog(ctx.logger, ctx.name)
 
     def _check_node(self, node: Node) -> object:
         """A node's settings, computed now so bad values fail at start or reload."""
@@ -222,7 +219,7 @@ class HttpOutput(HttpUpstreamOutput):
         except PermanentDeliveryError as exc:
             self.rejected += 1
             detail = exc.message if self._log_payload else exc.message.split(":", 1)[0]
-            log.error(
+            self.ctx.logger.error(
                 "%s: %s rejected by the receiver, not retried: %s", self.ctx.name, chunk, detail
             )
             return FlushResult.ERROR
