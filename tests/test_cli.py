@@ -11,6 +11,7 @@ import pytest
 
 from relaybit import __version__, cli
 from relaybit.config.model import AgentConfig
+from relaybit.config.service import SERVICE_OPTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -121,6 +122,17 @@ def test_command_line_pipeline_dry_run():
     out = result.stdout
     assert "[INPUT] http" in out and "[OUTPUT] stdout" in out
     assert "<command line>" in out and "json" in out
+
+
+def test_dry_run_names_service_keys_as_written_in_a_config(capsys):
+    # storage.path, not the settings field storage_path a user cannot write
+    assert cli.main(["-i", "dummy", "-o", "null", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    service = out[out.index("[SERVICE]") : out.index("[INPUT]")]
+    keys = {cells[0] for line in service.splitlines() if len(cells := line.split("│")[1:-1]) == 2}
+    keys = {k.strip() for k in keys} - {"key"}
+    assert {"storage.path", "storage.backlog.mem_limit", "scheduler.base", "parsers_file"} <= keys
+    assert keys <= {opt.name for opt in SERVICE_OPTIONS.options}
 
 
 def test_help_lists_plugins_and_version():

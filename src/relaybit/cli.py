@@ -37,6 +37,7 @@ from relaybit.config.model import AgentConfig, PluginInstance, PluginKind
 from relaybit.config.origin import COMMAND_LINE
 from relaybit.config.schema import ConfigMap, RawProperty
 from relaybit.config.secrets import mask
+from relaybit.config.service import SERVICE_OPTIONS
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
@@ -300,13 +301,22 @@ def print_config(config: AgentConfig, out: Console) -> None:
     service.add_column("key")
     service.add_column("value")
     for fld in dataclasses.fields(settings):
-        service.add_row(fld.name, escape(_display(getattr(settings, fld.name))))
+        service.add_row(_service_key(fld.name), escape(_display(getattr(settings, fld.name))))
     out.print(service)
     for instance in (*config.inputs, *config.filters, *config.outputs):
         cmap = full_configmap(instance.kind, load_plugin(instance.kind, instance.plugin))
         out.print(_instance_table(instance, cmap))
         if instance.upstream is not None:
             out.print(upstream_table(instance.upstream, cmap))
+
+
+def _service_key(field: str) -> str:
+    """The [SERVICE] key a settings field comes from (``storage_path`` -> ``storage.path``)."""
+    for option in SERVICE_OPTIONS.options:
+        flat = option.name.replace(".", "_")
+        if field in (flat, flat + "s"):  # parsers_files: every parsers_file
+            return option.name
+    return field
 
 
 def _display(value: object) -> str:
