@@ -140,6 +140,7 @@ def test_help_lists_plugins_and_version():
     assert result.returncode == 0
     for name in ("Inputs:", "Outputs:", "Filters:", "stdout", "forward", "tail", "-c"):
         assert name in result.stdout
+    assert "NAME://host:port" in result.stdout  # -o forward://10.0.0.5:24224
     version = relaybit("-V")
     assert version.stdout.strip() == f"relaybit v{__version__}"
 

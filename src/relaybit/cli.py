@@ -82,7 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-F", "--filter", dest="F", metavar="NAME", action=_PipelineAction, help="add a filter"
     )
     p.add_argument(
-        "-o", "--output", dest="o", metavar="NAME", action=_PipelineAction, help="add an output"
+        "-o",
+        "--output",
+        dest="o",
+        metavar="NAME",
+        action=_PipelineAction,
+        help="add an output (NAME://host:port also sets host and port)",
     )
     p.add_argument(
         "-p",
@@ -98,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="m",
         metavar="MATCH",
         action=_PipelineAction,
-        help="match of the last -F/-o",
+        help="match of the last -F/-o (one -i and one -o: '*' when left out)",
     )
     p.add_argument(
         "-t", "--tag", dest="t", metavar="TAG", action=_PipelineAction, help="tag of the last -i"
