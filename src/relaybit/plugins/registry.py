@@ -29,6 +29,7 @@ BUILTIN: dict[Kind, dict[str, str]] = {
         "parser": "relaybit.plugins.filters.parser:ParserFilter",
         "nest": "relaybit.plugins.filters.nest:NestFilter",
         "throttle": "relaybit.plugins.filters.throttle:ThrottleFilter",
+        "rewrite_tag": "relaybit.plugins.filters.rewrite_tag:RewriteTagFilter",
     },
     "output": {
         "stdout": "relaybit.plugins.outputs.stdout:StdoutOutput",
