@@ -76,7 +76,7 @@ def test_first_matching_rule_wins(make_filter: Any) -> None:
 
 
 def test_emitter_options(make_filter: Any) -> None:
-    f, emitted = build(
+    _, emitted = build(
         make_filter,
         ("Rule", "$a . b false"),
         ("Emitter_Name", "re_emitted"),
