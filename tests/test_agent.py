@@ -18,7 +18,7 @@ from relaybit.codec.msgpack import EventTime, iter_entries, pack_entries
 from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, Option, RawProperty
-from relaybit.errors import ConfigErrors
+from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import FluentBitFormatter, plugin_logger, setup_logging
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins import registry
@@ -69,6 +69,13 @@ class CollectOutput(OutputPlugin):
         CollectOutput.reloads += 1
 
 
+class BadReloadOutput(CollectOutput):
+    """An output whose upstream file became invalid: reload raises a ConfigError."""
+
+    def reload_upstream(self) -> None:
+        raise ConfigError("expected a port number 1..65535, got 'abc'", Origin("up.conf", 6))
+
+
 class MarkFilter(FilterPlugin):
     options = ConfigMap((Option("key", "str", "seen"),))
 
@@ -83,6 +90,7 @@ def test_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     builtin = {kind: dict(names) for kind, names in registry.BUILTIN.items()}
     builtin["input"]["gen"] = f"{target}:GenInput"
     builtin["output"]["collect"] = f"{target}:CollectOutput"
+    builtin["output"]["badreload"] = f"{target}:BadReloadOutput"
     builtin["filter"]["mark"] = f"{target}:MarkFilter"
     monkeypatch.setattr(registry, "BUILTIN", builtin)
 
@@ -185,6 +193,33 @@ async def test_signals_stop_gracefully_and_sighup_reloads_upstreams() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(serving, 5) == 0
     assert agent.engine.pending_chunks == 0
+
+
+async def test_sighup_reload_is_logged_by_each_output_and_a_bad_file_says_what_stays(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cfg = AgentConfig(
+        service=props(flush="0.02", grace="2"),
+        inputs=(instance("input", "gen", count="1"),),
+        outputs=(
+            instance("output", "collect", match="*"),
+            instance("output", "badreload", match="*"),
+        ),
+    )
+    agent = Agent(cfg)
+    await agent.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="relaybit"):
+            agent.reload_upstreams()
+    finally:
+        await agent.stop()
+    lines = {(r.name, r.levelno): r.getMessage() for r in caplog.records if "upstream" in r.msg}
+    # the output's own component ([output:badreload:badreload.0]), as its other lines
+    assert lines[("relaybit.output:collect:collect.0", logging.INFO)] == (
+        "upstream file re-read (SIGHUP)"
+    )
+    failed = lines[("relaybit.output:badreload:badreload.0", logging.ERROR)]
+    assert failed.startswith("upstream reload failed, the running nodes stay in use: up.conf:6:")
 
 
 def test_log_lines_look_like_fluent_bit() -> None:

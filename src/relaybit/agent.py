@@ -308,19 +308,20 @@ class Agent:
 
     def reload_upstreams(self) -> None:
         """SIGHUP: outputs with ``reload_upstream()`` re-read their upstream file."""
-        for name, output in self.outputs.items():
+        for output in self.outputs.values():
             reload = getattr(output, "reload_upstream", None)
             if reload is None:
                 continue
+            logger = output.ctx.logger  # [output:forward:forward.0], as its other lines
             try:
                 result = reload()
                 if inspect.isawaitable(result):
                     task = asyncio.ensure_future(result)
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
-                log.info("[output:%s] upstream reloaded", name)
+                logger.info("upstream file re-read (SIGHUP)")
             except Exception as exc:
-                log.error("[output:%s] upstream reload failed: %s", name, exc)
+                logger.error("upstream reload failed, the running nodes stay in use: %s", exc)
 
     def install_signal_handlers(self) -> list[int]:
         """SIGTERM/SIGINT -> :meth:`request_stop`, SIGHUP -> :meth:`reload_upstreams`."""
