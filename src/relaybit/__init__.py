@@ -31,6 +31,11 @@ _EXPORTS: dict[str, str] = {
     "ForwardClient": "relaybit.net.forward_client",
     "ForwardServer": "relaybit.net.forward_server",
     "EventTime": "relaybit.codec.msgpack",
+    # sending from an application
+    "Sender": "relaybit.sender",
+    "AsyncSender": "relaybit.sender",
+    "SenderStats": "relaybit.sender",
+    "ForwardHandler": "relaybit.handler",
     # writing plugins
     "Chunk": "relaybit.pipeline.chunk",
     "FlushResult": "relaybit.plugins.base",
@@ -55,6 +60,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Agent",
     "AgentConfig",
+    "AsyncSender",
     "Chunk",
     "ConfigError",
     "ConfigErrors",
@@ -65,6 +71,7 @@ __all__ = [
     "FlushResult",
     "ForwardClient",
     "ForwardConnection",
+    "ForwardHandler",
     "ForwardServer",
     "InputPlugin",
     "LocalProtocolError",
@@ -77,6 +84,8 @@ __all__ = [
     "ProtocolError",
     "RelaybitError",
     "RemoteProtocolError",
+    "Sender",
+    "SenderStats",
     "TLSSettings",
     "Upstream",
     "UpstreamError",
@@ -108,10 +117,12 @@ if TYPE_CHECKING:
         RemoteProtocolError,
         UpstreamError,
     )
+    from relaybit.handler import ForwardHandler
     from relaybit.net.forward_client import ForwardClient
     from relaybit.net.forward_server import ForwardServer
     from relaybit.pipeline.chunk import Chunk
     from relaybit.plugins.base import FilterPlugin, FlushResult, InputPlugin, OutputPlugin
+    from relaybit.sender import AsyncSender, Sender, SenderStats
     from relaybit.upstream.node import (
         NetSettings,
         Node,
