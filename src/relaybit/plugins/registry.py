@@ -21,6 +21,7 @@ BUILTIN: dict[Kind, dict[str, str]] = {
         "forward": "relaybit.plugins.inputs.forward:ForwardInput",
         "http": "relaybit.plugins.inputs.http:HttpInput",
         "elasticsearch": "relaybit.plugins.inputs.elasticsearch:ElasticsearchInput",
+        "syslog": "relaybit.plugins.inputs.syslog:SyslogInput",
     },
     "filter": {
         "grep": "relaybit.plugins.filters.grep:GrepFilter",
