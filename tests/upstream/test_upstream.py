@@ -152,6 +152,25 @@ async def test_all_down_raises_no_healthy_node_listing_each_error(clock: FakeClo
         await up.stop()
 
 
+async def test_a_node_named_after_its_address_is_not_named_twice(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # an output's own host/port is a one-node upstream whose node is "host:port"
+    port = closed_port()
+    address = f"127.0.0.1:{port}"
+    up = upstream([make_node(address, port)], clock)
+    caplog.set_level(logging.INFO, logger="relaybit.upstream")
+    try:
+        with pytest.raises(NoHealthyNode) as info:
+            await up.deliver(SEND)
+    finally:
+        await up.stop()
+    assert f"1 of 1 nodes failed: {address}: connect:" in str(info.value)
+    ejected = [r.getMessage() for r in caplog.records if "ejected" in r.getMessage()]
+    assert len(ejected) == 1 and f"node {address} ejected for" in ejected[0]
+    assert f"({address})" not in ejected[0] + str(info.value)
+
+
 async def test_panic_tries_every_node_when_all_are_ejected(clock: FakeClock) -> None:
     port_a, port_b = closed_port(), closed_port()
     up = upstream(nodes_for(port_a, port_b), clock)

@@ -181,7 +181,13 @@ class NodeError:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.node} ({self.address}): {self.kind}: {self.message}"
+        return f"{node_label(self.node, self.address)}: {self.kind}: {self.message}"
+
+
+def node_label(name: str, address: str) -> str:
+    """``node-2 (10.0.0.2:24224)`` in logs; just the address for an output's own
+    host/port, whose one node is named after it (no ``127.0.0.1:24224 (127.0.0.1:24224)``)."""
+    return name if name == address else f"{name} ({address})"
 
 
 class AllNodesFailed(NoHealthyNode):
@@ -564,10 +570,9 @@ class Upstream:
         )
         log.log(
             level,
-            "%s: node %s (%s) %s",
+            "%s: node %s %s",
             self._prefix(),
-            node.name,
-            node.address,
+            node_label(node.name, node.address),
             transition.describe(),
         )
         self._notify(
