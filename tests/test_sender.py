@@ -402,15 +402,30 @@ def test_contradictory_or_bad_arguments_are_clear_errors(tmp_path: Path) -> None
     assert "up.conf:7" in str(info.value) and "require_ack_respons" in str(info.value)
 
 
-def test_hash_balancing_from_upstream_settings_keeps_a_tag_on_one_node() -> None:
+async def test_hash_on_a_record_key_keeps_each_key_on_one_node_in_order(tier: Tier) -> None:
+    for _ in range(3):
+        await tier.add()
     sender = Sender(
         "app",
-        nodes=[("127.0.0.1", closed_port()), ("127.0.0.1", closed_port())],
-        upstream_settings=UpstreamSettings(balance="hash"),
+        nodes=tier.nodes,
+        upstream_settings=UpstreamSettings(balance="hash", hash_key="user"),
+        chunk_size=100,
+        **fast(),
     )
-    try:
-        assert sender.stats().upstream["balance"] == "hash"
-        assert "open" in repr(sender)
-    finally:
-        stats = sender.close(0)
-    assert stats.closed and "closed" in repr(sender)
+    assert "open" in repr(sender)
+    users = [f"user-{n}" for n in range(8)]
+    for i in range(400):
+        sender.emit("h", {"i": i, "user": users[i % 8]})
+    await tier.wait_for(lambda: len(tier.ids()) >= 400)
+    stats = await close(sender)
+    assert stats.upstream["balance"] == "hash" and stats.delivered == 400
+    assert "closed" in repr(sender)
+    homes: dict[str, set[int]] = {}
+    for n, receiver in enumerate(tier.receivers):
+        seen: dict[str, list[int]] = {}
+        for _, _, rec in receiver.records:
+            homes.setdefault(rec["user"], set()).add(n)
+            seen.setdefault(rec["user"], []).append(rec["i"])
+        assert all(ids == sorted(ids) for ids in seen.values())  # a key keeps its order
+    assert all(len(nodes) == 1 for nodes in homes.values()), homes
+    assert len({n for nodes in homes.values() for n in nodes}) > 1

@@ -47,8 +47,8 @@ class AsyncSender(SenderBase):
         entry = self._pack(record, time)
         if entry is None:
             return False
-        tag = self.full_tag(tag)
-        result = self.buffer.try_add(tag, entry)
+        tag, key = self.full_tag(tag), self.balance_key(record)
+        result = self.buffer.try_add(tag, entry, key)
         room = self.delivery.room
         if result is Added.FULL and self.config.on_full == "block" and room is not None:
             try:
@@ -56,9 +56,9 @@ class AsyncSender(SenderBase):
                     while result is Added.FULL:
                         room.clear()
                         await room.wait()
-                        result = self.buffer.try_add(tag, entry)
+                        result = self.buffer.try_add(tag, entry, key)
             except TimeoutError:
-                result = self.buffer.try_add(tag, entry)
+                result = self.buffer.try_add(tag, entry, key)
         if result is Added.CHUNK_FULL:
             self.delivery.wake()
         return self._accepted(result)
@@ -75,7 +75,7 @@ class AsyncSender(SenderBase):
         entry = self._pack(record, time)
         if entry is None:
             return False
-        result = self.buffer.try_add(self.full_tag(tag), entry)
+        result = self.buffer.try_add(self.full_tag(tag), entry, self.balance_key(record))
         if result is Added.CHUNK_FULL:
             self.delivery.wake()
         return self._accepted(result)

@@ -135,6 +135,11 @@ class SenderBase:
         self._last_status: dict[str, Any] = {}
         self._last_delivery_error: str | None = None
         self._warned: set[str] = set()
+        settings = self.config.spec.settings
+        #: ``balance hash`` on a record key: records are queued per value of that key
+        self._hash_key = (
+            settings.hash_key if settings.balance == "hash" and settings.hash_key != "tag" else None
+        )
         self._setup()
 
     def _setup(self) -> None:
@@ -180,6 +185,13 @@ class SenderBase:
                 log.warning("%s: record dropped: %s", self.config.spec.name, error)
             return None
         return data
+
+    def balance_key(self, record: Mapping[str, Any]) -> str | None:
+        """The balancing key of ``record`` (``balance hash`` on a record key), else None."""
+        if self._hash_key is None:
+            return None
+        value = record.get(self._hash_key) if isinstance(record, Mapping) else None
+        return "" if value is None else str(value)
 
     def _default(self, obj: Any) -> Any:
         if isinstance(obj, EventTime):

@@ -1,4 +1,4 @@
-"""The sender's record buffer: msgpack entries per tag, bounded in bytes, thread-safe.
+"""The sender's record buffer: msgpack entries per tag (and balancing key), bounded in bytes, thread-safe.
 
 Callers (any thread) append packed entries; the delivery side takes
 :class:`Batch` objects (one tag, entries back to back) and reports each one
@@ -38,6 +38,8 @@ class Batch:
     tag: str
     data: bytes
     records: int
+    #: the balancing key (``balance hash`` on a record key); None: the tag
+    key: str | None = None
     attempts: int = 0
 
     def __repr__(self) -> str:
@@ -46,6 +48,8 @@ class Batch:
 
 @dataclass(eq=False, slots=True)
 class _TagQueue:
+    tag: str
+    key: str | None
     ready: deque[Batch] = field(default_factory=deque)
     tail: bytearray = field(default_factory=bytearray)
     tail_records: int = 0
@@ -74,7 +78,7 @@ class RecordBuffer:
         self.counters = BufferCounters()
         self._bytes = 0
         self._records = 0
-        self._queues: dict[str, _TagQueue] = {}
+        self._queues: dict[tuple[str, str | None], _TagQueue] = {}
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
 
@@ -97,23 +101,24 @@ class RecordBuffer:
 
     # -- the caller's side ---------------------------------------------------
 
-    def try_add(self, tag: str, entry: bytes) -> Added:
-        """Append one packed entry to ``tag``'s queue if it fits; never blocks."""
+    def try_add(self, tag: str, entry: bytes, key: str | None = None) -> Added:
+        """Append one packed entry to the queue of ``tag`` (and balancing ``key``)
+        if it fits; never blocks."""
         with self._lock:
-            return self._add(tag, entry)
+            return self._add(tag, entry, key)
 
-    def add_waiting(self, tag: str, entry: bytes, timeout: float) -> Added:
+    def add_waiting(self, tag: str, entry: bytes, timeout: float, key: str | None = None) -> Added:
         """Like :meth:`try_add`, waiting up to ``timeout`` seconds for room."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                result = self._add(tag, entry)
+                result = self._add(tag, entry, key)
                 left = deadline - time.monotonic()
                 if result is not Added.FULL or left <= 0:
                     return result
                 self._room.wait(left)
 
-    def _add(self, tag: str, entry: bytes) -> Added:
+    def _add(self, tag: str, entry: bytes, key: str | None) -> Added:
         if self.closed:
             return Added.CLOSED
         size = len(entry)
@@ -121,12 +126,12 @@ class RecordBuffer:
             return Added.TOO_LARGE
         if self._bytes + size > self.limit:
             return Added.FULL
-        queue = self._queues.get(tag)
+        queue = self._queues.get((tag, key))
         if queue is None:
-            queue = self._queues[tag] = _TagQueue()
+            queue = self._queues[tag, key] = _TagQueue(tag, key)
         sealed = False
         if queue.tail and len(queue.tail) + size > self.chunk_size:
-            self._seal(tag, queue)
+            self._seal(queue)
             sealed = True
         queue.tail += entry
         queue.tail_records += 1
@@ -134,7 +139,7 @@ class RecordBuffer:
         self._records += 1
         self.counters.emitted += 1
         if len(queue.tail) >= self.chunk_size:
-            self._seal(tag, queue)
+            self._seal(queue)
             sealed = True
         return Added.CHUNK_FULL if sealed else Added.BUFFERED
 
@@ -153,13 +158,13 @@ class RecordBuffer:
         """
         batches: list[Batch] = []
         with self._lock:
-            for tag, queue in self._queues.items():
+            for queue in self._queues.values():
                 if len(batches) >= limit:
                     break
                 if queue.busy:
                     continue
                 if not queue.ready and tails and queue.tail:
-                    self._seal(tag, queue)
+                    self._seal(queue)
                 if queue.ready:
                     queue.busy = True
                     batches.append(queue.ready.popleft())
@@ -176,16 +181,12 @@ class RecordBuffer:
         with self._lock:
             batch.attempts += 1
             self.counters.retries += 1
-            queue = self._queues.setdefault(batch.tag, _TagQueue())
-            queue.ready.appendleft(batch)
-            queue.busy = False
+            self._queue_of(batch).ready.appendleft(batch)
 
     def give_back(self, batch: Batch) -> None:
         """``batch`` was not tried to the end (cancelled): back to the head, no retry counted."""
         with self._lock:
-            queue = self._queues.setdefault(batch.tag, _TagQueue())
-            queue.ready.appendleft(batch)
-            queue.busy = False
+            self._queue_of(batch).ready.appendleft(batch)
 
     def drop(self, batch: Batch, reason: str) -> None:
         """Give ``batch`` up for good, counted under ``reason``."""
@@ -217,19 +218,26 @@ class RecordBuffer:
 
     # -- internals -----------------------------------------------------------
 
-    def _seal(self, tag: str, queue: _TagQueue) -> None:
-        queue.ready.append(Batch(tag, bytes(queue.tail), queue.tail_records))
+    def _queue_of(self, batch: Batch) -> _TagQueue:
+        queue = self._queues.get((batch.tag, batch.key))
+        if queue is None:
+            queue = self._queues[batch.tag, batch.key] = _TagQueue(batch.tag, batch.key)
+        queue.busy = False
+        return queue
+
+    def _seal(self, queue: _TagQueue) -> None:
+        queue.ready.append(Batch(queue.tag, bytes(queue.tail), queue.tail_records, queue.key))
         queue.tail.clear()
         queue.tail_records = 0
 
     def _release(self, batch: Batch) -> None:
         self._bytes -= len(batch.data)
         self._records -= batch.records
-        queue = self._queues.get(batch.tag)
+        queue = self._queues.get((batch.tag, batch.key))
         if queue is not None:
             queue.busy = False
             if not queue.ready and not queue.tail:
-                del self._queues[batch.tag]
+                del self._queues[batch.tag, batch.key]
         self._room.notify_all()
 
     def _count_drop(self, reason: str, records: int) -> None:

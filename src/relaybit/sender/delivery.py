@@ -158,7 +158,10 @@ class Delivery:
     async def _flush(self, batch: Batch) -> None:
         try:
             await self.upstream.deliver(
-                self._sender(batch), key=batch.tag, records=batch.records, size=len(batch.data)
+                self._sender(batch),
+                key=batch.tag if batch.key is None else batch.key,
+                records=batch.records,
+                size=len(batch.data),
             )
         except asyncio.CancelledError:
             self.buffer.give_back(batch)

@@ -84,11 +84,11 @@ class Sender(SenderBase):
         entry = self._pack(record, time)
         if entry is None:
             return False
-        tag = self.full_tag(tag)
+        tag, key = self.full_tag(tag), self.balance_key(record)
         if self.config.on_full == "block" and threading.current_thread() is not self._thread:
-            result = self.buffer.add_waiting(tag, entry, self.config.block_timeout)
+            result = self.buffer.add_waiting(tag, entry, self.config.block_timeout, key)
         else:
-            result = self.buffer.try_add(tag, entry)
+            result = self.buffer.try_add(tag, entry, key)
         if result is Added.CHUNK_FULL:
             self._call_soon(self.delivery.wake)
         return self._accepted(result)
