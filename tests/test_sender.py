@@ -429,3 +429,34 @@ async def test_hash_on_a_record_key_keeps_each_key_on_one_node_in_order(tier: Ti
         assert all(ids == sorted(ids) for ids in seen.values())  # a key keeps its order
     assert all(len(nodes) == 1 for nodes in homes.values()), homes
     assert len({n for nodes in homes.values() for n in nodes}) > 1
+
+
+# -- the buffer alone ----------------------------------------------------------------------
+
+
+def test_buffer_seals_full_chunks_and_retries_at_the_head() -> None:
+    from relaybit.sender.buffer import Added, RecordBuffer
+
+    buf = RecordBuffer(limit=100, chunk_size=30)
+    assert buf.try_add("t", b"a" * 20) is Added.BUFFERED
+    assert buf.try_add("t", b"b" * 20) is Added.CHUNK_FULL  # "a" sealed: 40 > 30
+    assert buf.try_add("t", b"c" * 200) is Added.TOO_LARGE
+    assert buf.try_add("t", b"d" * 70) is Added.FULL
+    [first] = buf.take(4)
+    assert (first.data, first.records) == (b"a" * 20, 1)
+    assert buf.take(4) == []  # one batch of a tag in flight at a time
+    buf.retry(first)
+    [again] = buf.take(4)
+    assert again is first and again.attempts == 1
+    buf.delivered(again)
+    [second] = buf.take(4)
+    assert second.data == b"b" * 20
+    assert buf.try_add("u", b"e" * 10) is Added.BUFFERED
+    assert buf.discard_all("close") == 1  # the in-flight batch stays
+    buf.drop(second, "rejected")
+    assert (buf.records, buf.size) == (0, 0)
+    assert buf.counters.dropped == {"close": 1, "rejected": 1}
+    assert buf.counters.delivered == 1 and buf.counters.emitted == 3
+    buf.closed = True
+    assert buf.try_add("t", b"x") is Added.CLOSED
+    assert "closed" in repr(buf)

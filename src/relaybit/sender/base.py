@@ -65,7 +65,22 @@ class SenderStats:
 
 
 class SenderBase:
-    """Arguments, record packing and counters of both senders (not used directly)."""
+    """Arguments, record packing and counters of both senders (not used directly).
+
+    Where to: ``upstream`` (an upstream file or UpstreamSpec), ``nodes`` (``(host,
+    port)``, ``"host:port"`` or Node; ``upstream_settings`` for balancing), or
+    ``host``/``port`` (default ``localhost:24224``); one of them.  How: the
+    forward output's keys ``shared_key``, ``self_hostname``, ``username``,
+    ``password``, ``tls`` (bool, TLSSettings or an ``ssl.SSLContext``),
+    ``require_ack`` (on), ``ack_timeout``, ``compress`` ("gzip"),
+    ``time_as_integer``, ``net``; an upstream file's ``[NODE]`` keys override them.
+    Buffering: ``buffer_limit`` bytes (in flight included), ``chunk_size`` per
+    PackedForward, ``flush_interval``; when full ``on_full="drop"`` refuses the
+    new record, ``"block"`` waits up to ``block_timeout``.  Retries: backoff from
+    ``retry_wait`` to ``retry_max_wait``, ``retry_limit`` tries (None: while there
+    is room).  ``max_in_flight`` flushes at once (one per tag), ``close_timeout``
+    for ``close()`` without a timeout, ``default`` packs other types (``str``).
+    """
 
     def __init__(
         self,
