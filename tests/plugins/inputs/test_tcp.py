@@ -84,6 +84,19 @@ async def test_malformed_json_is_skipped_and_the_connection_kept(servers: list[T
     assert plugin.status()["malformed"] == 1
 
 
+async def test_json_that_is_not_an_object_is_counted_and_logged_not_dropped_silently(
+    servers: list[TcpInput], caplog: pytest.LogCaptureFixture
+) -> None:
+    got = Collector()
+    plugin = await serve(got, servers)
+    await send(plugin.port, b'[1, {"in": "array"}]\n"text"\n42\n{"ok": 1}\n')
+    await until(lambda: len(got.entries) == 2)
+    await until(lambda: plugin.status()["malformed"] == 3)
+    assert got.records == [{"in": "array"}, {"ok": 1}]
+    warnings = [r.getMessage() for r in caplog.records if "not an object" in r.getMessage()]
+    assert len(warnings) == 1  # once per connection
+
+
 async def test_format_none_with_separator(servers: list[TcpInput]) -> None:
     got = Collector()
     plugin = await serve(got, servers, format="none", separator="\\r\\n")

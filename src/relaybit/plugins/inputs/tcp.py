@@ -97,6 +97,18 @@ def _leftover(piece: bytes) -> bytes:
             return text[pos:].encode("utf-8", "surrogateescape")
 
 
+def not_records(values: list[Any]) -> int:
+    """How many JSON values are no record: not an object, nor an object in an array
+    (``"text"``, ``42``, ``[1, 2]``); Fluent Bit logs those as not a map."""
+    count = 0
+    for value in values:
+        if isinstance(value, list):
+            count += sum(1 for v in value if not isinstance(v, dict))
+        elif not isinstance(value, dict):
+            count += 1
+    return count
+
+
 class TcpInput(InputPlugin):
     """A TCP server: each client sends JSON objects or separated lines."""
 
@@ -175,12 +187,14 @@ class TcpInput(InputPlugin):
                     if len(pending) > self.buffer_size:
                         bad += 1
                         pending = b""
+                    bad += not_records(values)
                     if bad:
                         self.malformed += bad
                         if not warned:
                             warned = True
                             self.ctx.logger.warning(
-                                "%s: %s sent malformed JSON; skipping it (logged once per connection)",
+                                "%s: %s sent malformed JSON or JSON that is not an object;"
+                                " skipping it (logged once per connection)",
                                 self.ctx.name,
                                 address,
                             )
@@ -210,6 +224,7 @@ class TcpInput(InputPlugin):
                 await writer.wait_closed()
 
     async def _emit_values(self, values: list[Any], address: str) -> None:
+        """Emit the objects among ``values`` (and in arrays of them); see :func:`not_records`."""
         records: list[dict[Any, Any]] = []
         for value in values:
             if isinstance(value, dict):
