@@ -31,6 +31,7 @@ BUILTIN: dict[Kind, dict[str, str]] = {
         "nest": "relaybit.plugins.filters.nest:NestFilter",
         "throttle": "relaybit.plugins.filters.throttle:ThrottleFilter",
         "rewrite_tag": "relaybit.plugins.filters.rewrite_tag:RewriteTagFilter",
+        "multiline": "relaybit.plugins.filters.multiline:MultilineFilter",
     },
     "output": {
         "stdout": "relaybit.plugins.outputs.stdout:StdoutOutput",
