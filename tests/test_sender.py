@@ -460,3 +460,30 @@ def test_buffer_seals_full_chunks_and_retries_at_the_head() -> None:
     buf.closed = True
     assert buf.try_add("t", b"x") is Added.CLOSED
     assert "closed" in repr(buf)
+
+
+async def test_close_with_a_hung_node_cancels_the_flush_and_reports_it() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)  # reads, never acks: a wedged receiver
+        while await reader.read(65536):
+            pass
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        sender = Sender("app", "127.0.0.1", port, **fast())
+        for i in range(10):
+            sender.emit("hung", {"i": i})
+        await poll(lambda: sender.stats().nodes[0]["in_flight"] == 1)
+        started = time.monotonic()
+        stats = await close(sender, 0.3)
+        assert time.monotonic() - started < 5.0  # not the 30 s ack timeout
+        assert stats.undelivered == 10 and stats.delivered == 0
+        assert stats.dropped_by_reason == {"close": 10}
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
