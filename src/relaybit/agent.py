@@ -2,9 +2,10 @@
 
 ``run(config)`` is what ``relaybit -c FILE`` calls: it sets up logging, builds
 the :class:`Agent`, runs it on uvloop (when installed) until SIGTERM/SIGINT,
-and returns the exit code.  A second signal ends the grace period at once;
-SIGHUP makes every output that has ``reload_upstream()`` re-read its upstream
-file.
+and returns the exit code.  A second signal ends the grace period at once.
+SIGHUP with ``[SERVICE] hot_reload on`` re-reads the whole configuration and
+swaps the pipeline (:mod:`relaybit.reload`); with it off (the default) every
+output that has ``reload_upstream()`` re-reads its upstream file.
 
 Build order: ``[SERVICE]`` -> parsers -> filters, outputs, inputs (instance
 names ``plugin.N`` counted per plugin, or the ``alias``) -> engine.  Start
@@ -52,6 +53,7 @@ from relaybit.plugins.base import (
     OutputPlugin,
     PluginContext,
 )
+from relaybit.reload import ConfigLoader, HotReloader, ReloadRequest, file_loader
 from relaybit.tag import compile_match
 
 log = logging.getLogger("relaybit.agent")
@@ -102,7 +104,10 @@ class Agent:
         http_port: int | None = None,
         http_listen: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        reload_config: ConfigLoader | None = None,
     ) -> None:
+        """``reload_config`` re-reads the configuration for a hot reload (default:
+        ``config.path`` again, when it is a file)."""
         self.config = config
         self.clock = clock
         self.log_level = log_level
@@ -126,6 +131,7 @@ class Agent:
         self._signals = 0
         self._stopped = False
         self._background: set[asyncio.Future[Any]] = set()
+        self.reloader = HotReloader(self, reload_config or file_loader(config.path))
 
     # -- building -------------------------------------------------------------
 
@@ -261,6 +267,18 @@ class Agent:
             self.settings.flush,
             self.settings.grace,
         )
+        await self.start_pipeline()
+        await self._start_monitoring()
+        self.started_at = time.monotonic()
+        log.info(
+            "started: %d inputs, %d filters, %d outputs",
+            len(self.inputs),
+            len(self.filters),
+            len(self.outputs),
+        )
+
+    async def start_pipeline(self) -> None:
+        """Start outputs, the engine and inputs (of a built pipeline)."""
         for name, output in self.outputs.items():
             await _start_or_explain(f"output {name}", output.start())
             self._started_outputs.append(output)
@@ -270,15 +288,50 @@ class Agent:
             await _start_or_explain(f"input {name}", inp.start())
             self._started_inputs.append(inp)
             log.debug("input %s started", name)
-        await self._start_monitoring()
         self._watch_exit_on_eof()
-        self.started_at = time.monotonic()
-        log.info(
-            "started: %d inputs, %d filters, %d outputs",
-            len(self.inputs),
-            len(self.filters),
-            len(self.outputs),
+
+    async def stop_pipeline(self, grace: float | None = None) -> int:
+        """Stop inputs, flush for up to ``grace`` seconds, stop outputs; the monitoring
+        server and signal handlers stay.  Returns the records not delivered."""
+        if self._exit_watch is not None and not self._exit_watch.done():
+            self._exit_watch.cancel()
+        self._exit_watch = None
+        self.engine.begin_stop()
+        for inp in reversed(self._started_inputs):
+            await self._quietly(f"input {inp.ctx.name}", inp.stop())
+        self._started_inputs.clear()
+        remaining = await self.engine.stop(grace)
+        for output in reversed(self._started_outputs):
+            await self._quietly(f"output {output.ctx.name}", output.stop())
+        self._started_outputs.clear()
+        return remaining
+
+    def replica(self, config: AgentConfig) -> Agent:
+        """A new, unbuilt Agent for ``config`` with this one's overrides and clock."""
+        return Agent(
+            config,
+            log_level=self.log_level,
+            http_server=self._http_server,
+            http_port=self._http_port,
+            http_listen=self._http_listen,
+            clock=self.clock,
         )
+
+    def adopt_pipeline(self, other: Agent) -> None:
+        """Take the built (not started) pipeline of ``other``: configuration, service,
+        engine and plugins.  This agent keeps its monitoring server, signal handlers,
+        reloader and stop state (what a hot reload needs)."""
+        assert other._built and not other._started_inputs and not other._started_outputs
+        assert not self._started_inputs and not self._started_outputs
+        self.config = other.config
+        self.settings = other.settings
+        self.service = other.service
+        self.events = other.events
+        self.engine = other.engine
+        self.inputs = other.inputs
+        self.filters = other.filters
+        self.outputs = other.outputs
+        self._built = True
 
     async def _start_monitoring(self) -> None:
         enabled = self.settings.http_server if self._http_server is None else self._http_server
@@ -306,6 +359,23 @@ class Agent:
             log.warning("second stop request: ending the grace period now")
             self.engine.force_stop()
 
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested."""
+        return self._stop_requested.is_set()
+
+    def request_reload(self, via: str = "API") -> ReloadRequest:
+        """Ask for a hot reload of the whole configuration (SIGHUP with ``hot_reload on``,
+        ``PUT /api/v2/reload``); it runs in the background, see :mod:`relaybit.reload`."""
+        return self.reloader.request(via)
+
+    def on_sighup(self) -> None:
+        """SIGHUP: a hot reload with ``hot_reload on``, else :meth:`reload_upstreams`."""
+        if self.settings.hot_reload:
+            self.request_reload("SIGHUP")
+        else:
+            self.reload_upstreams()
+
     def reload_upstreams(self) -> None:
         """SIGHUP: outputs with ``reload_upstream()`` re-read their upstream file."""
         for output in self.outputs.values():
@@ -324,7 +394,7 @@ class Agent:
                 logger.error("upstream reload failed, the running nodes stay in use: %s", exc)
 
     def install_signal_handlers(self) -> list[int]:
-        """SIGTERM/SIGINT -> :meth:`request_stop`, SIGHUP -> :meth:`reload_upstreams`."""
+        """SIGTERM/SIGINT -> :meth:`request_stop`, SIGHUP -> :meth:`on_sighup`."""
         loop = asyncio.get_running_loop()
         installed: list[int] = []
         handlers: dict[int, Callable[[], None]] = {
@@ -332,7 +402,7 @@ class Agent:
             signal.SIGINT: self.request_stop,
         }
         if hasattr(signal, "SIGHUP"):
-            handlers[signal.SIGHUP] = self.reload_upstreams
+            handlers[signal.SIGHUP] = self.on_sighup
         for sig, handler in handlers.items():
             try:
                 loop.add_signal_handler(sig, handler)
@@ -376,14 +446,8 @@ class Agent:
             return 0
         self._stopped = True
         self._stop_requested.set()
-        if self._exit_watch is not None and not self._exit_watch.done():
-            self._exit_watch.cancel()
-        self.engine.begin_stop()
-        for inp in reversed(self._started_inputs):
-            await self._quietly(f"input {inp.ctx.name}", inp.stop())
-        remaining = await self.engine.stop(grace)
-        for output in reversed(self._started_outputs):
-            await self._quietly(f"output {output.ctx.name}", output.stop())
+        await self.reloader.wait()  # a reload in progress ends first (it starts nothing new)
+        remaining = await self.stop_pipeline(grace)
         if self.monitoring is not None:
             close = getattr(self.monitoring, "close", None)
             if close is not None:
@@ -461,10 +525,13 @@ def run(
     log_level: str | None = None,
     http_server: bool | None = None,
     http_port: int | None = None,
+    reload_config: ConfigLoader | None = None,
 ) -> int:
     """Run the agent for ``config`` until SIGTERM/SIGINT; returns the exit code.
 
-    Configuration problems raise :class:`ConfigError` (the CLI reports them).
+    ``reload_config`` re-reads the configuration for a hot reload (default: the
+    file ``config.path``).  Configuration problems raise :class:`ConfigError`
+    (the CLI reports them).
     """
     options = SERVICE_OPTIONS.resolve(config.service, section="[SERVICE]")
     settings = ServiceSettings.from_options(options)
@@ -477,5 +544,11 @@ def run(
             section="[SERVICE]",
             key="log_file",
         ) from None
-    agent = Agent(config, log_level=log_level, http_server=http_server, http_port=http_port)
+    agent = Agent(
+        config,
+        log_level=log_level,
+        http_server=http_server,
+        http_port=http_port,
+        reload_config=reload_config,
+    )
     return run_loop(agent.serve())

@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
         "-R", "--parser", metavar="FILE", action="append", default=[], help="parsers file"
     )
     p.add_argument("-H", "--http", action="store_true", help="enable the monitoring HTTP server")
+    p.add_argument(
+        "-Y",
+        "--enable-hot-reload",
+        action="store_true",
+        help="SIGHUP and PUT /api/v2/reload re-read the configuration ([SERVICE] hot_reload on)",
+    )
     p.add_argument("-P", "--port", metavar="PORT", help="port of the monitoring HTTP server")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logs (-vv: trace)")
     p.add_argument("-q", "--quiet", action="store_true", help="no logs")
@@ -192,6 +198,9 @@ def _run_agent(config: AgentConfig, args: argparse.Namespace) -> int:
             raise
         print("relaybit: the agent is not available in this build", file=sys.stderr)
         return 1
+    extra: dict[str, Any] = {}
+    if args.config:  # a hot reload re-reads it; a command-line pipeline cannot be reloaded
+        extra["reload_config"] = lambda: _reread(args)
     try:
         return int(
             run(
@@ -199,11 +208,19 @@ def _run_agent(config: AgentConfig, args: argparse.Namespace) -> int:
                 log_level=_log_level(args),
                 http_server=True if args.http else None,
                 http_port=int(args.port) if args.port else None,
+                **extra,
             )
         )
     except ConfigError as exc:
         report_config_error(exc)
         return 1
+
+
+def _reread(args: argparse.Namespace) -> AgentConfig:
+    """The configuration again, for a hot reload: ``-c`` re-read, flags re-applied."""
+    config = build_config(args)
+    validate(config)
+    return config
 
 
 # -- building the configuration ------------------------------------------------
@@ -217,6 +234,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         service.append(RawProperty("flush", args.flush, COMMAND_LINE))
     if args.http:
         service.append(RawProperty("http_server", "on", COMMAND_LINE))
+    if getattr(args, "enable_hot_reload", False):
+        service.append(RawProperty("hot_reload", "on", COMMAND_LINE))
     if args.port is not None:
         service.append(RawProperty("http_port", args.port, COMMAND_LINE))
     level = _log_level(args)

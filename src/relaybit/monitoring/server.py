@@ -8,6 +8,9 @@
 - ``/api/v1/metrics/prometheus``  Prometheus text (Fluent Bit names + ``relaybit_upstream_node_*``)
 - ``/api/v1/health``              ``ok`` (200) or ``error`` (500), Fluent Bit's ``hc_*`` rules
 - ``/api/v1/upstreams``           every upstream-backed output's status (relaybit)
+- ``/api/v2/reload``              ``PUT``/``POST``: hot reload (``{"reload", "status"}``; 400 with
+                                  an ``error`` when hot_reload is off or a reload runs);
+                                  ``GET``: ``{"hot_reload_count": N}``
 - ``/status``                     a small HTML page polling ``/api/v1/upstreams``
 """
 
@@ -74,6 +77,7 @@ class MonitoringServer:
         app.router.add_get("/api/v1/health", self._health)
         app.router.add_get("/api/v1/upstreams", self._upstreams)
         app.router.add_get("/status", self._status_page)
+        app.router.add_route("*", "/api/v2/reload", self._reload)
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -98,6 +102,13 @@ class MonitoringServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    def pipeline_replaced(self) -> None:
+        """A hot reload swapped the agent's pipeline: its counters start again from
+        zero, so the health window restarts (with the new ``hc_*`` rules)."""
+        service = getattr(self.agent, "service", None)
+        rules = HealthRules.from_service(service if isinstance(service, Mapping) else None)
+        self.health = HealthTracker(rules)
 
     @property
     def uptime(self) -> float:
@@ -132,6 +143,18 @@ class MonitoringServer:
 
     async def _upstreams(self, request: web.Request) -> web.Response:
         return _json(upstreams_status(self.agent))
+
+    async def _reload(self, request: web.Request) -> web.Response:
+        reloader = getattr(self.agent, "reloader", None)
+        if request.method == "GET":
+            return _json({"hot_reload_count": int(getattr(reloader, "count", 0))})
+        if request.method not in ("PUT", "POST"):
+            return _json({"error": "use PUT or POST to reload, GET for the count"}, 400)
+        request_reload = getattr(self.agent, "request_reload", None)
+        if request_reload is None:
+            return _json({"reload": "not enabled", "status": -1, "error": "no reload here"}, 400)
+        answer = request_reload("HTTP API")
+        return _json(answer.body(), answer.http_status)
 
     async def _status_page(self, request: web.Request) -> web.Response:
         return web.Response(text=STATUS_PAGE, content_type="text/html")
