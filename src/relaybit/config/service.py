@@ -55,7 +55,13 @@ SERVICE_OPTIONS = ConfigMap(
         ),
         Option("scheduler.base", "int", 5, "Base seconds of the retry backoff", minimum=1),
         Option("scheduler.cap", "int", 2000, "Cap in seconds of the retry backoff", minimum=1),
-        Option("hot_reload", "bool", False, "Accepted for compatibility"),
+        Option(
+            "hot_reload",
+            "bool",
+            False,
+            "SIGHUP and PUT /api/v2/reload re-read the whole configuration"
+            " (off: SIGHUP re-reads upstream files only)",
+        ),
         Option("coro_stack_size", "size", 24576, "Accepted for compatibility"),
     )
 )
