@@ -289,6 +289,36 @@ async def test_a_new_pipeline_that_cannot_start_gives_way_to_the_previous_one(
         await agent.stop()
 
 
+async def test_a_stop_during_a_reload_waits_for_it_and_starts_nothing_new(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = section(
+        "OUTPUT",
+        name="sink",
+        alias="stuck",
+        match="app",
+        sink="A",
+        hold="on",
+        retry_limit="no_limits",
+    )
+    path = write(tmp_path / "agent.conf", conf(PUSH, stuck, grace="0.2"))
+    agent = Agent(load_config(path))
+    await agent.start()
+    await push(agent, 0, 5)
+    await wait_for(lambda: SinkOutput.attempts.get("A", 0) >= 1)
+    write(path, conf(PUSH, section("OUTPUT", name="sink", match="app", sink="B")))
+    with caplog.at_level(logging.INFO, logger="relaybit"):
+        assert agent.request_reload("test") is ReloadRequest.STARTED
+        await wait_for(lambda: agent.engine._stopping)  # the old pipeline is stopping
+        await agent.stop()
+    assert not agent.reloader.in_progress and agent.reloader.count == 0
+    assert set(agent.outputs) == {"stuck"} and ids("B") == []
+    messages = [r.getMessage() for r in caplog.records if r.name == "relaybit.reload"]
+    assert messages[-1] == (
+        f"reload of {path} abandoned after the old pipeline stopped: the agent is stopping"
+    )
+
+
 async def test_requests_are_refused_as_fluent_bit_refuses_them(tmp_path: Path) -> None:
     body = (PUSH, section("OUTPUT", name="sink", match="app", sink="A"))
     path = write(tmp_path / "agent.conf", conf(*body, hot_reload="off"))
@@ -383,7 +413,7 @@ def _until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> An
 
 def _process_conf(port: int, alias: str) -> str:
     return (
-        "[SERVICE]\n    flush 0.05\n    grace 2\n    hot_reload on\n"
+        "[SERVICE]\n    flush 0.05\n    grace 2\n"
         f"    http_server on\n    http_listen 127.0.0.1\n    http_port {port}\n"
         "[INPUT]\n    name dummy\n    tag app\n    rate 50\n"
         f"[OUTPUT]\n    name null\n    alias {alias}\n    match app\n"
@@ -400,7 +430,7 @@ def test_a_running_relaybit_reloads_on_sighup_and_on_put(tmp_path: Path) -> None
     }
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "relaybit", "-c", str(path)],
+            [sys.executable, "-m", "relaybit", "-Y", "-c", str(path)],  # -Y: hot_reload on
             stderr=err,
             stdout=subprocess.DEVNULL,
             env=env,
@@ -426,7 +456,7 @@ def test_a_running_relaybit_reloads_on_sighup_and_on_put(tmp_path: Path) -> None
         )
         _until(lambda: outputs() == {"second"}, "the second pipeline to deliver")
 
-        write(path, _process_conf(port, "third"))
+        write(path, _process_conf(port, "third"))  # hot_reload stays on: -Y is applied again
         assert _http(port, "/api/v2/reload", "PUT") == (200, {"reload": "done", "status": 0})
         _until(lambda: _http(port, "/api/v2/reload")[1]["hot_reload_count"] == 2, "the PUT reload")
         _until(lambda: outputs() == {"third"}, "the third pipeline to deliver")

@@ -146,6 +146,10 @@ class HotReloader:
     async def _run(self, via: str) -> bool:
         try:
             return await self._reload(via)
+        except Exception:
+            self.failures += 1
+            log.exception("reload of %s failed", self.source)
+            return False
         finally:
             self._busy = False
 
