@@ -175,10 +175,8 @@ class HotReloader:
             )
             return False
         self._busy = True
-        try:
-            return await self._reload(via)
-        finally:
-            self._busy = False
+        self._task = asyncio.create_task(self._run(via), name="relaybit-hot-reload")
+        return await asyncio.shield(self._task)  # the agent's stop waits for it too
 
     async def _reload(self, via: str) -> bool:
         agent = self.agent
