@@ -89,6 +89,33 @@ def test_dry_run_failure_exits_1_with_file_and_line():
     assert result.stdout == ""
 
 
+def test_dry_run_finds_what_only_the_plugins_check(tmp_path, capsys):
+    # a dry run that says OK must not be followed by a start that fails on the config
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[INPUT]\n    name dummy\n    dummy {not json\n"
+        "[FILTER]\n    name grep\n    match *\n    regex log ([a-\n"
+        "[OUTPUT]\n    name stdout\n    match_regex ([\n",
+        encoding="utf-8",
+    )
+    assert cli.main(["-c", str(conf), "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    errors = captured.err.splitlines()
+    assert any(
+        line.startswith(f"relaybit: config error: {conf}:3: [INPUT] dummy") for line in errors
+    )
+    assert any(f"{conf}:7: [FILTER] grep" in line and "'regex'" in line for line in errors)
+    assert any(f"{conf}:10: [OUTPUT] stdout 'match_regex'" in line for line in errors)
+
+
+def test_dry_run_warns_about_an_output_that_gets_nothing(capsys):
+    assert cli.main(["-i", "dummy", "-o", "stdout", "-o", "null", "-m", "*", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "[ warn] [agent] [OUTPUT] stdout: stdout.0 has no 'match'" in err
+    assert "null.0" not in err
+
+
 def test_near_miss_key_fails_with_did_you_mean(tmp_path):
     (tmp_path / "up.conf").write_text(
         "[UPSTREAM]\n    name u\n[NODE]\n    name a\n    host h\n    port 1\n    tls_verify off\n"

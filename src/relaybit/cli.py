@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,8 @@ from relaybit.config.schema import ConfigMap, RawProperty
 from relaybit.config.secrets import mask
 from relaybit.config.service import SERVICE_OPTIONS
 from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.logging import ROOT as LOG_ROOT
+from relaybit.logging import FluentBitFormatter
 from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
 
@@ -159,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config = build_config(args)
         validate(config)
+        if args.dry_run:
+            _build_plugins(config)
     except ConfigError as exc:
         report_config_error(exc)
         return 1
@@ -174,6 +179,23 @@ def report_config_error(exc: ConfigError, stream: TextIO | None = None) -> None:
     errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
     for error in errors:
         print(f"relaybit: config error: {ConfigError.__str__(error)}", file=stream)
+
+
+def _build_plugins(config: AgentConfig) -> None:
+    """Instantiate every plugin without starting it, as the agent does before it
+    starts: what only a plugin checks (regular expressions, parser names, the dummy
+    record's JSON) fails the dry run too, not only the real start.  Warnings of the
+    build (an output that gets no records) go to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(FluentBitFormatter())
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger(LOG_ROOT)
+    logger.addHandler(handler)
+    try:
+        agent = importlib.import_module("relaybit.agent")  # owned elsewhere; imported lazily
+        agent.Agent(config).build()
+    finally:
+        logger.removeHandler(handler)
 
 
 def _is_upstream_file(path: str) -> bool:
