@@ -341,3 +341,19 @@ def test_an_unwritable_log_file_is_a_config_error_with_its_line(tmp_path: Any) -
         f"relaybit: config error: {conf}:2: [SERVICE] 'log_file': cannot open the log file"
         f" '{missing}': No such file or directory"
     )
+
+
+def test_a_config_error_found_at_build_is_reported_without_stop_lines(tmp_path: Any) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[INPUT]\n    name dummy\n[FILTER]\n    name grep\n    match *\n    regex log ([a-\n"
+        "[OUTPUT]\n    name null\n    match *\n",
+        encoding="utf-8",
+    )
+    result = _relaybit("-c", str(conf))
+    assert result.returncode == 1
+    # nothing started: no "shutdown: every buffered record was delivered", no "stopped"
+    assert result.stderr.splitlines() == [
+        f"relaybit: config error: {conf}:6: [FILTER] grep.0 'regex':"
+        " unterminated character set (in '([a-')"
+    ]

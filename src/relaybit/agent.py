@@ -467,6 +467,7 @@ class Agent:
 
     async def serve(self) -> int:
         """Start, run until signalled, stop; the process exit code."""
+        self.build()  # a configuration error here: nothing started, no stop to log
         try:
             await self.start()
         except ConfigError:
