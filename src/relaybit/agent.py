@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import inspect
 import logging
@@ -30,7 +31,7 @@ from typing import Any
 
 import relaybit
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.config.loader import full_configmap, load_plugin
+from relaybit.config.loader import check_keys, full_configmap, load_plugin
 from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.schema import Options
 from relaybit.config.service import SERVICE_OPTIONS, ServiceSettings
@@ -507,6 +508,36 @@ class Agent:
             f"<Agent {state} inputs={list(self.inputs)} filters={list(self.filters)}"
             f" outputs={list(self.outputs)}>"
         )
+
+
+def check_config(config: AgentConfig) -> None:
+    """Validate ``config`` fully, as ``relaybit --dry-run`` and ``relaybit.validate`` do.
+
+    Every key and value (:func:`~relaybit.config.loader.check_keys`), then every
+    plugin built as for a start, none started: what only a plugin checks (a
+    regular expression, a parser name, the dummy record's JSON) is found too.
+    Raises :class:`ConfigErrors` listing every problem once; warnings of the
+    build (an output that gets no records) are logged.
+    """
+    errors: list[ConfigError] = []
+    try:
+        check_keys(config)
+    except ConfigError as exc:
+        errors.extend(_each_error(exc))
+    # a bad [SERVICE] key must not hide the plugins' errors: build with its default
+    bad = {(e.key or "").lower() for e in errors if e.section == "[SERVICE]"}
+    service = tuple(p for p in config.service if p.key.lower() not in bad)
+    try:
+        Agent(dataclasses.replace(config, service=service)).build()
+    except ConfigError as exc:
+        seen = {ConfigError.__str__(e) for e in errors}  # a bad key is found by both
+        errors.extend(e for e in _each_error(exc) if ConfigError.__str__(e) not in seen)
+    if errors:
+        raise ConfigErrors(errors)
+
+
+def _each_error(exc: ConfigError) -> list[ConfigError]:
+    return list(exc.errors) if isinstance(exc, ConfigErrors) else [exc]
 
 
 def run_loop(main: Coroutine[Any, Any, int]) -> int:

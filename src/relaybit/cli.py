@@ -24,6 +24,7 @@ from rich.table import Table
 
 from relaybit import __version__
 from relaybit.config.loader import (
+    check_keys,
     full_configmap,
     load_config,
     load_parsers,
@@ -161,9 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.print(upstream_table(spec))
             return 0
         config = build_config(args)
-        validate(config)
         if args.dry_run:
-            _build_plugins(config)
+            _validate_showing_warnings(config)
+        else:
+            check_keys(config)  # the agent builds the plugins before it starts anything
     except ConfigError as exc:
         report_config_error(exc)
         return 1
@@ -181,19 +183,18 @@ def report_config_error(exc: ConfigError, stream: TextIO | None = None) -> None:
         print(f"relaybit: config error: {ConfigError.__str__(error)}", file=stream)
 
 
-def _build_plugins(config: AgentConfig) -> None:
-    """Instantiate every plugin without starting it, as the agent does before it
-    starts: what only a plugin checks (regular expressions, parser names, the dummy
-    record's JSON) fails the dry run too, not only the real start.  Warnings of the
-    build (an output that gets no records) go to stderr."""
+def _validate_showing_warnings(config: AgentConfig) -> None:
+    """:func:`relaybit.validate` (keys, then every plugin built without being started,
+    as the agent does before it starts: what only a plugin checks fails the dry run
+    too, not only the real start).  Warnings of the build (an output that gets no
+    records) go to stderr."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(FluentBitFormatter())
     handler.setLevel(logging.WARNING)
     logger = logging.getLogger(LOG_ROOT)
     logger.addHandler(handler)
     try:
-        agent = importlib.import_module("relaybit.agent")  # owned elsewhere; imported lazily
-        agent.Agent(config).build()
+        validate(config)
     finally:
         logger.removeHandler(handler)
 
@@ -241,7 +242,7 @@ def _run_agent(config: AgentConfig, args: argparse.Namespace) -> int:
 def _reread(args: argparse.Namespace) -> AgentConfig:
     """The configuration again, for a hot reload: ``-c`` re-read, flags re-applied."""
     config = build_config(args)
-    validate(config)
+    check_keys(config)  # the reloader builds the plugins (and reports what they find)
     return config
 
 

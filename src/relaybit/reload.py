@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relaybit.config.loader import load_config, service_settings, validate
+from relaybit.config.loader import check_keys, load_config, service_settings
 from relaybit.config.model import AgentConfig
 from relaybit.errors import ConfigError, ConfigErrors
 
@@ -89,7 +89,7 @@ def file_loader(path: str) -> ConfigLoader | None:
 
     def load() -> AgentConfig:
         config = load_config(path)
-        validate(config)
+        check_keys(config)  # the reloader then builds every plugin of it
         return config
 
     return load

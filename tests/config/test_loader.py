@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from relaybit.config.loader import (
+    check_keys,
     full_configmap,
     load_config,
     load_plugin,
@@ -257,3 +258,49 @@ def test_filesystem_storage_without_storage_path_is_an_error(write, tmp_path):
         "[OUTPUT]\n    name null\n    match *\n",
     )
     validate(load_config(fixed))
+
+
+PLUGIN_ERRORS = (
+    "[INPUT]\n    name dummy\n    dummy {not json\n"
+    "[FILTER]\n    name grep\n    match *\n    regex log ([a-\n"
+    "[OUTPUT]\n    name stdout\n    match_regex ([\n"
+    "[OUTPUT]\n    name null\n    match *\n    retry_limit often\n"
+)
+
+
+def test_validate_finds_what_only_building_the_plugins_finds(write):
+    # relaybit.validate gives the answer of --dry-run: a config it accepts starts
+    conf = write("main.conf", PLUGIN_ERRORS)
+    config = load_config(conf)
+    check_keys(config)  # keys and types are fine
+    with pytest.raises(ConfigErrors) as info:
+        validate(config)
+    messages = _messages(info.value)
+    assert len(messages) == 4
+    assert any(m.startswith(f"{conf}:3: [INPUT] dummy") for m in messages)
+    assert any(f"{conf}:7: [FILTER] grep" in m and "'regex'" in m for m in messages)
+    assert any(f"{conf}:10: [OUTPUT] stdout 'match_regex'" in m for m in messages)
+    assert any(f"{conf}:14: [OUTPUT] null 'retry_limit'" in m for m in messages)
+
+
+def test_validate_reports_key_errors_and_plugin_errors_once_each(write):
+    conf = write(
+        "main.conf",
+        "[SERVICE]\n    flush soon\n"
+        "[INPUT]\n    name dummy\n    rate fast\n"
+        "[FILTER]\n    name grep\n    match *\n    regex log ([a-\n"
+        "[OUTPUT]\n    name null\n    match *\n",
+    )
+    with pytest.raises(ConfigErrors) as info:
+        validate(load_config(conf))
+    messages = _messages(info.value)
+    assert len(messages) == len(set(messages)) == 3
+    assert [m.split(" ")[0] for m in messages] == [f"{conf}:2:", f"{conf}:5:", f"{conf}:9:"]
+
+
+def test_relaybit_validate_is_the_full_check(write):
+    import relaybit
+
+    conf = write("main.conf", "[INPUT]\n    name dummy\n    dummy {not json\n")
+    with pytest.raises(ConfigErrors):
+        relaybit.validate(relaybit.load_config(conf))

@@ -3,9 +3,11 @@
 ``load_config(path)`` reads a classic or YAML file (by extension) with its
 includes, builds an :class:`~relaybit.config.model.AgentConfig`, loads each
 output's ``upstream`` file (resolved against the directory of the *main*
-configuration file) and every ``parsers_file``.  ``validate(config)`` then
+configuration file) and every ``parsers_file``.  ``check_keys(config)`` then
 checks every key of every section against the option tables and raises
-:class:`~relaybit.errors.ConfigErrors` listing all the problems at once.
+:class:`~relaybit.errors.ConfigErrors` listing all the problems at once;
+``validate(config)`` does that and builds every plugin without starting it
+(what ``relaybit --dry-run`` does, see :func:`relaybit.agent.check_config`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from relaybit.upstream.node import NET_OPTIONS, TLS_OPTIONS
 from relaybit.upstream.spec import load_upstream_file
 
 __all__ = [
+    "check_keys",
     "full_configmap",
     "load_config",
     "load_parsers",
@@ -294,7 +297,23 @@ def service_settings(config: AgentConfig) -> ServiceSettings:
 
 
 def validate(config: AgentConfig) -> None:
-    """Check every section of ``config``; ConfigErrors listing every problem found.
+    """Validate ``config`` fully, as ``relaybit --dry-run`` does; ConfigErrors listing
+    every problem found.
+
+    :func:`check_keys`, then every plugin is built without being started, so what
+    only a plugin checks (a grep regex, ``match_regex``, a parser name, the dummy
+    record's JSON) fails here too, not first at the start.  Warnings of the build
+    (an output that gets no records) are logged.  See
+    :func:`relaybit.agent.check_config`.
+    """
+    from relaybit.agent import check_config  # the agent imports this module
+
+    check_config(config)
+
+
+def check_keys(config: AgentConfig) -> None:
+    """Check every key of every section of ``config``, building no plugin; ConfigErrors
+    listing every problem found (:func:`validate` checks the plugins too).
 
     Checks: ``[SERVICE]`` keys; that each plugin exists and imports; each
     instance's keys and values (common keys + the plugin's, ``net.*``/``tls.*``

@@ -152,11 +152,13 @@ def _load_spec(upstream: str | os.PathLike[str] | UpstreamSpec) -> UpstreamSpec:
         from relaybit.upstream.spec import load_upstream_file
 
         spec = load_upstream_file(Path(upstream))
-    from relaybit.config.loader import validate
+    from relaybit.config.loader import check_keys
     from relaybit.config.model import AgentConfig, PluginInstance
 
     # every plugin key of a node must be a per-node key of the forward output
-    validate(AgentConfig(outputs=(PluginInstance(kind="output", plugin="forward", upstream=spec),)))
+    check_keys(
+        AgentConfig(outputs=(PluginInstance(kind="output", plugin="forward", upstream=spec),))
+    )
     return spec
 
 

@@ -33,13 +33,13 @@ def reread_upstream(
     """
     if not path:
         return None  # a one-node upstream made of host/port: nothing to re-read
-    from relaybit.config.loader import validate
+    from relaybit.config.loader import check_keys
     from relaybit.config.model import AgentConfig, PluginInstance
     from relaybit.upstream.spec import load_upstream_file
 
     spec = load_upstream_file(path)
     instance = PluginInstance(kind="output", plugin=ctx.plugin, upstream=spec)
-    validate(AgentConfig(outputs=(instance,)))
+    check_keys(AgentConfig(outputs=(instance,)))
     for node in spec.nodes:
         check_node(node)
     return spec
