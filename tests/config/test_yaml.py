@@ -120,3 +120,49 @@ def test_yaml_and_classic_examples_give_the_same_sections(repo_root):
 def test_is_yaml_path():
     assert is_yaml_path("a.yaml") and is_yaml_path("A.YML")
     assert not is_yaml_path("a.conf")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "service:\n  flush: 1\n  log_level: info\n  flush: 5\n",
+            "dup.yaml:4: service 'flush': given twice (lines 2 and 4)",
+        ),
+        (
+            "pipeline:\n  outputs:\n    - name: stdout\n      match: '*'\n      Match: app\n",
+            "dup.yaml:5: [OUTPUT] 'Match': given twice (lines 4 and 5)",
+        ),
+        (
+            "service:\n  flush: 1\npipeline:\n  inputs: []\nservice:\n  grace: 2\n",
+            "dup.yaml:5: 'service': given twice (lines 1 and 5)",
+        ),
+        (
+            "upstream_servers:\n  - name: up\n    nodes:\n      - name: n1\n        host: a\n"
+            "        host: b\n",
+            "dup.yaml:6: [NODE] 'host': given twice (lines 5 and 6)",
+        ),
+    ],
+)
+def test_a_key_given_twice_in_one_mapping_names_both_lines(text, expected):
+    # PyYAML keeps the last value silently; a YAML list is the way to give several
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "dup.yaml")
+    assert str(info.value).startswith(expected)
+    assert "write several values as a list" in str(info.value)
+
+
+def test_env_names_differing_in_case_are_two_variables():
+    sections = parse_yaml(
+        "env:\n  level: debug\n  LEVEL: info\nservice:\n  log_level: ${level}\n", "e.yaml"
+    )
+    (service,) = sections
+    assert service.get("log_level") == "debug"
+
+
+def test_the_same_key_in_two_plugins_is_no_duplicate():
+    sections = parse_yaml(
+        "pipeline:\n  inputs:\n    - name: dummy\n      tag: a\n    - name: dummy\n      tag: b\n",
+        "ok.yaml",
+    )
+    assert [s.get("tag") for s in sections] == ["a", "b"]

@@ -128,15 +128,34 @@ class _YamlReader:
 
     # -- structure ------------------------------------------------------
     def mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node]]:
-        """The (key, value node) pairs of a mapping; keys remember their line."""
+        """The (key, value node) pairs of a mapping; keys remember their line.
+
+        A key given twice is a ConfigError naming both lines: YAML keeps one
+        value per key (PyYAML would keep the last silently); several values are
+        written as a list.  Keys compare without case, as relaybit reads them
+        (``env`` names excepted).
+        """
         if not isinstance(node, yaml.MappingNode):
             raise ConfigError(f"{where} must be a mapping of key: value", self.origin(node))
         pairs = []
+        seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(f"keys of {where} must be plain names", self.origin(key_node))
+            key = str(key_node.value)
+            folded = key if where == "env" else key.lower()
+            first = seen.setdefault(folded, key_node)
+            if first is not key_node:
+                raise ConfigError(
+                    f"given twice (lines {self.origin(first).line} and"
+                    f" {self.origin(key_node).line}); a mapping holds one value per key:"
+                    " write several values as a list",
+                    self.origin(key_node),
+                    section=None if where == "the document" else where,
+                    key=key,
+                )
             self._key_lines[id(value_node)] = key_node
-            pairs.append((str(key_node.value), value_node))
+            pairs.append((key, value_node))
         return pairs
 
     def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
