@@ -5,15 +5,25 @@ Each client connection runs the sans-IO codec.  Data events go to the async
 byte for byte) is written only after the handler returned, i.e. after the
 records are stored.  A bad client (malformed or oversize frame, failed
 handshake, disconnect mid-frame) gets its connection closed with one log line
-naming the peer and the reason; every other client goes on.
+naming the peer and the reason; every other client goes on.  A client that
+closes (or resets) its connection between frames is not an error.
+
+With TLS the server accepts itself and hands each socket to
+``loop.connect_accepted_socket(ssl=...)``: the event loop does the handshake
+from the first byte and its failure is raised here, so it is logged once with
+the peer.  (Upgrading with ``start_tls`` after accept loses the ClientHello
+when it was read before the upgrade: uvloop#707, CPython#142352; and
+``start_server(ssl=...)`` drops a failed handshake silently.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping
@@ -94,6 +104,9 @@ class ForwardServer:
         self.log = logger or logging.getLogger("relaybit.forward")
         self.name = name
         self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
+        self._accepted: set[socket.socket] = set()  # not yet owned by a transport
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections_total = 0
@@ -120,13 +133,26 @@ class ForwardServer:
             if self.unix_perm is not None:
                 os.chmod(self.unix_path, self.unix_perm)
             return
-        self._server = await asyncio.start_server(
-            self._client, self.host, self.port, limit=self.buffer_chunk_size, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        if self.ssl is None:
+            self._server = await asyncio.start_server(
+                self._client,
+                self.host,
+                self.port,
+                limit=self.buffer_chunk_size,
+                reuse_address=True,
+            )
+            family = self._server.sockets[0].family
+            self.port = self._server.sockets[0].getsockname()[1]
+        else:
+            self._listeners = _listen(self.host, self.port)
+            family = self._listeners[0].family
+            self.port = self._listeners[0].getsockname()[1]
+            self._acceptors = [
+                asyncio.create_task(self._accept_tls(sock), name=f"{self.name} accept")
+                for sock in self._listeners
+            ]
         if self.udp_heartbeat:
             loop = asyncio.get_running_loop()
-            family = self._server.sockets[0].family
             try:
                 transport, _ = await loop.create_datagram_endpoint(
                     _HeartbeatProtocol, local_addr=(self.host, self.port), family=family
@@ -146,6 +172,13 @@ class ForwardServer:
         """Stop accepting, close every client connection and the UDP socket."""
         if self._server is not None:
             self._server.close()
+        for acceptor in self._acceptors:
+            acceptor.cancel()
+        await asyncio.gather(*self._acceptors, return_exceptions=True)
+        self._acceptors = []
+        for listener in self._listeners:
+            listener.close()
+        self._listeners = []
         if self._udp is not None:
             self._udp.close()
             self._udp = None
@@ -153,12 +186,56 @@ class ForwardServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for sock in list(self._accepted):  # accepted, but its task never ran
+            sock.close()
+        self._accepted.clear()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
         if self.unix_path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_path)
+
+    async def _accept_tls(self, listener: socket.socket) -> None:
+        """Accept TLS clients on ``listener`` until cancelled; one task per client."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, addr = await loop.sock_accept(listener)
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RETRY:  # out of descriptors or memory: back off
+                    self.log.warning("%s: accept failed: %s; retrying in 1s", self.name, exc)
+                    await asyncio.sleep(1.0)
+                continue  # ECONNABORTED and friends: that client is gone
+            self._accepted.add(sock)
+            task = asyncio.create_task(self._tls_client(sock, _address_name(addr)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _tls_client(self, sock: socket.socket, peer: str) -> None:
+        """Do the TLS handshake on an accepted socket, then serve it like any client."""
+        assert self.ssl is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=self.buffer_chunk_size)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        self._accepted.discard(sock)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol,
+                sock,
+                ssl=self.ssl,
+                ssl_handshake_timeout=self.handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            sock.close()
+            return
+        except Exception as exc:  # ssl.SSLError, reset, handshake timeout
+            sock.close()
+            self.connections_total += 1
+            self._drop(peer, f"TLS handshake failed: {_tls_reason(exc)} ({_tls_hint(exc)})")
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self._client(reader, writer)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -180,12 +257,6 @@ class ForwardServer:
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
-        if self.ssl is not None:
-            try:
-                await writer.start_tls(self.ssl, ssl_handshake_timeout=self.handshake_timeout)
-            except (ssl_module.SSLError, ConnectionError, TimeoutError, OSError) as exc:
-                self._drop(peer, f"TLS handshake failed: {exc} ({_tls_hint(exc)})")
-                return
         conn = ForwardConnection(Role.SERVER, buffer_max_size=self.buffer_max_size)
         try:
             if self._shared_key is not None and not await self._handshake(
@@ -214,7 +285,13 @@ class ForwardServer:
         except RemoteProtocolError as exc:
             self._drop(peer, str(exc))
         except OSError as exc:  # reset, TLS error, keepalive timeout, no route to host ...
-            self._drop(peer, f"connection lost: {exc}")
+            if conn.buffered == 0 and isinstance(exc, _CLOSED_BETWEEN_FRAMES):
+                # the client went away between frames (a TLS client's close often
+                # ends in a reset, an abort never sends close_notify): nothing lost
+                self.log.debug("%s: %s closed the connection (%s)", self.name, peer, exc)
+                return
+            where = f" in the middle of a frame ({conn.buffered} bytes)" if conn.buffered else ""
+            self._drop(peer, f"connection lost{where}: {exc}")
 
     async def _handshake(
         self,
@@ -280,6 +357,64 @@ class ForwardServer:
             "records_total": self.records_total,
             "errors_total": self.errors_total,
         }
+
+
+_ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
+_CLOSED_BETWEEN_FRAMES = (ConnectionResetError, ConnectionAbortedError, ssl_module.SSLEOFError)
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Listening, non-blocking TCP sockets for ``host`` (every address it resolves to).
+
+    With port 0 every address gets the port the first one was given.  A bind
+    failure raises OSError naming the address (as ``asyncio.start_server`` does).
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, Any]] = set()
+    try:
+        for family, type_, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, type_, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}:"
+                    f" {(exc.strerror or str(exc)).lower()}",
+                ) from None
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _tls_reason(exc: Exception) -> str:
+    """What went wrong in a failed server-side TLS handshake, never an empty string."""
+    if isinstance(exc, ssl_module.SSLError):
+        return _SSL_SOURCE.sub("", str(exc)) or type(exc).__name__
+    if isinstance(exc, ConnectionError) and not str(exc):
+        return "the client closed the connection during the handshake"
+    return str(exc) or type(exc).__name__
+
+
+def _address_name(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr or "?")
 
 
 def _tls_hint(exc: BaseException) -> str:
