@@ -55,3 +55,14 @@ def test_failure_log_once_per_change_of_failing_nodes(caplog: pytest.LogCaptureF
         log.failed("chunk 4", failure(("n1", "connect"), ("n2", "ack_timeout")))
         assert len(caplog.records) == 3
     assert "forward.0: chunk 1 not delivered, will retry" in caplog.records[0].getMessage()
+
+
+def test_failure_log_of_a_plugin_logger_does_not_repeat_the_name(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the plugin logger already shows [output:forward:forward.0]
+    log = FailureLog(logging.getLogger("relaybit.test"), "forward.0", named_by_logger=True)
+    with caplog.at_level(logging.WARNING, logger="relaybit.test"):
+        log.failed("chunk 1", failure(("n1", "connect")))
+    assert caplog.records[0].getMessage().startswith("chunk 1 not delivered, will retry: ")
+    assert "forward.0" in repr(log)

@@ -223,7 +223,7 @@ class ModifyFilter(FilterPlugin):
             elif name in rule_names:
                 self.rules.append(self._rule(name, str(raw), origin))
         if ctx.options.is_set("add_if_not_present"):
-            ctx.logger.warning("%s: 'add_if_not_present' is deprecated; use 'add'", ctx.name)
+            ctx.logger.warning("'add_if_not_present' is deprecated; use 'add'")
 
     def _fail(self, message: str, origin: Origin | None, key: str) -> ConfigError:
         return ConfigError(message, origin, section=self.section, key=key)

@@ -271,9 +271,7 @@ class MultilineFilter(FilterPlugin):
             if not ready:
                 continue
             if self._emit is None:
-                self.ctx.logger.error(
-                    "%s: %d joined records have no emitter; dropped", self.ctx.name, len(ready)
-                )
+                self.ctx.logger.error("%d joined records have no emitter; dropped", len(ready))
                 continue
             self._own = True
             try:

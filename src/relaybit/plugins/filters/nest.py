@@ -131,8 +131,7 @@ class NestFilter(FilterPlugin):
             if not self.warned_not_map:
                 self.warned_not_map = True
                 self.ctx.logger.info(
-                    "%s: value of key '%s' is not a map; not lifting it (logged once)",
-                    self.ctx.name,
+                    "value of key '%s' is not a map; not lifting it (logged once)",
                     self.key,
                 )
             return record

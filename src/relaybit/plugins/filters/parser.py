@@ -69,7 +69,7 @@ class ParserFilter(FilterPlugin):
         self.reserve_data = opts.bool("reserve_data")
         self.preserve_key = opts.bool("preserve_key")
         if opts.is_set("unescape_key"):
-            ctx.logger.warning("%s: 'unescape_key' is deprecated and has no effect", ctx.name)
+            ctx.logger.warning("'unescape_key' is deprecated and has no effect")
 
     def parse_entry(self, time: Any, record: Any) -> tuple[Any, Any]:
         """The entry after parsing (unchanged when nothing matched)."""

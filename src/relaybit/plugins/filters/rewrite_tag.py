@@ -192,7 +192,7 @@ class RewriteTagFilter(FilterPlugin):
                 )
             self.rules.append(RewriteRule(accessor, regex, template, keep))
         if not self.rules:
-            ctx.logger.warning("%s: no 'rule' defined: records pass unchanged", ctx.name)
+            ctx.logger.warning("no 'rule' defined: records pass unchanged")
         self.emitter_name = opts.opt_str("emitter_name") or f"emitter_for_{ctx.name}"
         self.storage_type = opts.str("emitter_storage.type").lower()
         self.mem_buf_limit = opts.int("emitter_mem_buf_limit")
@@ -235,8 +235,7 @@ class RewriteTagFilter(FilterPlugin):
                 return "emit"
             self._once(
                 "depth:" + new_tag,
-                "%s: record re-tagged %d times in a row (now '%s'); kept under its tag",
-                self.ctx.name,
+                "record re-tagged %d times in a row (now '%s'); kept under its tag",
                 MAX_DEPTH,
                 new_tag,
             )
@@ -244,19 +243,17 @@ class RewriteTagFilter(FilterPlugin):
         if action == "exit":
             self._once(
                 "exit:" + new_tag,
-                "%s: recursion: new tag '%s' is matched by this filter; the record stays"
+                "recursion: new tag '%s' is matched by this filter; the record stays"
                 " under its tag (recursion_action exit)",
-                self.ctx.name,
                 new_tag,
             )
             return "keep"
         if action == "drop_and_log":
-            self.ctx.logger.warning("%s: recursion occurred. tag=%s", self.ctx.name, new_tag)
+            self.ctx.logger.warning("recursion occurred. tag=%s", new_tag)
         else:
             self._once(
                 "drop:" + new_tag,
-                "%s: recursion: records re-tagged '%s' are dropped (recursion_action drop)",
-                self.ctx.name,
+                "recursion: records re-tagged '%s' are dropped (recursion_action drop)",
                 new_tag,
             )
         return "drop"
@@ -281,8 +278,7 @@ class RewriteTagFilter(FilterPlugin):
                 action = "keep"
                 self._once(
                     "empty:" + rule.new_tag.text if new_tag else "unbound",
-                    "%s: cannot re-emit (%s); the record stays under '%s'",
-                    self.ctx.name,
+                    "cannot re-emit (%s); the record stays under '%s'",
                     "empty new tag from " + rule.new_tag.text if new_tag == "" else "no emitter",
                     tag,
                 )
@@ -302,9 +298,7 @@ class RewriteTagFilter(FilterPlugin):
         try:
             data = pack_entries(group, self._packer)
         except Exception as exc:
-            self._once(
-                "pack", "%s: cannot encode records (%s); kept under '%s'", self.ctx.name, exc, tag
-            )
+            self._once("pack", "cannot encode records (%s); kept under '%s'", exc, tag)
             return group
         self._depth += 1
         try:

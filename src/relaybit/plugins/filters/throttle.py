@@ -86,8 +86,7 @@ class ThrottleFilter(FilterPlugin):
         now = self.ctx.clock.monotonic()
         if self.window.advance(now) and self.print_status:
             self.ctx.logger.info(
-                "%s: status: rate=%.2f/%gs window=%d passed=%d dropped=%d",
-                self.ctx.name,
+                "status: rate=%.2f/%gs window=%d passed=%d dropped=%d",
                 self.window.rate,
                 self.interval,
                 self.window.size,
@@ -106,8 +105,7 @@ class ThrottleFilter(FilterPlugin):
 
     def _report(self, now: float) -> None:
         self.ctx.logger.warning(
-            "%s: over %g records per %gs (window %d): dropped %d records (%d in total)",
-            self.ctx.name,
+            "over %g records per %gs (window %d): dropped %d records (%d in total)",
             self.rate,
             self.interval,
             self.window.size,

@@ -165,7 +165,7 @@ class DummyInput(InputPlugin):
             await self.ctx.emit(self.tag, data, count * self.records_per_tick)
             self.ticks += count
             self.records += count * self.records_per_tick
-        self.ctx.logger.info("%s: %d samples emitted, done", self.ctx.name, self.ticks)
+        self.ctx.logger.info("%d samples emitted, done", self.ticks)
 
     def status(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "records": self.records}

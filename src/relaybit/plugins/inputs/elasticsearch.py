@@ -220,7 +220,7 @@ class ElasticsearchInput(HttpServerInput):
             result = parse_bulk(body, default_index=index, meta_key=self._meta_key)
         except ValueError as exc:
             self.rejected += 1
-            self.ctx.logger.warning("%s: rejected a bulk request: %s", self.ctx.name, exc)
+            self.ctx.logger.warning("rejected a bulk request: %s", exc)
             return _es_error(400, "parse_exception", str(exc))
         tag = self.ctx.tag or self.ctx.name
         groups = group_by_tag(result.records, tag, self._tag_key)

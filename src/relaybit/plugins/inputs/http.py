@@ -299,9 +299,7 @@ class HttpInput(HttpServerInput):
                 raise ValueError("every record must be a JSON object")
         except ValueError as exc:
             self.rejected += 1
-            self.ctx.logger.warning(
-                "%s: rejected a request to %s: %s", self.ctx.name, request.path, exc
-            )
+            self.ctx.logger.warning("rejected a request to %s: %s", request.path, exc)
             return error_response(400, str(exc))
         tag = self._fixed_tag or sanitize_tag(request.path) or self.ctx.tag or self.ctx.name
         groups = group_by_tag(records, tag, self._tag_key)

@@ -75,7 +75,7 @@ class StdinInput(InputPlugin):
                 try:
                     data = os.read(fd, self.buffer_size)
                 except OSError as exc:
-                    self.ctx.logger.error("%s: cannot read stdin: %s", self.ctx.name, exc)
+                    self.ctx.logger.error("cannot read stdin: %s", exc)
                     break
                 if self._stopping.is_set():
                     break
@@ -101,7 +101,7 @@ class StdinInput(InputPlugin):
             await self.ctx.emit(self.tag, self._pack(lines), len(lines))
             self.records += len(lines)
         if eof:
-            self.ctx.logger.info("%s: end of input after %d records", self.ctx.name, self.records)
+            self.ctx.logger.info("end of input after %d records", self.records)
 
     def _pack(self, lines: list[bytes]) -> bytes:
         stamp = now_ext(self.ctx.clock)

@@ -229,7 +229,7 @@ class SyslogInput(InputPlugin):
             )
             os.chmod(self.path, self.unix_perm)
         where = self.path if self.mode.startswith("unix") else f"{self.listen}:{self.port}"
-        self.ctx.logger.info("%s: listening on %s (%s)", self.ctx.name, where, self.mode)
+        self.ctx.logger.info("listening on %s (%s)", where, self.mode)
 
     def _unlink_stale(self) -> None:
         assert self.path is not None
@@ -310,9 +310,8 @@ class SyslogInput(InputPlugin):
         self.malformed += bad
         if not warned:
             self.ctx.logger.warning(
-                "%s: %s sent a message that parser '%s' does not match (or too long); skipped"
+                "%s sent a message that parser '%s' does not match (or too long); skipped"
                 " (logged once per connection, counted in 'malformed')",
-                self.ctx.name,
                 address or self.mode,
                 self.parser.name,
             )
@@ -356,7 +355,7 @@ class SyslogInput(InputPlugin):
                 if not data:
                     break
         except (ConnectionError, OSError) as exc:
-            self.ctx.logger.debug("%s: %s closed: %s", self.ctx.name, address, exc)
+            self.ctx.logger.debug("%s closed: %s", address, exc)
         finally:
             self._clients.discard(task)
             writer.close()

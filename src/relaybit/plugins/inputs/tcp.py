@@ -154,7 +154,7 @@ class TcpInput(InputPlugin):
         sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        self.ctx.logger.info("%s: listening on %s:%d", self.ctx.name, self.listen, self.port)
+        self.ctx.logger.info("listening on %s:%d", self.listen, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -193,9 +193,8 @@ class TcpInput(InputPlugin):
                         if not warned:
                             warned = True
                             self.ctx.logger.warning(
-                                "%s: %s sent malformed JSON or JSON that is not an object;"
+                                "%s sent malformed JSON or JSON that is not an object;"
                                 " skipping it (logged once per connection)",
-                                self.ctx.name,
                                 address,
                             )
                     await self._emit_values(values, address)
@@ -216,7 +215,7 @@ class TcpInput(InputPlugin):
                 if not data:
                     break
         except (ConnectionError, OSError) as exc:
-            self.ctx.logger.debug("%s: %s closed: %s", self.ctx.name, address, exc)
+            self.ctx.logger.debug("%s closed: %s", address, exc)
         finally:
             self._clients.discard(task)
             writer.close()

@@ -30,7 +30,7 @@ class CounterOutput(OutputPlugin):
             stream.write(self.line(chunk.records))
             stream.flush()
         except OSError as exc:
-            self.ctx.logger.warning("%s: cannot write to stdout: %s", self.ctx.name, exc)
+            self.ctx.logger.warning("cannot write to stdout: %s", exc)
         return FlushResult.OK
 
     def status(self) -> dict[str, Any]:

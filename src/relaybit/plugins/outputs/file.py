@@ -106,8 +106,7 @@ class FileOutput(OutputPlugin):
         if self.directory is not None and not self.mkdir and not self.directory.is_dir():
             # Fluent Bit fails at flush time; say it at start-up, it is a configuration mistake.
             ctx.logger.warning(
-                "%s: directory %s does not exist (set mkdir on to create it)",
-                ctx.name,
+                "directory %s does not exist (set mkdir on to create it)",
                 self.directory,
             )
 
@@ -190,9 +189,8 @@ class FileOutput(OutputPlugin):
                         os.ftruncate(fd, start)
                     except OSError as exc:
                         self.ctx.logger.error(
-                            "%s: %s cannot be cut back after a failed write (%s): the"
+                            "%s cannot be cut back after a failed write (%s): the"
                             " retry appends the chunk after its partial copy",
-                            self.ctx.name,
                             path,
                             exc,
                         )
@@ -204,20 +202,20 @@ class FileOutput(OutputPlugin):
         try:
             path = self.target(chunk.tag)
         except ConfigError as exc:
-            self.ctx.logger.error("%s: %s", self.ctx.name, exc)
+            self.ctx.logger.error("%s", exc)
             return FlushResult.ERROR
         try:
             await asyncio.to_thread(self._write, path, chunk)
         except OSError as exc:
             failure = f"cannot write {path}: {exc}"
             if failure != self._failure:  # once per cause, not per flush and retry
-                self.ctx.logger.warning("%s: %s (retrying)", self.ctx.name, failure)
+                self.ctx.logger.warning("%s (retrying)", failure)
             else:
-                self.ctx.logger.debug("%s: %s", self.ctx.name, failure)
+                self.ctx.logger.debug("%s", failure)
             self._failure = failure
             return FlushResult.RETRY
         if self._failure is not None:
-            self.ctx.logger.info("%s: writing again to %s", self.ctx.name, path)
+            self.ctx.logger.info("writing again to %s", path)
             self._failure = None
         self.records += chunk.records
         return FlushResult.OK

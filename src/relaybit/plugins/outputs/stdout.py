@@ -74,7 +74,7 @@ class StdoutOutput(OutputPlugin):
             stream.write(data)
             stream.flush()
         except OSError as exc:
-            self.ctx.logger.warning("%s: cannot write to stdout: %s", self.ctx.name, exc)
+            self.ctx.logger.warning("cannot write to stdout: %s", exc)
             return FlushResult.RETRY
         self.records += chunk.records
         return FlushResult.OK

@@ -76,16 +76,22 @@ class FailureLog:
     message changes with each flush's balancer turn, the problem does not.
     """
 
-    def __init__(self, logger: logging.Logger, name: str) -> None:
+    def __init__(self, logger: logging.Logger, name: str, *, named_by_logger: bool = False) -> None:
+        """``named_by_logger``: ``logger`` already shows ``name`` (a plugin's logger,
+        ``[output:forward:forward.0]``), so lines do not repeat it."""
         self.logger = logger
         self.name = name
+        self.named_by_logger = named_by_logger
         self._last = ""
 
     def failed(self, what: str, exc: NoHealthyNode) -> None:
         errors = getattr(exc, "errors", None)
         signature = "; ".join(sorted(f"{e.node}: {e.kind}" for e in errors)) if errors else str(exc)
         if signature != self._last:
-            self.logger.warning("%s: %s not delivered, will retry: %s", self.name, what, exc)
+            if self.named_by_logger:
+                self.logger.warning("%s not delivered, will retry: %s", what, exc)
+            else:
+                self.logger.warning("%s: %s not delivered, will retry: %s", self.name, what, exc)
             self._last = signature
 
     def delivered(self) -> None:

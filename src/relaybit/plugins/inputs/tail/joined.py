@@ -44,7 +44,6 @@ def joiner_factory(
     parser: Parser | None,
     key: str,
     logger: logging.Logger | logging.LoggerAdapter[Any],
-    name: str,
 ) -> Callable[[], LineJoiner] | None:
     """The per-file joiner factory for these tail options, or None (plain lines)."""
     ml_names = opts.opt_str("multiline.parser")
@@ -52,15 +51,14 @@ def joiner_factory(
     docker = opts.bool("docker_mode")
     if legacy:
         logger.warning(
-            "%s: 'multiline on' (parser_firstline) is not supported by relaybit; "
+            "'multiline on' (parser_firstline) is not supported by relaybit; "
             "use multiline.parser with a [MULTILINE_PARSER]",
-            name,
         )
     if ml_names:
         if parser is not None:
-            logger.warning("%s: 'parser' is ignored when 'multiline.parser' is set", name)
+            logger.warning("'parser' is ignored when 'multiline.parser' is set")
         if docker:
-            logger.warning("%s: 'docker_mode' is ignored when 'multiline.parser' is set", name)
+            logger.warning("'docker_mode' is ignored when 'multiline.parser' is set")
         parsers = service.get("parsers")
         if parsers is None:
             from relaybit.parsers import BUILTIN_PARSERS

@@ -139,7 +139,6 @@ class TailInput(InputPlugin):
             parser=self.parser,
             key=self.key,
             logger=ctx.logger,
-            name=ctx.name,
         )
         self._joiners: dict[tuple[int, int], LineJoiner] = {}
         self.db_path = opts.opt_str("db")
@@ -160,8 +159,7 @@ class TailInput(InputPlugin):
         for name in _UNSUPPORTED:
             if opts.is_set(name) and opts[name]:
                 ctx.logger.warning(
-                    "%s: '%s' is not supported by relaybit; lines are sent one per record",
-                    ctx.name,
+                    "'%s' is not supported by relaybit; lines are sent one per record",
                     name,
                 )
 
@@ -228,7 +226,7 @@ class TailInput(InputPlugin):
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
-            self.ctx.logger.warning("%s: cannot open %s: %s", self.ctx.name, path, exc)
+            self.ctx.logger.warning("cannot open %s: %s", path, exc)
             return None
         st = os.fstat(fd)
         ident = (st.st_dev, st.st_ino)
@@ -264,7 +262,7 @@ class TailInput(InputPlugin):
         )
         if self._joiner_factory is not None:
             self._joiners[ident] = self._joiner_factory()
-        self.ctx.logger.debug("%s: following %s from offset %d", self.ctx.name, path, offset)
+        self.ctx.logger.debug("following %s from offset %d", path, offset)
         return file
 
     def _remember_finished(self, file: TailedFile) -> None:
@@ -314,16 +312,14 @@ class TailInput(InputPlugin):
                 if self.exit_on_eof and not busy and self._all_at_eof():
                     if self._joiner_factory is not None:
                         await self._flush_joined(force=True)
-                    self.ctx.logger.info(
-                        "%s: every file read to its end (exit_on_eof)", self.ctx.name
-                    )
+                    self.ctx.logger.info("every file read to its end (exit_on_eof)")
                     return
                 if not busy:
                     await asyncio.sleep(self.poll_interval)
         except asyncio.CancelledError:
             raise
         except Exception:
-            self.ctx.logger.exception("%s: tail stopped on an unexpected error", self.ctx.name)
+            self.ctx.logger.exception("tail stopped on an unexpected error")
             raise
 
     def _all_at_eof(self) -> bool:
@@ -342,8 +338,7 @@ class TailInput(InputPlugin):
             size = file.read_position
         if size < file.read_position:
             self.ctx.logger.info(
-                "%s: %s truncated (size %d < offset %d), reading from the head",
-                self.ctx.name,
+                "%s truncated (size %d < offset %d), reading from the head",
                 file.path,
                 size,
                 file.read_position,
@@ -372,8 +367,7 @@ class TailInput(InputPlugin):
                 file.warned_long = True
                 what = "skipped" if self.skip_long else "cut in pieces"
                 self.ctx.logger.warning(
-                    "%s: %s has lines longer than buffer_max_size (%d bytes): %s",
-                    self.ctx.name,
+                    "%s has lines longer than buffer_max_size (%d bytes): %s",
                     file.path,
                     self.max_line,
                     what,
@@ -400,7 +394,7 @@ class TailInput(InputPlugin):
             if self.db is not None and file.db_id:
                 self.db.commit()
                 self.db.delete(file.db_id)
-            self.ctx.logger.debug("%s: done with rotated %s", self.ctx.name, file.rotated_name)
+            self.ctx.logger.debug("done with rotated %s", file.rotated_name)
         return more
 
     def _check_rotation(self, file: TailedFile) -> None:
@@ -416,9 +410,7 @@ class TailInput(InputPlugin):
         file.rotated_at = time.monotonic()
         with contextlib.suppress(OSError):
             file.rotated_name = os.readlink(f"/proc/self/fd/{file.fd}")
-        self.ctx.logger.info(
-            "%s: %s rotated (now %s)", self.ctx.name, file.path, file.rotated_name or "deleted"
-        )
+        self.ctx.logger.info("%s rotated (now %s)", file.path, file.rotated_name or "deleted")
         if self.db is not None and file.db_id:
             self.db.rotate(file.db_id, file.rotated_name or file.path)
         if os.path.exists(file.path) and not excluded(file.path, self.excludes):

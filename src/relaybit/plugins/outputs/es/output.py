@@ -149,8 +149,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 self.rejected += 1
                 self.failed_records += len(state.pending)
                 self.ctx.logger.error(
-                    "%s: %s: bulk request refused, %d records not retried: %s",
-                    self.ctx.name,
+                    "%s: bulk request refused, %d records not retried: %s",
                     chunk,
                     len(state.pending),
                     exc.message,
@@ -162,8 +161,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 return FlushResult.RETRY
         if state.pending:
             self.ctx.logger.warning(
-                "%s: %s: %d records still refused with 429/5xx after %d rounds, will retry",
-                self.ctx.name,
+                "%s: %d records still refused with 429/5xx after %d rounds, will retry",
                 chunk,
                 len(state.pending),
                 rounds,
@@ -189,8 +187,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         body = b"".join(build_item(*state.entries[i], chunk.tag, settings, now) for i in sent)
         if self._trace_output:
             self.ctx.logger.info(
-                "%s: bulk request to %s:\n%s",
-                self.ctx.name,
+                "bulk request to %s:\n%s",
                 node.name,
                 body.decode("utf-8", "replace"),
             )
@@ -225,23 +222,19 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 f"record {e.index}: {e.status} {e.reason}" for e in outcome.failed[:_QUOTED]
             )
             self.ctx.logger.error(
-                "%s: %s: %d records refused by %s for good (not retried): %s",
-                self.ctx.name,
+                "%s: %d records refused by %s for good (not retried): %s",
                 chunk,
                 len(outcome.failed),
                 node.name,
                 quoted,
             )
             if self._trace_error:
-                self.ctx.logger.error(
-                    "%s: request was:\n%s", self.ctx.name, body.decode("utf-8", "replace")
-                )
+                self.ctx.logger.error("request was:\n%s", body.decode("utf-8", "replace"))
         if outcome.retryable:
             self.item_retries += len(outcome.retryable)
             first = outcome.retryable[0]
             self.ctx.logger.info(
-                "%s: %s: %d records rejected by %s with %d (%s), re-sending them alone",
-                self.ctx.name,
+                "%s: %d records rejected by %s with %d (%s), re-sending them alone",
                 chunk,
                 len(outcome.retryable),
                 node.name,

@@ -73,7 +73,7 @@ class ForwardOutput(OutputPlugin):
             owner=ctx.name,
         )
         self.split_key = record_split_key(self.spec.settings)
-        self._failures = FailureLog(self.log, ctx.name)
+        self._failures = FailureLog(self.log, ctx.name, named_by_logger=True)
 
     def __repr__(self) -> str:
         return f"<ForwardOutput {self.ctx.name} {self.upstream!r}>"
@@ -151,7 +151,7 @@ class ForwardOutput(OutputPlugin):
                     self._sender(chunk.tag, data, records), key=key, records=records, size=len(data)
                 )
         except PermanentDeliveryError as exc:
-            self.log.error("%s: chunk %s rejected for good: %s", self.ctx.name, chunk.id, exc)
+            self.log.error("chunk %s rejected for good: %s", chunk.id, exc)
             return FlushResult.ERROR
         except NoHealthyNode as exc:
             self._failures.failed(f"chunk {chunk.id}", exc)

@@ -119,7 +119,7 @@ class HttpUpstreamOutput(OutputPlugin):
         super().__init__(ctx)
         self._nodes = NodeSettingsCache(type(self).options, ctx.options, f"[OUTPUT] {ctx.name}")
         self.upstream: Upstream | None = None
-        self._failures = FailureLog(ctx.logger, ctx.name)
+        self._failures = FailureLog(ctx.logger, ctx.name, named_by_logger=True)
 
     def _check_node(self, node: Node) -> object:
         """A node's settings, computed now so bad values fail at start or reload."""
@@ -219,9 +219,7 @@ class HttpOutput(HttpUpstreamOutput):
         except PermanentDeliveryError as exc:
             self.rejected += 1
             detail = exc.message if self._log_payload else exc.message.split(":", 1)[0]
-            self.ctx.logger.error(
-                "%s: %s rejected by the receiver, not retried: %s", self.ctx.name, chunk, detail
-            )
+            self.ctx.logger.error("%s rejected by the receiver, not retried: %s", chunk, detail)
             return FlushResult.ERROR
         except NoHealthyNode as exc:
             self.retries += 1
