@@ -103,3 +103,23 @@ async def test_stop_while_running_forever() -> None:
 def test_bad_json_is_a_config_error(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=rf"d.conf:1.*'{key}'"):
         make(Collector(), **{key: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("-1", "expected a rate above 0 records per second, got -1"),
+        ("0", "expected a rate above 0 records per second, got 0"),
+        ("nan", "expected a rate above 0 records per second, got nan"),
+        ("inf", "expected a finite number of records per second, got inf"),
+    ],
+)
+def test_a_rate_that_is_not_above_0_says_so(value: str, expected: str) -> None:
+    # it said "expected at least 1e-06"
+    with pytest.raises(ConfigError) as info:
+        make(Collector(), rate=value)
+    assert str(info.value) == f"d.conf:1: [INPUT] dummy.0 'rate': {expected}"
+
+
+def test_a_fractional_rate_is_accepted() -> None:
+    assert make(Collector(), rate="0.5").interval == 2.0

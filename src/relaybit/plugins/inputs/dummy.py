@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from typing import Any
 
@@ -35,7 +36,7 @@ class DummyInput(InputPlugin):
         (
             Option("dummy", "str", '{"message":"dummy"}', "The record, as JSON (object or array)"),
             Option("metadata", "str", "{}", "Metadata of each record, as a JSON object"),
-            Option("rate", "float", 1.0, "Ticks per second", minimum=0.000001),
+            Option("rate", "float", 1.0, "Ticks per second (above 0)"),
             Option("interval_sec", "int", 0, "Tick interval seconds (overrides rate when set)"),
             Option("interval_nsec", "int", 0, "Tick interval nanoseconds (with interval_sec)"),
             Option("copies", "int", 1, "Records per tick", minimum=1),
@@ -72,7 +73,8 @@ class DummyInput(InputPlugin):
         #: entries are [time, record], or [[time, metadata], record] when metadata is set
         self.meta = packer.pack(metadata) if metadata else b""
         interval = opts.int("interval_sec") + opts.int("interval_nsec") / 1e9
-        self.interval = interval if interval > 0 else 1.0 / opts.float("rate")
+        rate = self._rate(opts, section)
+        self.interval = interval if interval > 0 else 1.0 / rate
         self.copies = opts.int("copies")
         self.samples = opts.int("samples")
         self.fixed_timestamp = opts.bool("fixed_timestamp")
@@ -87,6 +89,19 @@ class DummyInput(InputPlugin):
         self._fixed: bytes | None = None
         self._started = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    def _rate(opts: Options, section: str) -> float:
+        rate = opts.float("rate")
+        if not rate > 0 or math.isinf(rate):  # NaN fails the first test
+            what = "a finite number of" if math.isinf(rate) else "a rate above 0"
+            raise ConfigError(
+                f"expected {what} records per second, got {rate:g}",
+                opts.origin("rate"),
+                section=section,
+                key="rate",
+            )
+        return rate
 
     @staticmethod
     def _json(opts: Options, key: str, section: str) -> Any:
