@@ -173,7 +173,7 @@ async def test_sighup_reloads_the_whole_configuration_without_losing_a_record(
     outcome = [r.getMessage() for r in caplog.records if r.name == "relaybit.reload"]
     assert outcome[0] == f"reloading {path} (SIGHUP)"
     assert outcome[-1].startswith(f"reloaded {path} (SIGHUP) in ")
-    assert "1 inputs, 0 filters, 2 outputs; 0 records of the old pipeline" in outcome[-1]
+    assert "1 input, 0 filters, 2 outputs; 0 records of the old pipeline" in outcome[-1]
     assert outcome[-1].endswith("hot reloads: 1")
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(serving, 10) == 0

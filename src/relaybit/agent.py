@@ -36,7 +36,7 @@ from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.schema import Options
 from relaybit.config.service import SERVICE_OPTIONS, ServiceSettings
 from relaybit.errors import ConfigError, ConfigErrors
-from relaybit.logging import plugin_logger, setup_logging
+from relaybit.logging import counted, plugin_logger, setup_logging
 from relaybit.monitoring.events import EventHub
 from relaybit.pipeline.engine import (
     DEFAULT_WORKERS_LOCAL,
@@ -272,10 +272,10 @@ class Agent:
         await self._start_monitoring()
         self.started_at = time.monotonic()
         log.info(
-            "started: %d inputs, %d filters, %d outputs",
-            len(self.inputs),
-            len(self.filters),
-            len(self.outputs),
+            "started: %s, %s, %s",
+            counted(len(self.inputs), "input"),
+            counted(len(self.filters), "filter"),
+            counted(len(self.outputs), "output"),
         )
 
     async def start_pipeline(self) -> None:

@@ -68,6 +68,11 @@ class FluentBitFormatter(logging.Formatter):
         return line
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number: ``1 record``, ``2 records``, ``0 records``."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def plugin_logger(kind: str, plugin: str, name: str, level: str | None = None) -> logging.Logger:
     """The logger of one plugin instance (``[output:forward:forward.0]``)."""
     logger = logging.getLogger(f"{ROOT}.{kind}:{plugin}:{name}")

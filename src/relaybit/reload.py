@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from relaybit.config.loader import check_keys, load_config, service_settings
 from relaybit.config.model import AgentConfig
 from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.logging import counted
 
 if TYPE_CHECKING:
     from relaybit.agent import Agent
@@ -216,15 +217,15 @@ class HotReloader:
         self.count += 1
         self._notify_monitoring()
         log.info(
-            "reloaded %s (%s) in %.2fs: %d inputs, %d filters, %d outputs;"
-            " %d records of the old pipeline not delivered within grace; hot reloads: %d",
+            "reloaded %s (%s) in %.2fs: %s, %s, %s;"
+            " %s of the old pipeline not delivered within grace; hot reloads: %d",
             source,
             via,
             time.monotonic() - begun,
-            len(agent.inputs),
-            len(agent.filters),
-            len(agent.outputs),
-            undelivered,
+            counted(len(agent.inputs), "input"),
+            counted(len(agent.filters), "filter"),
+            counted(len(agent.outputs), "output"),
+            counted(undelivered, "record"),
             self.count,
         )
         return True

@@ -253,7 +253,9 @@ async def test_stop_reports_memory_records_lost(caplog: pytest.LogCaptureFixture
     await engine.start()
     await emit("t", *entries(6))
     assert await engine.stop() == 6
-    assert "6 records in 1 chunks were not delivered" in caplog.text
+    assert "6 records in 1 chunk were not delivered within the grace period and are lost" in (
+        caplog.text
+    )
     assert engine.status()["lost_records"] == 6
 
 
@@ -267,3 +269,23 @@ async def test_unrouted_tag_is_logged_once(caplog: pytest.LogCaptureFixture) -> 
     assert caplog.text.count("no output matches tag 'nope'") == 1
     assert engine.pending_chunks == 0
     await engine.stop()
+
+
+async def test_counts_of_one_are_singular(caplog: pytest.LogCaptureFixture) -> None:
+    # "1 records (1 bytes ...)", "1 records in 1 chunks were" read wrong
+    engine = make_engine(grace=0.05)
+    emit = engine.add_input("dummy.0")
+    engine.add_output("bad.0", ScriptedOutput([ERROR]), compile_match("bad"))
+    engine.add_output("gate.0", GateOutput(), compile_match("gate"))
+    await engine.start()
+    with caplog.at_level(logging.INFO, logger="relaybit"):
+        await emit("bad", *entries(1))
+        assert await engine.drain(2)
+        await emit("gate", *entries(1))
+        assert await engine.stop() == 1
+    (drop,) = [r.getMessage() for r in caplog.records if "dropped:" in r.getMessage()]
+    assert "; 1 record (" in drop and " bytes, tag 'bad') not delivered" in drop
+    assert (
+        "shutdown: 1 record in 1 chunk was not delivered within the grace period and is lost"
+        in (caplog.text)
+    )

@@ -47,6 +47,7 @@ import msgpack
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.codec.msgpack import default as msgpack_default
 from relaybit.codec.msgpack import iter_entries, pack_entries
+from relaybit.logging import counted
 from relaybit.monitoring.events import (
     ChunkFlushed,
     Event,
@@ -348,8 +349,8 @@ class Engine:
             self._backlog.extend(await asyncio.to_thread(self.storage.scan))
             if self._backlog:
                 log.info(
-                    "[storage] %d chunk files found in %s, delivering them",
-                    len(self._backlog),
+                    "[storage] %s found in %s, delivering them",
+                    counted(len(self._backlog), "chunk file"),
                     self.storage.root,
                 )
             self._kick_backlog()
@@ -453,10 +454,10 @@ class Engine:
             return pack_entries(entries, self._packer), len(entries)
         except Exception as exc:
             log.error(
-                "[filter] %s: filtered records cannot be encoded (%s); %d records pass unfiltered",
+                "[filter] %s: filtered records cannot be encoded (%s); %s unfiltered",
                 ",".join(names),
                 exc,
-                records,
+                counted(records, "record passes", "records pass"),
             )
             return data, records
 
@@ -680,11 +681,11 @@ class Engine:
         if discarded or records != chunk.records:
             self.storage.irrecoverable_bytes += discarded
             log.error(
-                "[storage] chunk file %s read back with %d of %d records (%d bytes cut off)",
+                "[storage] chunk file %s read back with %d of %s (%s cut off)",
                 path,
                 records,
-                chunk.records,
-                discarded,
+                counted(chunk.records, "record"),
+                counted(discarded, "byte"),
             )
         task.chunk = Chunk(chunk.tag, data, records, chunk.input_name, chunk.id, chunk.created)
         self._up_tasks[chunk.id] = task
@@ -800,12 +801,11 @@ class Engine:
         chunk = task.chunk
         slot.dropped_records += chunk.records
         log.error(
-            "chunk '%s' dropped: %s; %d records (%d bytes, tag '%s') not delivered:"
-            " input=%s > output=%s",
+            "chunk '%s' dropped: %s; %s (%s, tag '%s') not delivered: input=%s > output=%s",
             chunk.id,
             reason,
-            chunk.records,
-            chunk.size,
+            counted(chunk.records, "record"),
+            counted(chunk.size, "byte"),
             chunk.tag,
             chunk.input_name,
             slot.name,
@@ -946,27 +946,28 @@ class Engine:
                 lost_records += task.chunk.records
         if kept_chunks:
             log.warning(
-                "[storage] %d chunks (%d records) not yet delivered are kept in %s"
+                "[storage] %s (%s) not yet delivered %s kept in %s"
                 " and will be delivered at the next start",
-                kept_chunks,
-                kept_records,
+                counted(kept_chunks, "chunk"),
+                counted(kept_records, "record"),
+                "is" if kept_chunks == 1 else "are",
                 self.settings.storage_path,
             )
         if lost_chunks:
             self.lost_records += lost_records
             log.error(
-                "shutdown: %d records in %d chunks were not delivered within the grace"
-                " period and are lost (memory storage)",
-                lost_records,
-                lost_chunks,
+                "shutdown: %s in %s %s not delivered within the grace"
+                " period and %s lost (memory storage)",
+                counted(lost_records, "record"),
+                counted(lost_chunks, "chunk"),
+                *(("was", "is") if lost_records == 1 else ("were", "are")),
             )
         elif drained:
             dropped = sum(slot.dropped_records for slot in self.outputs.values())
             if dropped:
                 log.info(
-                    "shutdown: nothing left to deliver (%d records were dropped earlier,"
-                    " each logged)",
-                    dropped,
+                    "shutdown: nothing left to deliver (%s dropped earlier, each logged)",
+                    counted(dropped, "record was", "records were"),
                 )
             else:
                 log.info("shutdown: every buffered record was delivered")

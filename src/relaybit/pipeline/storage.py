@@ -46,6 +46,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from relaybit.logging import counted
+
 log = logging.getLogger("relaybit.storage")
 
 MAGIC = b"RBCK"
@@ -437,7 +439,9 @@ class FileStorage:
         except OSError as exc:
             kept = f"could not be set aside: {exc}"
         done_path(path).unlink(missing_ok=True)  # meaningless without its chunk
-        log.error("chunk file %s is irrecoverable (%s): %d bytes, %s", path, reason, size, kept)
+        log.error(
+            "chunk file %s is irrecoverable (%s): %s, %s", path, reason, counted(size, "byte"), kept
+        )
 
     def delete(self, path: Path, *, routes_file: bool = False) -> None:
         """Remove a delivered chunk's file, then its route-done sidecar (``routes_file``).
@@ -520,10 +524,10 @@ class FileStorage:
         finished, valid = decode_routes_done(raw)
         if valid != len(raw):
             log.warning(
-                "route-done file %s: torn or corrupt tail of %d bytes cut off, %d outputs kept",
+                "route-done file %s: torn or corrupt tail of %s cut off, %s kept",
                 side,
-                len(raw) - valid,
-                len(finished),
+                counted(len(raw) - valid, "byte"),
+                counted(len(finished), "output"),
             )
             os.truncate(side, valid)
         return finished, True
@@ -563,10 +567,10 @@ class FileStorage:
             self.irrecoverable_bytes += discarded
             os.truncate(ref.path, valid)
             log.warning(
-                "chunk file %s: torn or corrupt tail of %d bytes cut off, %d records kept",
+                "chunk file %s: torn or corrupt tail of %s cut off, %s kept",
                 ref.path,
-                discarded,
-                records,
+                counted(discarded, "byte"),
+                counted(records, "record"),
             )
         if records == 0:
             self.delete(ref.path, routes_file=True)

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
+from relaybit.logging import counted
 from relaybit.net.forward_client import ForwardClient
 from relaybit.plugins.outputs.forward.options import ForwardNodeSettings
 from relaybit.plugins.outputs.forward.output import heartbeat_probe
@@ -123,9 +124,9 @@ class Delivery:
         await self.upstream.stop()
         if lost:
             log.warning(
-                "%s: closed with %d records not delivered (last error: %s)",
+                "%s: closed with %s not delivered (last error: %s)",
                 self.config.spec.name,
-                lost,
+                counted(lost, "record"),
                 self.last_error or "none",
             )
         return lost
@@ -191,10 +192,10 @@ class Delivery:
         limit = self.config.retry_limit
         if limit is not None and batch.attempts >= limit:
             log.error(
-                "%s: %r dropped after %d retries: %s",
+                "%s: %r dropped after %s: %s",
                 self.config.spec.name,
                 batch,
-                batch.attempts,
+                counted(batch.attempts, "retry", "retries"),
                 exc,
             )
             self.buffer.drop(batch, "retry_limit")

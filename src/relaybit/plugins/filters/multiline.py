@@ -33,6 +33,7 @@ from relaybit.codec.msgpack import EventTime, pack_entries
 from relaybit.codec.msgpack import default as msgpack_default
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
+from relaybit.logging import counted
 from relaybit.multiline import MultilineParser, MultilineStream, lookup_multiline
 from relaybit.multiline.options import build_multiline_parsers
 from relaybit.parsers import BUILTIN_PARSERS
@@ -271,7 +272,10 @@ class MultilineFilter(FilterPlugin):
             if not ready:
                 continue
             if self._emit is None:
-                self.ctx.logger.error("%d joined records have no emitter; dropped", len(ready))
+                self.ctx.logger.error(
+                    "%s no emitter; dropped",
+                    counted(len(ready), "joined record has", "joined records have"),
+                )
                 continue
             self._own = True
             try:

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any, ClassVar
 
 from relaybit.config.schema import ConfigMap, Option
+from relaybit.logging import counted
 from relaybit.plugins.base import FilterPlugin, PluginContext
 
 
@@ -105,11 +106,12 @@ class ThrottleFilter(FilterPlugin):
 
     def _report(self, now: float) -> None:
         self.ctx.logger.warning(
-            "over %g records per %gs (window %d): dropped %d records (%d in total)",
+            "over %g record%s per %gs (window %d): dropped %s (%d in total)",
             self.rate,
+            "" if self.rate == 1 else "s",
             self.interval,
             self.window.size,
-            self.dropped_unlogged,
+            counted(self.dropped_unlogged, "record"),
             self.dropped,
         )
         self.dropped_unlogged = 0

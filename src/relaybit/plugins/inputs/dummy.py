@@ -20,6 +20,7 @@ import orjson
 
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError
+from relaybit.logging import counted
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import now_ext, time_ext
 
@@ -180,7 +181,7 @@ class DummyInput(InputPlugin):
             await self.ctx.emit(self.tag, data, count * self.records_per_tick)
             self.ticks += count
             self.records += count * self.records_per_tick
-        self.ctx.logger.info("%d samples emitted, done", self.ticks)
+        self.ctx.logger.info("%s emitted, done", counted(self.ticks, "sample"))
 
     def status(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "records": self.records}

@@ -25,6 +25,7 @@ import orjson
 
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.config.schema import ConfigMap, Option
+from relaybit.logging import counted
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import LinePacker, apply_parser, lookup_parser, now_ext
 
@@ -101,7 +102,7 @@ class StdinInput(InputPlugin):
             await self.ctx.emit(self.tag, self._pack(lines), len(lines))
             self.records += len(lines)
         if eof:
-            self.ctx.logger.info("end of input after %d records", self.records)
+            self.ctx.logger.info("end of input after %s", counted(self.records, "record"))
 
     def _pack(self, lines: list[bytes]) -> bytes:
         stamp = now_ext(self.ctx.clock)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from relaybit.codec.msgpack import iter_entries
 from relaybit.config.schema import ConfigMap, Options
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
+from relaybit.logging import counted
 from relaybit.net.http_connection import HttpConnection, raise_for_status
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext
@@ -149,22 +150,22 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 self.rejected += 1
                 self.failed_records += len(state.pending)
                 self.ctx.logger.error(
-                    "%s: bulk request refused, %d records not retried: %s",
+                    "%s: bulk request refused, %s not retried: %s",
                     chunk,
-                    len(state.pending),
+                    counted(len(state.pending), "record"),
                     exc.message,
                 )
                 self._pending.done(chunk.id)
                 return FlushResult.ERROR
             except NoHealthyNode as exc:
-                self._failures.failed(f"{chunk}: {len(state.pending)} records", exc)
+                self._failures.failed(f"{chunk}: {counted(len(state.pending), 'record')}", exc)
                 return FlushResult.RETRY
         if state.pending:
             self.ctx.logger.warning(
-                "%s: %d records still refused with 429/5xx after %d rounds, will retry",
+                "%s: %s still refused with 429/5xx after %s, will retry",
                 chunk,
-                len(state.pending),
-                rounds,
+                counted(len(state.pending), "record"),
+                counted(rounds, "round"),
             )
             return FlushResult.RETRY
         self._failures.delivered()
@@ -222,9 +223,9 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 f"record {e.index}: {e.status} {e.reason}" for e in outcome.failed[:_QUOTED]
             )
             self.ctx.logger.error(
-                "%s: %d records refused by %s for good (not retried): %s",
+                "%s: %s refused by %s for good (not retried): %s",
                 chunk,
-                len(outcome.failed),
+                counted(len(outcome.failed), "record"),
                 node.name,
                 quoted,
             )
@@ -234,12 +235,13 @@ class ElasticsearchOutput(HttpUpstreamOutput):
             self.item_retries += len(outcome.retryable)
             first = outcome.retryable[0]
             self.ctx.logger.info(
-                "%s: %d records rejected by %s with %d (%s), re-sending them alone",
+                "%s: %s rejected by %s with %d (%s), re-sending %s alone",
                 chunk,
-                len(outcome.retryable),
+                counted(len(outcome.retryable), "record"),
                 node.name,
                 first.status,
                 first.reason,
+                "it" if len(outcome.retryable) == 1 else "them",
             )
 
     def status(self) -> dict[str, Any]:
