@@ -11,6 +11,7 @@ told that the node is TLS.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import ssl
@@ -316,3 +317,39 @@ def test_forward_output_to_a_tls_node(loop: str, case: str, certs: Certs) -> Non
     assert results == [expected]
     if expected is FlushResult.RETRY:
         assert TLS_HINT in errors[0], errors
+
+
+async def test_accept_errors_back_off_or_stop_with_one_log_line(
+    certs: Certs, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    real_accept = loop.sock_accept
+    failures = [OSError(errno.EMFILE, "Too many open files")]
+
+    async def flaky_accept(sock: socket.socket) -> tuple[socket.socket, Any]:
+        if failures:
+            raise failures.pop()
+        return await real_accept(sock)
+
+    monkeypatch.setattr(loop, "sock_accept", flaky_accept)
+    caplog.set_level(logging.WARNING, logger="relaybit.forward")
+    sink = Sink()
+    server = await tls_server(certs, sink)
+    try:
+        # out of descriptors: a warning, then the server accepts again
+        client = await ForwardClient.connect("127.0.0.1", server.port, ssl=certs.client)
+        await client.send_chunk("t", entry(T, {"n": 1}), 1, require_ack=True, ack_timeout=5)
+        await client.aclose()
+        assert sink.records == [{"n": 1}]
+        # an error that will not go away: one error line, the acceptor ends (no busy loop)
+        failures.append(OSError(errno.EBADF, "Bad file descriptor"))
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await wait_for(lambda: all(task.done() for task in server._acceptors))
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.stop()
+    logged = [line for line in warnings_of(caplog) if "accept" in line]
+    assert len(logged) == 2, logged
+    assert "accept failed: [Errno 24] Too many open files; retrying in 1s" in logged[0]
+    assert "no longer accepting TLS clients" in logged[1] and "Bad file descriptor" in logged[1]

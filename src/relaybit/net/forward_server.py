@@ -203,10 +203,14 @@ class ForwardServer:
             try:
                 sock, addr = await loop.sock_accept(listener)
             except OSError as exc:
+                if exc.errno in _ACCEPT_SKIP:  # that client is gone already
+                    continue
                 if exc.errno in _ACCEPT_RETRY:  # out of descriptors or memory: back off
                     self.log.warning("%s: accept failed: %s; retrying in 1s", self.name, exc)
                     await asyncio.sleep(1.0)
-                continue  # ECONNABORTED and friends: that client is gone
+                    continue
+                self.log.error("%s: no longer accepting TLS clients: %s", self.name, exc)
+                return
             self._accepted.add(sock)
             task = asyncio.create_task(self._tls_client(sock, _address_name(addr)))
             self._tasks.add(task)
@@ -360,6 +364,7 @@ class ForwardServer:
 
 
 _ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR})
 _SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
 _CLOSED_BETWEEN_FRAMES = (ConnectionResetError, ConnectionAbortedError, ssl_module.SSLEOFError)
 
