@@ -357,3 +357,25 @@ def test_a_config_error_found_at_build_is_reported_without_stop_lines(tmp_path: 
         f"relaybit: config error: {conf}:6: [FILTER] grep.0 'regex':"
         " unterminated character set (in '([a-')"
     ]
+
+
+async def test_the_version_banner_comes_before_what_the_build_found(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # serve() builds first (a config error is reported alone), start() logs the banner:
+    # the "has no 'match'" line came before "[relaybit] version=..."
+    two_outputs = AgentConfig(
+        service=props(flush="0.02", grace="2"),
+        inputs=(instance("input", "gen", count="1"),),
+        outputs=(instance("output", "collect"), instance("output", "collect", match="*")),
+    )
+    agent = Agent(two_outputs)
+    with caplog.at_level(logging.INFO, logger="relaybit"):
+        agent.build()
+        assert "has no 'match'" not in caplog.text  # not yet: the banner comes first
+        await agent.start()
+        await agent.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "relaybit.agent"]
+    banner = next(i for i, m in enumerate(messages) if m.startswith("[relaybit] version="))
+    (warning,) = [i for i, m in enumerate(messages) if "has no 'match'" in m]
+    assert banner < warning < messages.index("started: 1 input, 0 filters, 2 outputs")

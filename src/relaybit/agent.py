@@ -125,6 +125,9 @@ class Agent:
         self.monitoring: Any = None
         self.started_at: float | None = None
         self._built = False
+        #: what the build found worth saying, logged when the pipeline starts (after
+        #: the version banner), or by :func:`check_config`
+        self._build_notes: list[tuple[int, str, tuple[Any, ...]]] = []
         self._started_outputs: list[OutputPlugin] = []
         self._started_inputs: list[InputPlugin] = []
         self._stop_requested = asyncio.Event()
@@ -162,9 +165,9 @@ class Agent:
         if errors:
             raise ConfigErrors(errors)
         if not self.inputs:
-            log.warning("no [INPUT] configured: nothing will be collected")
+            self._note(logging.WARNING, "no [INPUT] configured: nothing will be collected")
         if not self.outputs:
-            log.warning("no [OUTPUT] configured: records have nowhere to go")
+            self._note(logging.WARNING, "no [OUTPUT] configured: records have nowhere to go")
         self._built = True
 
     def _parsers(self) -> dict[str, Any]:
@@ -243,9 +246,19 @@ class Agent:
         if not match and not regex:
             if self._single_pipeline() and label.startswith("[OUTPUT]"):
                 # Fluent Bit's flb_router_io_set: one input and one output go together
-                log.info("%s: %s has no 'match': one input, one output, so match '*'", label, name)
+                self._note(
+                    logging.INFO,
+                    "%s: %s has no 'match': one input, one output, so match '*'",
+                    label,
+                    name,
+                )
                 return compile_match("*", None)
-            log.warning("%s: %s has no 'match' or 'match_regex': it gets no records", label, name)
+            self._note(
+                logging.WARNING,
+                "%s: %s has no 'match' or 'match_regex': it gets no records",
+                label,
+                name,
+            )
         try:
             return compile_match(match, regex)
         except re.error as exc:
@@ -278,8 +291,18 @@ class Agent:
             counted(len(self.outputs), "output"),
         )
 
+    def _note(self, level: int, message: str, *args: Any) -> None:
+        self._build_notes.append((level, message, args))
+
+    def log_build_notes(self) -> None:
+        """Log what the build found (an output without ``match`` ...), once."""
+        for level, message, args in self._build_notes:
+            log.log(level, message, *args)
+        self._build_notes.clear()
+
     async def start_pipeline(self) -> None:
         """Start outputs, the engine and inputs (of a built pipeline)."""
+        self.log_build_notes()  # after the version banner, before anything runs
         for name, output in self.outputs.items():
             await _start_or_explain(f"output {name}", output.start())
             self._started_outputs.append(output)
@@ -332,6 +355,7 @@ class Agent:
         self.inputs = other.inputs
         self.filters = other.filters
         self.outputs = other.outputs
+        self._build_notes = other._build_notes
         self._built = True
 
     async def _start_monitoring(self) -> None:
@@ -528,7 +552,9 @@ def check_config(config: AgentConfig) -> None:
     bad = {(e.key or "").lower() for e in errors if e.section == "[SERVICE]"}
     service = tuple(p for p in config.service if p.key.lower() not in bad)
     try:
-        Agent(dataclasses.replace(config, service=service)).build()
+        agent = Agent(dataclasses.replace(config, service=service))
+        agent.build()
+        agent.log_build_notes()
     except ConfigError as exc:
         seen = {ConfigError.__str__(e) for e in errors}  # a bad key is found by both
         errors.extend(e for e in _each_error(exc) if ConfigError.__str__(e) not in seen)
