@@ -27,17 +27,15 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import msgpack
-
-from relaybit.codec.msgpack import EventTime, pack_entries
-from relaybit.codec.msgpack import default as msgpack_default
+from relaybit.codec.msgpack import EventTime
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.logging import counted
 from relaybit.multiline import MultilineParser, MultilineStream, lookup_multiline
 from relaybit.multiline.options import build_multiline_parsers
 from relaybit.parsers import BUILTIN_PARSERS
-from relaybit.plugins.base import AddEmitterFn, EmitterFn, FilterPlugin, PluginContext
+from relaybit.plugins.base import AddEmitterFn, FilterPlugin, PluginContext
+from relaybit.plugins.filters.emitter import EMITTER_OPTIONS, FilterEmitter
 
 Entry = tuple[Any, Any]
 PARTIAL_KEYS = ("partial_message", "partial_id", "partial_ordinal", "partial_last")
@@ -83,15 +81,7 @@ class MultilineFilter(FilterPlugin):
             ),
             Option("buffer", "bool", True, "Keep records being joined across batches"),
             Option("flush_ms", "int", 2000, "Emit a pending record after this long", minimum=1),
-            Option("emitter_name", "str", None, "Emitter input name (emitter_for_<filter name>)"),
-            Option(
-                "emitter_storage.type",
-                "str",
-                "memory",
-                "Storage of the emitter input",
-                choices=("memory", "filesystem"),
-            ),
-            Option("emitter_mem_buf_limit", "size", 10 * 1024 * 1024, "Emitter mem_buf_limit"),
+            *EMITTER_OPTIONS,
         )
     )
 
@@ -119,35 +109,18 @@ class MultilineFilter(FilterPlugin):
             parsers = ctx.service.get("parsers") or BUILTIN_PARSERS
             defined = build_multiline_parsers(ctx.service.get("multiline_parsers") or (), parsers)
             self.parsers = lookup_multiline(names, defined, origin=where, section=section)
-        self.emitter_name = opts.opt_str("emitter_name") or f"emitter_for_{ctx.name}"
-        self.storage_type = opts.str("emitter_storage.type").lower()
-        self.mem_buf_limit = opts.int("emitter_mem_buf_limit")
-        self._emit: EmitterFn | None = None
+        self.emitter = FilterEmitter(ctx)
         self._own = False  #: True while this filter's emitter re-emits (its records pass)
         self._joiners: dict[str, _Joiner] = {}
         self._seq = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
-        self._packer = msgpack.Packer(
-            default=msgpack_default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
         self.joined = 0
         self.flushed = 0
 
     def bind_engine(self, add_emitter: AddEmitterFn) -> None:
         if not self.buffer:
             return
-        try:
-            self._emit = add_emitter(
-                self.emitter_name, storage_type=self.storage_type, mem_buf_limit=self.mem_buf_limit
-            )
-        except ValueError as exc:
-            opts = self.ctx.options
-            raise ConfigError(
-                f"emitter_name '{self.emitter_name}': {exc}",
-                opts.origin("emitter_name") or opts.origin("name"),
-                section=f"[FILTER] {self.ctx.name}",
-                key="emitter_name",
-            ) from None
+        self.emitter.bind(add_emitter)
 
     # --- filtering -----------------------------------------------------------------------
 
@@ -271,7 +244,7 @@ class MultilineFilter(FilterPlugin):
             del self._joiners[tag]
             if not ready:
                 continue
-            if self._emit is None:
+            if self.emitter.emit is None:
                 self.ctx.logger.error(
                     "%s no emitter; dropped",
                     counted(len(ready), "joined record has", "joined records have"),
@@ -279,7 +252,7 @@ class MultilineFilter(FilterPlugin):
                 continue
             self._own = True
             try:
-                self._emit(tag, pack_entries(ready, self._packer), len(ready))
+                self.emitter.emit(tag, self.emitter.pack(ready), len(ready))
             finally:
                 self._own = False
             emitted += len(ready)

@@ -30,15 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import msgpack
-
-from relaybit.codec.msgpack import default as msgpack_default
-from relaybit.codec.msgpack import pack_entries
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.config.units import parse_bool
 from relaybit.errors import ConfigError
 from relaybit.parsers.regex import compile_onigmo
-from relaybit.plugins.base import AddEmitterFn, EmitterFn, FilterPlugin, PluginContext
+from relaybit.plugins.base import AddEmitterFn, FilterPlugin, PluginContext
+from relaybit.plugins.filters.emitter import EMITTER_OPTIONS, FilterEmitter
 from relaybit.record_accessor import RecordAccessor, value_as_text
 from relaybit.tag import compile_match
 
@@ -138,15 +135,7 @@ class RewriteTagFilter(FilterPlugin):
                 "$KEY REGEX NEW_TAG KEEP (repeatable; the first matching rule wins)",
                 multiple=True,
             ),
-            Option("emitter_name", "str", None, "Emitter input name (emitter_for_<filter name>)"),
-            Option(
-                "emitter_storage.type",
-                "str",
-                "memory",
-                "Storage of the emitter input",
-                choices=("memory", "filesystem"),
-            ),
-            Option("emitter_mem_buf_limit", "size", 10 * 1024 * 1024, "Emitter mem_buf_limit"),
+            *EMITTER_OPTIONS,
             Option(
                 "recursion_action",
                 "str",
@@ -193,32 +182,15 @@ class RewriteTagFilter(FilterPlugin):
             self.rules.append(RewriteRule(accessor, regex, template, keep))
         if not self.rules:
             ctx.logger.warning("no 'rule' defined: records pass unchanged")
-        self.emitter_name = opts.opt_str("emitter_name") or f"emitter_for_{ctx.name}"
-        self.storage_type = opts.str("emitter_storage.type").lower()
-        self.mem_buf_limit = opts.int("emitter_mem_buf_limit")
+        self.emitter = FilterEmitter(ctx)
         self.recursion_action = opts.str("recursion_action").lower()
-        self._emit: EmitterFn | None = None
-        self._packer = msgpack.Packer(
-            default=msgpack_default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
         self._depth = 0
         self.emitted = 0
         self.recursions = 0
         self._warned: set[str] = set()
 
     def bind_engine(self, add_emitter: AddEmitterFn) -> None:
-        try:
-            self._emit = add_emitter(
-                self.emitter_name, storage_type=self.storage_type, mem_buf_limit=self.mem_buf_limit
-            )
-        except ValueError as exc:
-            opts = self.ctx.options
-            raise ConfigError(
-                f"emitter_name '{self.emitter_name}': {exc}",
-                opts.origin("emitter_name") or opts.origin("name"),
-                section=f"[FILTER] {self.ctx.name}",
-                key="emitter_name",
-            ) from None
+        self.emitter.bind(add_emitter)
 
     def _once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned and len(self._warned) < 1000:
@@ -274,7 +246,7 @@ class RewriteTagFilter(FilterPlugin):
                 continue
             new_tag = rule.new_tag.render(tag, record, match)
             action = "emit"
-            if not new_tag or self._emit is None:
+            if not new_tag or self.emitter.emit is None:
                 action = "keep"
                 self._once(
                     "empty:" + rule.new_tag.text if new_tag else "unbound",
@@ -294,15 +266,15 @@ class RewriteTagFilter(FilterPlugin):
 
     def _send(self, tag: str, new_tag: str, group: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
         """Emit ``group`` under ``new_tag``; the entries to keep here when that failed."""
-        assert self._emit is not None
+        assert self.emitter.emit is not None
         try:
-            data = pack_entries(group, self._packer)
+            data = self.emitter.pack(group)
         except Exception as exc:
             self._once("pack", "cannot encode records (%s); kept under '%s'", exc, tag)
             return group
         self._depth += 1
         try:
-            self._emit(new_tag, data, len(group))
+            self.emitter.emit(new_tag, data, len(group))
         finally:
             self._depth -= 1
         self.emitted += len(group)
@@ -314,5 +286,5 @@ class RewriteTagFilter(FilterPlugin):
     def __repr__(self) -> str:
         return (
             f"<RewriteTagFilter {self.ctx.name} rules={len(self.rules)}"
-            f" emitter={self.emitter_name} emitted={self.emitted}>"
+            f" emitter={self.emitter.name} emitted={self.emitted}>"
         )
