@@ -32,6 +32,7 @@ from relaybit.errors import ConfigError
 from relaybit.parsers import BUILTIN_PARSERS, Parser
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import apply_parser
+from relaybit.plugins.inputs.stream_clients import StreamClients, start_tcp_server
 
 MODES = ("udp", "tcp", "unix_udp", "unix_tcp")
 
@@ -199,12 +200,11 @@ class SyslogInput(InputPlugin):
         )
         self._server: asyncio.Server | None = None
         self._transport: asyncio.DatagramTransport | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._clients = StreamClients(ctx.logger)
         self._pending: set[asyncio.Task[None]] = set()
         self._warned_datagram = False
         self.records = 0
         self.malformed = 0
-        self.connections = 0
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -215,12 +215,9 @@ class SyslogInput(InputPlugin):
             transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
             self._transport = transport
         elif self.mode == "tcp":
-            self._server = await asyncio.start_server(
+            self._server, self.port = await start_tcp_server(
                 self._serve, self.listen, self.port, limit=self.chunk_size
             )
-            sockets = self._server.sockets
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
         else:
             assert self.path is not None
             self._unlink_stale()
@@ -266,11 +263,7 @@ class SyslogInput(InputPlugin):
             self._transport = None
         if self._server is not None:
             self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        for task in list(self._clients):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._clients.cancel()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         if self._server is not None:
@@ -335,15 +328,11 @@ class SyslogInput(InputPlugin):
         self.records += records
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._clients.add(task)
-        self.connections += 1
         peer = writer.get_extra_info("peername")
         address = f"tcp://{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and peer else None
         framer = SyslogFramer(self.max_size)
         warned = False
-        try:
+        async with self._clients.serving(writer, address):
             while True:
                 data = await reader.read(self.chunk_size)
                 before = framer.oversized
@@ -354,13 +343,11 @@ class SyslogInput(InputPlugin):
                     await self._emit(packed, records)
                 if not data:
                     break
-        except (ConnectionError, OSError) as exc:
-            self.ctx.logger.debug("%s closed: %s", address, exc)
-        finally:
-            self._clients.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted since start."""
+        return self._clients.connections
 
     def status(self) -> dict[str, Any]:
         return {
@@ -368,7 +355,7 @@ class SyslogInput(InputPlugin):
             "port": self.port,
             "records": self.records,
             "malformed": self.malformed,
-            "connections": self.connections,
+            "connections": self._clients.connections,
         }
 
     def __repr__(self) -> str:

@@ -12,7 +12,6 @@ reading its sockets).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -24,6 +23,7 @@ from relaybit.config.schema import ConfigMap, Option
 from relaybit.parsers.json import msgpack_safe
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import LinePacker, now_ext
+from relaybit.plugins.inputs.stream_clients import StreamClients, start_tcp_server
 
 _DECODER = json.JSONDecoder()
 _ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\0": "\0"}
@@ -142,43 +142,31 @@ class TcpInput(InputPlugin):
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._clients = StreamClients(ctx.logger)
         self.records = 0
         self.malformed = 0
-        self.connections = 0
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
+        self._server, self.port = await start_tcp_server(
             self._serve, self.listen, self.port, limit=self.buffer_size
         )
-        sockets = self._server.sockets
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
         self.ctx.logger.info("listening on %s:%d", self.listen, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        for task in list(self._clients):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._clients.cancel()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._clients.add(task)
-        self.connections += 1
         peer = writer.get_extra_info("peername")
         address = f"tcp://{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         lines = LinePacker(self.key, [(self.source_key, address)] if self.source_key else ())
         pending = b""
         warned = False
-        try:
+        async with self._clients.serving(writer, address):
             while True:
                 data = await reader.read(self.chunk_size)
                 buf = pending + data
@@ -214,13 +202,6 @@ class TcpInput(InputPlugin):
                         self.records += len(pieces)
                 if not data:
                     break
-        except (ConnectionError, OSError) as exc:
-            self.ctx.logger.debug("%s closed: %s", address, exc)
-        finally:
-            self._clients.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _emit_values(self, values: list[Any], address: str) -> None:
         """Emit the objects among ``values`` (and in arrays of them); see :func:`not_records`."""
@@ -246,12 +227,17 @@ class TcpInput(InputPlugin):
         await self.ctx.emit(self.tag, b"".join(parts), len(parts))
         self.records += len(parts)
 
+    @property
+    def connections(self) -> int:
+        """Connections accepted since start."""
+        return self._clients.connections
+
     def status(self) -> dict[str, Any]:
         return {
             "port": self.port,
             "records": self.records,
             "malformed": self.malformed,
-            "connections": self.connections,
+            "connections": self._clients.connections,
             "clients": len(self._clients),
         }
 

@@ -1,0 +1,69 @@
+"""The connections a stream-socket input (tcp, syslog tcp/unix_tcp) serves.
+
+Each connection runs in its own task (asyncio's ``start_server`` callback);
+:meth:`StreamClients.serving` tracks that task, logs a connection error at
+debug level instead of raising it, and closes the writer however the
+connection ends; :meth:`StreamClients.cancel` ends them all on stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+ClientHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def start_tcp_server(
+    handler: ClientHandler, host: str, port: int, limit: int
+) -> tuple[asyncio.Server, int]:
+    """A TCP server on ``host:port`` and the port it got (``port`` 0 picks a free one)."""
+    server = await asyncio.start_server(handler, host, port, limit=limit)
+    sockets = server.sockets
+    if sockets:
+        port = sockets[0].getsockname()[1]
+    return server, port
+
+
+class StreamClients:
+    """The tasks serving one input's open connections, and how many it has accepted."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections = 0
+
+    @contextlib.asynccontextmanager
+    async def serving(
+        self, writer: asyncio.StreamWriter, address: str | None
+    ) -> AsyncIterator[None]:
+        """Serve one connection in the current task; a connection error ends it quietly."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.connections += 1
+        try:
+            yield
+        except (ConnectionError, OSError) as exc:
+            self._logger.debug("%s closed: %s", address, exc)
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def cancel(self) -> None:
+        """Cancel every connection still served and wait until each has ended."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __repr__(self) -> str:
+        return f"<StreamClients open={len(self._tasks)} accepted={self.connections}>"
