@@ -134,6 +134,12 @@ class Options(Mapping[str, Any]):
     def origin(self, key: str) -> Origin | None:
         return self._origins.get(key)
 
+    def section_origin(self) -> Origin | None:
+        """Where the section stands, for an error about no key in particular:
+        its ``Name`` line, else the first value written in it."""
+        written = self.in_order()
+        return self.origin("name") or (written[0][2] if written else None)
+
     def in_order(self) -> list[tuple[str, Any, Origin | None]]:
         """Every value the user wrote as ``(name, value, origin)``, in file order.
 

@@ -96,12 +96,7 @@ class MultilineFilter(FilterPlugin):
         self.parsers: list[MultilineParser] = []
         names = ",".join(str(v) for v in opts.list("multiline.parser"))
         if self.mode == "parser":
-            written = opts.in_order()
-            where = (
-                opts.origin("multiline.parser")
-                or opts.origin("name")
-                or (written[0][2] if written else None)
-            )
+            where = opts.origin("multiline.parser") or opts.section_origin()
             if not names.strip():
                 raise ConfigError(
                     "missing 'multiline.parser' (mode parser)", where, section=section

@@ -45,8 +45,7 @@ class NestFilter(FilterPlugin):
         super().__init__(ctx)
         opts = ctx.options
         section = f"[FILTER] {ctx.name}"
-        written = opts.in_order()
-        somewhere = opts.origin("name") or (written[0][2] if written else None)
+        somewhere = opts.section_origin()
         operation = opts.opt_str("operation")
         if not operation:
             raise ConfigError("missing 'operation': nest or lift", somewhere, section=section)

@@ -43,7 +43,7 @@ class ParserFilter(FilterPlugin):
         opts = ctx.options
         section = f"[FILTER] {ctx.name}"
         written = opts.in_order()
-        somewhere = opts.origin("name") or (written[0][2] if written else None)
+        somewhere = opts.section_origin()
         self.key_name = opts.opt_str("key_name") or ""
         if not self.key_name:
             raise ConfigError("missing 'key_name': the field to parse", somewhere, section=section)
