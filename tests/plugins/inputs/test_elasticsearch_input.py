@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +12,14 @@ import aiohttp
 import orjson
 import pytest
 from elasticsearch import Elasticsearch, helpers
+from input_helpers import BatchCollector as Collector
+from input_helpers import starter
 
-from relaybit.codec.msgpack import iter_entries
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
 from relaybit.logging import plugin_logger
 from relaybit.plugins.base import INPUT_COMMON, InputContext
 from relaybit.plugins.inputs.elasticsearch import ElasticsearchInput, parse_bulk
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.batches: list[tuple[str, list[Any]]] = []
-
-    async def __call__(self, tag: str, data: bytes, records: int) -> None:
-        entries = [r for _, r in iter_entries(data)]
-        assert len(entries) == records
-        self.batches.append((tag, entries))
-
-    def records(self, tag: str | None = None) -> list[Any]:
-        return [r for t, rs in self.batches for r in rs if tag is None or t == tag]
 
 
 def make_input(collector: Collector, **props: str) -> ElasticsearchInput:
@@ -52,18 +41,8 @@ def make_input(collector: Collector, **props: str) -> ElasticsearchInput:
 
 
 @pytest.fixture
-async def served() -> Any:
-    started: list[ElasticsearchInput] = []
-
-    async def start(collector: Collector, **props: str) -> ElasticsearchInput:
-        plugin = make_input(collector, **props)
-        await plugin.start()
-        started.append(plugin)
-        return plugin
-
-    yield start
-    for plugin in started:
-        await plugin.stop()
+def served(running: list[Any]) -> Callable[..., Awaitable[ElasticsearchInput]]:
+    return starter(running, make_input)
 
 
 def test_parse_bulk_actions() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,29 +12,15 @@ import aiohttp
 import orjson
 import pytest
 import trustme
+from input_helpers import BatchCollector as Collector
+from input_helpers import starter
 
-from relaybit.codec.msgpack import iter_entries
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
 from relaybit.errors import ConfigError
 from relaybit.logging import plugin_logger
 from relaybit.plugins.base import INPUT_COMMON, InputContext
 from relaybit.plugins.inputs.http import HttpInput, parse_json_records, sanitize_tag
-
-
-class Collector:
-    """An emit function that keeps what it got."""
-
-    def __init__(self) -> None:
-        self.batches: list[tuple[str, list[Any]]] = []
-
-    async def __call__(self, tag: str, data: bytes, records: int) -> None:
-        entries = [r for _, r in iter_entries(data)]
-        assert len(entries) == records
-        self.batches.append((tag, entries))
-
-    def records(self, tag: str | None = None) -> list[Any]:
-        return [r for t, rs in self.batches for r in rs if tag is None or t == tag]
 
 
 def make_input(collector: Collector, config_dir: Path | None = None, **props: str) -> HttpInput:
@@ -55,18 +42,8 @@ def make_input(collector: Collector, config_dir: Path | None = None, **props: st
 
 
 @pytest.fixture
-async def served() -> Any:
-    started: list[HttpInput] = []
-
-    async def start(collector: Collector, **props: str) -> HttpInput:
-        plugin = make_input(collector, **props)
-        await plugin.start()
-        started.append(plugin)
-        return plugin
-
-    yield start
-    for plugin in started:
-        await plugin.stop()
+def served(running: list[Any]) -> Callable[..., Awaitable[HttpInput]]:
+    return starter(running, make_input)
 
 
 def test_parse_json_forms() -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from input_helpers import make_tail, until
 
 from relaybit.codec.msgpack import EventTime, iter_entries
 from relaybit.config.origin import Origin
@@ -46,32 +45,7 @@ def make(
     service: dict[str, Any] | None = None,
     **props: str,
 ) -> TailInput:
-    defaults = {"poll_interval": "0.02", "refresh_interval": "0.1", "rotate_wait": "0.3"}
-    raw = [
-        RawProperty(k.replace("__", "."), v, Origin("t.conf", i + 1))
-        for i, (k, v) in enumerate({**defaults, **props}.items())
-    ]
-    opts = (INPUT_COMMON + TailInput.options).resolve(raw, section="[INPUT] tail")
-    ctx = InputContext(
-        name="tail.0", plugin="tail", options=opts, emit=collector, tag=tag, service=service or {}
-    )
-    return TailInput(ctx)
-
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def running() -> AsyncIterator[list[TailInput]]:
-    plugins: list[TailInput] = []
-    yield plugins
-    for p in plugins:
-        await p.stop()
+    return make_tail(collector, tag=tag, service=service, **props)
 
 
 def write(path: Path, lines: list[str], mode: str = "a") -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from input_helpers import until
 
 from relaybit.codec.msgpack import EventTime, iter_entries
 from relaybit.config.origin import Origin
@@ -30,29 +29,13 @@ class Collector:
         return [r for _, r in self.entries]
 
 
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[list[TcpInput]]:
-    made: list[TcpInput] = []
-    yield made
-    for plugin in made:
-        await plugin.stop()
-
-
-async def serve(got: Collector, servers: list[TcpInput], **props: str) -> TcpInput:
+async def serve(got: Collector, running: list[TcpInput], **props: str) -> TcpInput:
     props = {"listen": "127.0.0.1", "port": "0", **props}
     raw = [RawProperty(k, v, Origin("t.conf", 1)) for k, v in props.items()]
     opts = (INPUT_COMMON + TcpInput.options).resolve(raw, section="[INPUT] tcp")
     plugin = TcpInput(InputContext(name="tcp.0", plugin="tcp", options=opts, emit=got))
     await plugin.start()
-    servers.append(plugin)
+    running.append(plugin)
     return plugin
 
 
@@ -65,18 +48,18 @@ async def send(port: int, *parts: bytes) -> None:
     await writer.wait_closed()
 
 
-async def test_json_lines_and_concatenated_objects(servers: list[TcpInput]) -> None:
+async def test_json_lines_and_concatenated_objects(running: list[TcpInput]) -> None:
     got = Collector()
-    plugin = await serve(got, servers)
+    plugin = await serve(got, running)
     await send(plugin.port, b'{"a":1}\n{"b":', b'2}{"c":3}\n', b'{"d":4}')
     await until(lambda: len(got.entries) == 4)
     assert got.records == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]
     assert all(isinstance(t, EventTime) for t, _ in got.entries)
 
 
-async def test_malformed_json_is_skipped_and_the_connection_kept(servers: list[TcpInput]) -> None:
+async def test_malformed_json_is_skipped_and_the_connection_kept(running: list[TcpInput]) -> None:
     got = Collector()
-    plugin = await serve(got, servers, source_address_key="src")
+    plugin = await serve(got, running, source_address_key="src")
     await send(plugin.port, b'{"ok":1}\nnot json\n{"ok":2}\n')
     await until(lambda: len(got.entries) == 2)
     assert [r["ok"] for r in got.records] == [1, 2]
@@ -85,10 +68,10 @@ async def test_malformed_json_is_skipped_and_the_connection_kept(servers: list[T
 
 
 async def test_json_that_is_not_an_object_is_counted_and_logged_not_dropped_silently(
-    servers: list[TcpInput], caplog: pytest.LogCaptureFixture
+    running: list[TcpInput], caplog: pytest.LogCaptureFixture
 ) -> None:
     got = Collector()
-    plugin = await serve(got, servers)
+    plugin = await serve(got, running)
     await send(plugin.port, b'[1, {"in": "array"}]\n"text"\n42\n{"ok": 1}\n')
     await until(lambda: len(got.entries) == 2)
     await until(lambda: plugin.status()["malformed"] == 3)
@@ -97,17 +80,17 @@ async def test_json_that_is_not_an_object_is_counted_and_logged_not_dropped_sile
     assert len(warnings) == 1  # once per connection
 
 
-async def test_format_none_with_separator(servers: list[TcpInput]) -> None:
+async def test_format_none_with_separator(running: list[TcpInput]) -> None:
     got = Collector()
-    plugin = await serve(got, servers, format="none", separator="\\r\\n")
+    plugin = await serve(got, running, format="none", separator="\\r\\n")
     await send(plugin.port, b"one\r\ntw", b"o\r\nthree")
     await until(lambda: len(got.entries) == 3)
     assert got.records == [{"log": "one"}, {"log": "two"}, {"log": "three"}]
 
 
-async def test_many_clients_at_once(servers: list[TcpInput]) -> None:
+async def test_many_clients_at_once(running: list[TcpInput]) -> None:
     got = Collector()
-    plugin = await serve(got, servers, format="none")
+    plugin = await serve(got, running, format="none")
 
     async def client(n: int) -> None:
         await send(plugin.port, b"".join(f"{n}-{i}\n".encode() for i in range(500)))
@@ -120,15 +103,15 @@ async def test_many_clients_at_once(servers: list[TcpInput]) -> None:
     assert plugin.status()["connections"] == 20
 
 
-async def test_stop_closes_open_clients(servers: list[TcpInput]) -> None:
+async def test_stop_closes_open_clients(running: list[TcpInput]) -> None:
     got = Collector()
-    plugin = await serve(got, servers)
+    plugin = await serve(got, running)
     reader, writer = await asyncio.open_connection("127.0.0.1", plugin.port)
     writer.write(b'{"x":1}\n')
     await writer.drain()
     await until(lambda: len(got.entries) == 1)
     await plugin.stop()
-    servers.clear()
+    running.clear()
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
     await writer.wait_closed()
@@ -140,13 +123,13 @@ def test_split_json_keeps_the_incomplete_rest() -> None:
 
 
 async def test_json_values_msgpack_cannot_take_as_is_neither_kill_the_connection(
-    servers: list[TcpInput],
+    running: list[TcpInput],
 ) -> None:
     # orjson refuses a lone surrogate and deep nesting; the stdlib
     # fallback gave values msgpack could not encode (OverflowError) or raised
     # RecursionError: the connection task died and the whole read was lost
     got = Collector()
-    plugin = await serve(got, servers)
+    plugin = await serve(got, running)
     deep = b'{"a":' * 1100 + b"1" + b"}" * 1100
     await send(
         plugin.port,
