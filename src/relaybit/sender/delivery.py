@@ -17,18 +17,18 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
 from relaybit.logging import counted
 from relaybit.net.forward_client import ForwardClient
 from relaybit.plugins.outputs.forward.options import ForwardNodeSettings
 from relaybit.plugins.outputs.forward.output import heartbeat_probe
+from relaybit.plugins.outputs.forward.session import connect_node, send_to_node
 from relaybit.plugins.outputs.upstream_support import FailureLog
 from relaybit.sender.buffer import Batch, RecordBuffer
 from relaybit.sender.config import SenderConfig
 from relaybit.upstream.node import Node
-from relaybit.upstream.tls import server_hostname
 from relaybit.upstream.upstream import Connection, Upstream
 
 log = logging.getLogger("relaybit.sender")
@@ -229,32 +229,12 @@ class Delivery:
             ssl = self.config.ssl_for(s)
         except ConfigError as exc:
             raise DeliveryError("tls", f"{node.name}: {exc}") from None
-        return await ForwardClient.connect(
-            host,
-            port,
-            ssl=ssl,
-            server_hostname=server_hostname(s.tls, node.host),
-            timeout=self.config.net.connect_timeout,
-            shared_key=s.shared_key,
-            self_hostname=s.self_hostname,
-            username=s.username,
-            password=s.password,
-            source_address=self.config.net.source_address,
-        )
+        return await connect_node(node, host, port, s, ssl, self.config.net)
 
     def _sender(self, batch: Batch) -> Callable[[Node, Connection], Awaitable[None]]:
         async def send(node: Node, connection: Connection) -> None:
-            s = self._node_settings(node)
-            client = cast(ForwardClient, connection)
-            await client.send_chunk(
-                s.tag or batch.tag,
-                batch.data,
-                batch.records,
-                compress=s.compress,
-                require_ack=s.require_ack,
-                ack_timeout=s.ack_timeout,
-                time_as_integer=s.time_as_integer,
-                send_options=s.send_options,
+            await send_to_node(
+                self._node_settings(node), connection, batch.tag, batch.data, batch.records
             )
 
         return send

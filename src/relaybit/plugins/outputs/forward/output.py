@@ -22,6 +22,7 @@ from relaybit.plugins.outputs.forward.options import (
     ForwardNodeSettings,
     node_settings,
 )
+from relaybit.plugins.outputs.forward.session import connect_node, send_to_node
 from relaybit.plugins.outputs.upstream_support import (
     FailureLog,
     record_split_key,
@@ -29,7 +30,7 @@ from relaybit.plugins.outputs.upstream_support import (
     split_chunk,
 )
 from relaybit.upstream.node import NetSettings, Node, TLSSettings, UpstreamSpec
-from relaybit.upstream.tls import client_context, server_hostname
+from relaybit.upstream.tls import client_context
 from relaybit.upstream.upstream import Connection, Upstream
 
 
@@ -93,35 +94,13 @@ class ForwardOutput(OutputPlugin):
             ssl = client_context(s.tls, self.ctx.config_dir)
         except ConfigError as exc:
             raise DeliveryError("tls", f"{node.name}: {exc}") from None
-        return await ForwardClient.connect(
-            host,
-            port,
-            ssl=ssl,
-            server_hostname=server_hostname(s.tls, node.host),
-            timeout=self.net.connect_timeout,
-            shared_key=s.shared_key,
-            self_hostname=s.self_hostname,
-            username=s.username,
-            password=s.password,
-            source_address=self.net.source_address,
-        )
+        return await connect_node(node, host, port, s, ssl, self.net)
 
     def _sender(
         self, tag: str, data: bytes, records: int
     ) -> Callable[[Node, Connection], Awaitable[None]]:
         async def send(node: Node, connection: Connection) -> None:
-            s = self._node_settings(node)
-            client = cast(ForwardClient, connection)
-            await client.send_chunk(
-                s.tag or tag,
-                data,
-                records,
-                compress=s.compress,
-                require_ack=s.require_ack,
-                ack_timeout=s.ack_timeout,
-                time_as_integer=s.time_as_integer,
-                send_options=s.send_options,
-            )
+            await send_to_node(self._node_settings(node), connection, tag, data, records)
 
         return send
 
