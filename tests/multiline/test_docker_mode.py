@@ -40,3 +40,14 @@ def test_docker_mode_parser_joins_lines_up_to_the_next_first_line() -> None:
 def test_lines_before_any_first_line_pass_through() -> None:
     stream = DockerModeStream(as_log, 4.0, BUILTIN_PARSERS["syslog-rfc3164-local"])
     assert stream.feed(line("orphan\n"), T0, 0.0) == [(T0, {"log": line("orphan\n")})]
+
+
+def test_odd_json_lines_pass_through_instead_of_raising() -> None:
+    stream = DockerModeStream(as_log, 4.0, None)
+    deep = '{"log": "x", "a": ' + "[" * 5000 + "]" * 5000 + "}"  # too deep for json
+    assert stream.feed(deep, T0, 0.0) == [(T0, {"log": deep})]
+    # a split line carrying an integer beyond 64 bits is joined, not refused
+    big = '{"log": "part-", "n": 123456789012345678901234567890}'
+    assert stream.feed(big, T0, 0.0) == []
+    ((_, record),) = stream.feed(line("end\n"), T0, 0.1)
+    assert json.loads(record["log"])["log"] == "part-end\n"

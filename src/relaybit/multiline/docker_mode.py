@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from relaybit.codec.msgpack import EventTime
+from relaybit.parsers.json import json_object
 from relaybit.plugins.inputs.lines import Parser, apply_parser
 
 Record = tuple[EventTime, dict[str, Any]]
@@ -27,17 +28,8 @@ ToRecord = Callable[[str, EventTime], Record]
 
 
 def _log_object(text: str) -> dict[str, Any] | None:
-    stripped = text.strip()
-    if not stripped.startswith("{"):
-        return None
-    try:
-        value = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
-        try:
-            value = json.loads(stripped)
-        except ValueError:
-            return None
-    if isinstance(value, dict) and isinstance(value.get("log"), str):
+    value = json_object(text)
+    if value is not None and isinstance(value.get("log"), str):
         return value
     return None
 

@@ -10,23 +10,32 @@ import orjson
 from relaybit.parsers.base import BaseParser
 
 
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object ``text`` holds, ready for msgpack; None for anything else.
+
+    orjson first; what it refuses (lone surrogates, integers beyond 64 bits)
+    goes through the stdlib and :func:`msgpack_safe`; too deep nesting is bad JSON.
+    """
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return None
+    try:
+        value = orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        try:
+            value = msgpack_safe(json.loads(stripped))
+        except (ValueError, RecursionError):
+            return None
+    return value if isinstance(value, dict) else None
+
+
 class JsonParser(BaseParser):
     """Only a JSON object matches (an array, a number or bad JSON does not)."""
 
     format = "json"
 
     def fields(self, text: str) -> dict[str, Any] | None:
-        stripped = text.strip()
-        if not stripped.startswith("{"):
-            return None
-        try:
-            value = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            try:  # orjson refuses lone surrogates and big ints; the stdlib does not
-                value = msgpack_safe(json.loads(stripped))
-            except (ValueError, RecursionError):
-                return None
-        return value if isinstance(value, dict) else None
+        return json_object(text)
 
 
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
