@@ -23,6 +23,7 @@ from relaybit.logging import FluentBitFormatter, plugin_logger, setup_logging
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins import registry
 from relaybit.plugins.base import FilterPlugin, FlushResult, InputPlugin, OutputPlugin
+from relaybit.testing import wait_for
 
 HERE = sys.modules[__name__]
 
@@ -104,14 +105,6 @@ def props(**values: str) -> tuple[RawProperty, ...]:
 
 def instance(kind: Any, plugin: str, **values: str) -> PluginInstance:
     return PluginInstance(kind=kind, plugin=plugin, properties=props(**values), origin=ORIGIN)
-
-
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.005)
 
 
 def config(**service: str) -> AgentConfig:

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins import registry
 from relaybit.plugins.base import FlushResult, InputPlugin, OutputPlugin
 from relaybit.reload import ReloadRequest
+from relaybit.testing import wait_for, wait_until
 
 HERE = sys.modules[__name__]
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -89,14 +89,6 @@ def test_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     SinkOutput.attempts.clear()
     yield
     SINKS.clear()
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.005)  # polling interval, not a wait for the result
 
 
 async def push(agent: Agent, start: int, count: int, batch: int = 7) -> None:
@@ -399,16 +391,15 @@ def _http(port: int, path: str, method: str = "GET") -> tuple[int, Any]:
 
 
 def _until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+    """:func:`wait_until` where a connection error (the API not up yet) counts as not yet."""
+
+    def guarded() -> Any:
         try:
-            value = predicate()
+            return predicate()
         except (OSError, urllib.error.URLError):
-            value = None
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)  # polling interval, not a wait for the result
+            return None
+
+    return wait_until(guarded, timeout, what)
 
 
 def _process_conf(port: int, alias: str) -> str:

@@ -7,6 +7,8 @@
   protocol over real 127.0.0.1 sockets ("a line in, ``ok`` back") to drive an
   :class:`relaybit.upstream.upstream.Upstream` without any output plugin.
 - :func:`closed_port`: a local port where nothing listens (connection refused).
+- :func:`wait_for` (async) / :func:`wait_until` (blocking): poll a condition with a
+  deadline, the one polling loop every test uses instead of sleeping.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from relaybit.errors import DeliveryError
 from relaybit.upstream.dns import StaticResolver
@@ -31,7 +36,38 @@ __all__ = [
     "line_sender",
     "make_node",
     "make_spec",
+    "wait_for",
+    "wait_until",
 ]
+
+#: seconds between two looks at a polled condition
+POLL_INTERVAL = 0.01
+
+
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
+) -> Any:
+    """Await until ``predicate()`` is truthy and return it; AssertionError at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (value := predicate()):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(POLL_INTERVAL)  # the polling interval, not a wait for a result
+    return value
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Block until ``predicate()`` is truthy and return it; AssertionError at the deadline.
+
+    For tests that drive other processes from plain (non-async) code.
+    """
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(POLL_INTERVAL)  # the polling interval, not a wait for a result
+    return value
 
 
 class FakeClock:

@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,21 +29,11 @@ from typing import Any
 
 import pytest
 
+from relaybit.testing import wait_until
+
 HERE = Path(__file__).resolve().parent
 RECEIVER = HERE / "receiver.py"
 SRC = HERE.parent.parent / "src"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns a truthy value; AssertionError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _env() -> dict[str, str]:

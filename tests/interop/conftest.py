@@ -9,10 +9,10 @@ on the machine or the install fails.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import trustme
 
+from relaybit import testing
 from relaybit.codec.msgpack import iter_entries
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
@@ -94,12 +95,8 @@ def store() -> Store:
     return Store()
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until true or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
+#: node processes start slowly: a longer deadline than the default
+wait_for = functools.partial(testing.wait_for, timeout=10.0)
 
 
 @pytest.fixture

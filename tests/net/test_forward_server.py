@@ -1,8 +1,7 @@
 import asyncio
 import logging
 import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from relaybit.codec.forward.connection import entry
 from relaybit.codec.msgpack import EventTime, default, iter_entries
 from relaybit.net.forward_client import ForwardClient
 from relaybit.net.forward_server import ForwardServer
+from relaybit.testing import wait_for
 
 T = EventTime(1700000000, 1)
 
@@ -29,13 +29,6 @@ class Sink:
     @property
     def records(self) -> list[tuple[str, Any, Any]]:
         return [(tag, t, r) for tag, data, _ in self.batches for t, r in iter_entries(data)]
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 def pack(obj: object) -> bytes:

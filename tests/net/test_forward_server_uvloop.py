@@ -15,7 +15,6 @@ import errno
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from relaybit.net.forward_server import ForwardServer
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext
 from relaybit.plugins.outputs.forward.output import ForwardOutput
+from relaybit.testing import wait_for
 
 T = EventTime(1700000000, 7)
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {
@@ -78,13 +78,6 @@ class Certs:
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     return Certs(tmp_path_factory.mktemp("certs"))
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 async def tls_server(certs: Certs, sink: Sink, host: str = "127.0.0.1") -> ForwardServer:

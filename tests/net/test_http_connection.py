@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from aiohttp import web
 
 from relaybit.errors import DeliveryError
 from relaybit.net.http_connection import HttpConnection, HttpConnector, client_ssl_context
+from relaybit.testing import wait_for
 from relaybit.upstream.node import NetSettings, Node, TLSSettings, UpstreamSpec
 from relaybit.upstream.upstream import Connection, Upstream
 
@@ -31,16 +32,6 @@ def client_sockets(port: int) -> list[object]:
         for c in psutil.Process().net_connections("tcp")
         if c.raddr and c.raddr.port == port and c.status != psutil.CONN_TIME_WAIT
     ]
-
-
-async def until(predicate: Callable[[], bool], what: str, deadline: float = 5.0) -> None:
-    """Poll ``predicate`` until it holds (AssertionError after ``deadline`` seconds)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError(f"{what}: not within {deadline}s")
-        await asyncio.sleep(0.01)
 
 
 class Hung:
@@ -102,7 +93,7 @@ async def test_a_receiver_that_never_reads_the_body_times_out_and_is_reset(hung:
         assert "peer not reading or not answering" in err.value.message
         assert not conn.is_usable()
         # the client socket goes at once, before the receiver reads a byte
-        await until(lambda: not client_sockets(hung.port), "client socket closed")
+        await wait_for(lambda: not client_sockets(hung.port), what="client socket closed")
         assert conn.open_transports == 0
         # ... with a reset: the receiver does not get the body's tail, it gets an error
         reader, _ = hung.peers[0]
@@ -124,7 +115,7 @@ async def test_a_cancelled_request_resets_its_socket(hung: Hung) -> None:
         with pytest.raises(asyncio.CancelledError):
             await request
         assert not conn.is_usable()
-        await until(lambda: not client_sockets(hung.port), "client socket closed")
+        await wait_for(lambda: not client_sockets(hung.port), what="client socket closed")
     finally:
         await conn.aclose()
 
@@ -145,7 +136,7 @@ async def test_an_early_answer_while_the_body_is_unsent_leaves_no_socket() -> No
     try:
         response = await conn.request("POST", "/", data=b"x" * BIG)
         assert (response.status, response.body) == (413, b"big")
-        await until(lambda: not client_sockets(port), "client socket closed")
+        await wait_for(lambda: not client_sockets(port), what="client socket closed")
     finally:
         await conn.aclose()
         for writer in held:
@@ -243,7 +234,7 @@ async def test_keepalive_reuses_one_socket_across_requests() -> None:
             assert len(client_sockets(receiver.port)) == 1
         finally:
             await conn.aclose()
-        await until(lambda: not client_sockets(receiver.port), "socket closed by aclose")
+        await wait_for(lambda: not client_sockets(receiver.port), what="socket closed by aclose")
     assert len(set(receiver.ports)) == 1, receiver.ports
 
 
@@ -253,7 +244,7 @@ async def test_keepalive_off_opens_and_closes_a_socket_per_request() -> None:
         try:
             for _ in range(3):
                 assert (await conn.request("POST", "/", data=b"{}")).status == 200
-                await until(lambda: not client_sockets(receiver.port), "socket closed")
+                await wait_for(lambda: not client_sockets(receiver.port), what="socket closed")
             assert conn.is_usable()
         finally:
             await conn.aclose()
@@ -266,7 +257,7 @@ async def test_an_idle_keepalive_socket_closes_after_the_idle_timeout() -> None:
         try:
             await conn.request("GET", "/")
             assert client_sockets(receiver.port)
-            await until(lambda: not client_sockets(receiver.port), "idle socket closed")
+            await wait_for(lambda: not client_sockets(receiver.port), what="idle socket closed")
             assert conn.is_usable()
             await conn.request("GET", "/")  # a fresh socket, transparently
         finally:
@@ -310,10 +301,10 @@ async def test_keepalive_max_recycle_through_the_upstream() -> None:
         try:
             for _ in range(5):
                 await upstream.deliver(post)
-            await until(lambda: len(client_sockets(receiver.port)) == 1, "recycled closed")
+            await wait_for(lambda: len(client_sockets(receiver.port)) == 1, what="recycled closed")
         finally:
             await upstream.stop()
-        await until(lambda: not client_sockets(receiver.port), "closed by stop()")
+        await wait_for(lambda: not client_sockets(receiver.port), what="closed by stop()")
     a, b, c, d, e = receiver.ports
     assert a == b and c == d and len({a, c, e}) == 3, receiver.ports
 
@@ -336,7 +327,9 @@ async def test_a_hung_receiver_through_the_upstream_leaves_no_socket(hung: Hung)
         for _ in range(3):
             with pytest.raises(Exception, match="peer not reading"):
                 await upstream.deliver(send)
-            await until(lambda: not client_sockets(hung.port), "socket reset after the flush")
+            await wait_for(
+                lambda: not client_sockets(hung.port), what="socket reset after the flush"
+            )
     finally:
         await upstream.stop()
     assert len(hung.peers) == 3
@@ -488,7 +481,7 @@ async def test_tls_verification_follows_the_node_settings(
                 assert not conn.is_usable()
         finally:
             await conn.aclose()
-        await until(lambda: not client_sockets(receiver.port), "client socket closed")
+        await wait_for(lambda: not client_sockets(receiver.port), what="client socket closed")
     assert bool(receiver.seen) is ok
 
 
@@ -504,7 +497,7 @@ async def test_a_tls_receiver_that_never_reads_is_reset(ca: trustme.CA, tmp_path
         with pytest.raises(DeliveryError) as err:
             await asyncio.wait_for(conn.request("POST", "/", data=b"x" * BIG), 30)
         assert err.value.kind == "timeout"
-        await until(lambda: not client_sockets(receiver.port), "client socket closed")
+        await wait_for(lambda: not client_sockets(receiver.port), what="client socket closed")
     finally:
         await conn.aclose()
         for _, writer in receiver.peers:

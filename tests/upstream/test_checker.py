@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from relaybit.testing import (
     FakeClock,
     LineServer,
@@ -14,20 +11,13 @@ from relaybit.testing import (
     make_node,
     make_spec,
 )
+from relaybit.testing import wait_for as eventually
 from relaybit.upstream.checker import HealthChecker, ProbeResult
 from relaybit.upstream.health import NodeState
 from relaybit.upstream.node import Node, UpstreamSettings
 from relaybit.upstream.upstream import Connection, Upstream
 
 PROBE = line_sender(b"ping\n", timeout=5.0)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 async def open_line(node: Node) -> Connection:

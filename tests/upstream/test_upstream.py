@@ -21,6 +21,7 @@ from relaybit.testing import (
     make_node,
     make_spec,
 )
+from relaybit.testing import wait_for as eventually
 from relaybit.upstream.health import NodeState
 from relaybit.upstream.node import NetSettings, Node, UpstreamSettings
 from relaybit.upstream.upstream import (
@@ -32,15 +33,6 @@ from relaybit.upstream.upstream import (
 )
 
 SEND = line_sender(timeout=2.0)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``check`` until true (no fixed sleeps)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.005)
 
 
 @pytest.fixture

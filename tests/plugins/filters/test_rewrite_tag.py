@@ -14,6 +14,7 @@ from relaybit.codec.msgpack import iter_entries
 from relaybit.config.loader import load_config
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.plugins.filters.rewrite_tag import MAX_DEPTH, RewriteTagFilter, split_rule
+from relaybit.testing import wait_for
 
 
 class Emitted:
@@ -236,13 +237,3 @@ def test_an_emitter_name_taken_by_another_filter_is_a_config_error(tmp_path: Pat
     with pytest.raises(ConfigErrors, match="emitter_name 'same'") as info:
         Agent(load_config(conf)).build()
     assert "agent.conf:10" in str(info.value)
-
-
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.02)

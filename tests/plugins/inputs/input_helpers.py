@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
@@ -12,15 +11,10 @@ from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
 from relaybit.plugins.base import INPUT_COMMON, EmitFn, InputContext
 from relaybit.plugins.inputs.tail import TailInput
+from relaybit.testing import wait_for
 
-
-async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``cond()`` holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
+#: wait until a condition holds (a longer deadline than the default: tail polls files)
+until = functools.partial(wait_for, timeout=10.0)
 
 
 class BatchCollector:

@@ -1,6 +1,4 @@
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ from relaybit.errors import ConfigError
 from relaybit.net.forward_client import ForwardClient
 from relaybit.plugins.base import InputContext
 from relaybit.plugins.inputs.forward import ForwardInput, parse_users
+from relaybit.testing import wait_for
 
 
 class Store:
@@ -25,13 +24,6 @@ class Store:
         got = list(iter_entries(data))
         assert len(got) == records
         self.items.extend((tag, t, r) for t, r in got)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 def make_input(store: Store, **props: str) -> ForwardInput:

@@ -19,6 +19,7 @@ from relaybit.config.schema import RawProperty
 from relaybit.errors import ConfigError
 from relaybit.plugins.base import INPUT_COMMON, InputContext
 from relaybit.plugins.inputs.syslog import SyslogFramer, SyslogInput
+from relaybit.testing import wait_for
 
 RFC5424 = "1 2024-05-01T10:20:30.123Z web-1 nginx 4242 ACCESS - "
 
@@ -39,14 +40,6 @@ def make(sink: Sink, *props: tuple[str, str]) -> SyslogInput:
     return SyslogInput(
         InputContext(name="syslog.0", plugin="syslog", options=options, emit=sink, tag="sys")
     )
-
-
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 def handler_logger(handler: logging.Handler) -> logging.Logger:

@@ -1,7 +1,5 @@
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from relaybit.plugins.base import FlushResult, InputContext, OutputContext
 from relaybit.plugins.inputs.forward import ForwardInput
 from relaybit.plugins.outputs.forward.options import node_settings
 from relaybit.plugins.outputs.forward.output import ForwardOutput
+from relaybit.testing import wait_for
 from relaybit.upstream.node import Node, UpstreamSettings, UpstreamSpec
 
 T = EventTime(1700000000, 42)
@@ -32,13 +31,6 @@ class Store:
         got = list(iter_entries(data))
         assert len(got) == records
         self.items.extend((tag, t, r) for t, r in got)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.01)
 
 
 def props(values: dict[str, str]) -> list[RawProperty]:
