@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from relaybit.codec.msgpack import EventTime, iter_entries, pack_entries
 from relaybit.pipeline.chunk import Chunk
+from relaybit.pipeline.engine import Engine, EngineSettings
+from relaybit.pipeline.scheduler import Scheduler
 from relaybit.plugins.base import FilterPlugin, FlushResult, OutputPlugin
 
 
@@ -84,11 +88,20 @@ class FuncFilter(FilterPlugin):
         return out
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until true, failing after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        await asyncio.sleep(0.005)
+def fs_engine(
+    path: Path, *, seed: int = 1, chunk_size_limit: int | None = None, **extra: object
+) -> Engine:
+    """An engine with filesystem storage at ``path``: no flush timer, millisecond retries."""
+    values: dict[str, object] = {"flush": 0.0, "grace": 1.0, "storage_path": str(path)}
+    values.update(extra)
+    limit = {} if chunk_size_limit is None else {"chunk_size_limit": chunk_size_limit}
+    return Engine(
+        EngineSettings(**values),  # type: ignore[arg-type]
+        scheduler=Scheduler(0.001, 0.002, slack=0.0, rng=random.Random(seed)),
+        **limit,  # type: ignore[arg-type]
+    )
+
+
+def chunk_files(path: Path) -> list[Path]:
+    """The chunk files under a storage path, oldest first."""
+    return sorted(path.glob("*/*.rbc"))

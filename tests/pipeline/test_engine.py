@@ -7,13 +7,14 @@ import logging
 import random
 
 import pytest
-from pipeline_helpers import FuncFilter, GateOutput, ListOutput, ScriptedOutput, entries, wait_for
+from pipeline_helpers import FuncFilter, GateOutput, ListOutput, ScriptedOutput, entries
 
 from relaybit.monitoring.events import EventHub, RetryExhausted, RetryScheduled
 from relaybit.pipeline.engine import Engine, EngineSettings
 from relaybit.pipeline.scheduler import Scheduler
 from relaybit.plugins.base import FlushResult
 from relaybit.tag import compile_match
+from relaybit.testing import wait_for
 
 OK, RETRY, ERROR = FlushResult.OK, FlushResult.RETRY, FlushResult.ERROR
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pipeline_helpers import GateOutput, entries, wait_for
+from pipeline_helpers import GateOutput, entries
 
 from relaybit.codec.msgpack import iter_entries
 from relaybit.config.origin import Origin
@@ -22,6 +22,7 @@ from relaybit.pipeline.engine import Engine, EngineSettings
 from relaybit.plugins.base import INPUT_COMMON, FlushResult, InputContext, OutputPlugin
 from relaybit.plugins.inputs.tail import TailInput
 from relaybit.tag import compile_match
+from relaybit.testing import wait_for
 
 
 class SteppedOutput(OutputPlugin):

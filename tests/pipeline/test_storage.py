@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import GateOutput, ListOutput, ScriptedOutput, entries, records_of
+from pipeline_helpers import (
+    GateOutput,
+    ListOutput,
+    ScriptedOutput,
+    chunk_files,
+    entries,
+    fs_engine,
+    records_of,
+)
 
-from relaybit.pipeline.engine import Engine, EngineSettings
-from relaybit.pipeline.scheduler import Scheduler
 from relaybit.pipeline.storage import FileStorage, decode_chunk, encode_header
 from relaybit.plugins.base import FlushResult
 from relaybit.tag import compile_match
-
-
-def fs_engine(path: Path, **extra: object) -> Engine:
-    values: dict[str, object] = {"flush": 0.0, "grace": 1.0, "storage_path": str(path)}
-    values.update(extra)
-    return Engine(
-        EngineSettings(**values),  # type: ignore[arg-type]
-        scheduler=Scheduler(0.001, 0.002, slack=0.0, rng=random.Random(1)),
-    )
-
-
-def chunk_files(path: Path) -> list[Path]:
-    return sorted(path.glob("*/*.rbc"))
 
 
 def test_chunk_file_round_trip(tmp_path: Path) -> None:

@@ -6,38 +6,32 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
-import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import GateOutput, ListOutput, entries, records_of, wait_for
+from pipeline_helpers import GateOutput, ListOutput, chunk_files, entries, records_of
+from pipeline_helpers import fs_engine as shared_fs_engine
 
 from relaybit.codec.msgpack import iter_entries
 from relaybit.pipeline import storage as storage_module
 from relaybit.pipeline.chunk import Chunk, DownChunk
-from relaybit.pipeline.engine import Engine, EngineSettings
-from relaybit.pipeline.scheduler import Scheduler
+from relaybit.pipeline.engine import Engine
 from relaybit.pipeline.storage import encode_header
 from relaybit.plugins.base import FlushResult, OutputPlugin
 from relaybit.tag import compile_match
+from relaybit.testing import wait_for
 
 CHUNK = 1024  #: the chunk size limit of these tests (Fluent Bit's is 2 MB)
 BATCH = 16  #: records per emit (about 250 bytes: four emits to a chunk)
 
-
-def fs_engine(path: Path, **extra: object) -> Engine:
-    values: dict[str, object] = {"flush": 0.0, "grace": 1.0, "storage_path": str(path)}
-    values.update(extra)
-    return Engine(
-        EngineSettings(**values),  # type: ignore[arg-type]
-        scheduler=Scheduler(0.001, 0.002, slack=0.0, rng=random.Random(7)),
-        chunk_size_limit=CHUNK,
-    )
+#: small chunks, so a few emits fill one and the limits are reached quickly
+fs_engine = functools.partial(shared_fs_engine, seed=7, chunk_size_limit=CHUNK)
 
 
 def chunks_in_memory(engine: Engine) -> int:
@@ -54,10 +48,6 @@ def chunks_in_memory(engine: Engine) -> int:
         if task.path is not None and not task.backlog and task.chunk.data
     )
     return open_up + sealed_up
-
-
-def chunk_files(path: Path) -> list[Path]:
-    return sorted(path.glob("*/*.rbc"))
 
 
 class OutageOutput(OutputPlugin):

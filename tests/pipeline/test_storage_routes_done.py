@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import GateOutput, ListOutput, ScriptedOutput, entries, wait_for
+from pipeline_helpers import GateOutput, ListOutput, ScriptedOutput, chunk_files, entries, fs_engine
 
-from relaybit.pipeline.engine import Engine, EngineSettings
-from relaybit.pipeline.scheduler import Scheduler
+from relaybit.pipeline.engine import Engine
 from relaybit.pipeline.storage import (
     FileStorage,
     decode_routes_done,
@@ -21,19 +19,7 @@ from relaybit.pipeline.storage import (
 )
 from relaybit.plugins.base import FlushResult, OutputPlugin
 from relaybit.tag import compile_match
-
-
-def fs_engine(path: Path, **extra: object) -> Engine:
-    values: dict[str, object] = {"flush": 0.0, "grace": 1.0, "storage_path": str(path)}
-    values.update(extra)
-    return Engine(
-        EngineSettings(**values),  # type: ignore[arg-type]
-        scheduler=Scheduler(0.001, 0.002, slack=0.0, rng=random.Random(1)),
-    )
-
-
-def chunk_files(path: Path) -> list[Path]:
-    return sorted(path.glob("*/*.rbc"))
+from relaybit.testing import wait_for
 
 
 def sidecars(path: Path) -> list[Path]:
