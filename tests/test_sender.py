@@ -390,7 +390,7 @@ def test_contradictory_or_bad_arguments_are_clear_errors(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="on_full"):
         Sender("app", on_full="wait")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="compress"):
-        Sender("app", compress="zstd")
+        Sender("app", compress="lz4")
     conf = tmp_path / "up.conf"
     conf.write_text(
         "[UPSTREAM]\n    name u\n[NODE]\n    name a\n    host h\n    port 1\n"

@@ -15,7 +15,7 @@ from typing import Literal
 
 from relaybit.codec.forward import auth
 from relaybit.codec.forward.connection import ForwardConnection
-from relaybit.codec.forward.entries import with_integer_times
+from relaybit.codec.forward.entries import with_integer_times, without_metadata
 from relaybit.codec.forward.events import (
     Ack,
     CompressedPackedForward,
@@ -268,13 +268,17 @@ class ForwardClient:
         entries: bytes,
         records: int,
         *,
-        compress: Literal["gzip"] | str | None = None,
+        compress: Literal["gzip", "zstd"] | str | None = None,
         require_ack: bool = False,
         ack_timeout: float = 190.0,
         time_as_integer: bool = False,
         send_options: bool = False,
+        retain_metadata: bool = True,
     ) -> None:
-        """Send one chunk (PackedForward, or CompressedPackedForward with ``gzip``).
+        """Send one chunk (PackedForward, or CompressedPackedForward with ``gzip``/``zstd``).
+
+        Entries carrying metadata (``[[time, metadata], record]``) go as they are,
+        or as ``[time, record]`` when ``retain_metadata`` is off.
 
         With ``require_ack`` waits for the byte-exact ack up to ``ack_timeout``.
         Raises DeliveryError (``write``, ``ack_timeout``, ``ack_mismatch``,
@@ -284,10 +288,12 @@ class ForwardClient:
             raise DeliveryError("write", f"{self.peer}: connection is closed or unusable")
         if time_as_integer:
             entries = with_integer_times(entries)
+        elif not retain_metadata:
+            entries = without_metadata(entries)
         chunk = new_ack_id() if require_ack else None
-        if compress == "gzip":
+        if compress in ("gzip", "zstd"):
             event: PackedForward | CompressedPackedForward = CompressedPackedForward(
-                tag, entries, records, chunk, send_options
+                tag, entries, records, chunk, send_options, compression=compress
             )
         else:
             event = PackedForward(tag, entries, records, chunk, send_options)

@@ -72,7 +72,7 @@ class SenderBase:
     ``host``/``port`` (default ``localhost:24224``); one of them.  How: the
     forward output's keys ``shared_key``, ``self_hostname``, ``username``,
     ``password``, ``tls`` (bool, TLSSettings or an ``ssl.SSLContext``),
-    ``require_ack`` (on), ``ack_timeout``, ``compress`` ("gzip"),
+    ``require_ack`` (on), ``ack_timeout``, ``compress`` ("gzip" or "zstd"),
     ``time_as_integer``, ``net``; an upstream file's ``[NODE]`` keys override them.
     Buffering: ``buffer_limit`` bytes (in flight included), ``chunk_size`` per
     PackedForward, ``flush_interval``; when full ``on_full="drop"`` refuses the

@@ -3,6 +3,7 @@ import zlib
 
 import msgpack
 import pytest
+import zstandard
 
 from relaybit.codec.forward import (
     NEED_DATA,
@@ -57,12 +58,14 @@ def test_message_mode_with_integer_time_and_no_option() -> None:
     assert list(iter_entries(ev.entries)) == [(1700000000, {"k": 1})]
 
 
-def test_forward_mode_normalises_metadata_entries() -> None:
-    entries = [[T, {"a": 1}], [[T, {"meta": 1}], {"b": 2}]]
-    ev = server_events(pack(["app", entries, {"size": 2}]))[0]
+def test_forward_mode_keeps_metadata_drops_empty_metadata() -> None:
+    entries = [[T, {"a": 1}], [[T, {"meta": 1}], {"b": 2}], [[T, {}], {"c": 3}]]
+    ev = server_events(pack(["app", entries, {"size": 3}]))[0]
     assert isinstance(ev, Forward)
-    assert ev.records == 2
-    assert ev.entries == entry(T, {"a": 1}) + entry(T, {"b": 2})
+    assert ev.records == 3
+    assert ev.entries == entry(T, {"a": 1}) + pack([[T, {"meta": 1}], {"b": 2}]) + entry(
+        T, {"c": 3}
+    )
 
 
 @pytest.mark.parametrize("as_str", [False, True])
@@ -73,11 +76,88 @@ def test_packed_forward_bin_or_str_passes_bytes_through(as_str: bool) -> None:
     assert ev == PackedForward("app", packed, 2, "id1")
 
 
-def test_packed_forward_metadata_shape_is_rewritten() -> None:
+def test_packed_forward_keeps_metadata_and_drops_empty_metadata() -> None:
     packed = pack([[T, {"m": 1}], {"a": 1}]) + pack([[T, {}], {"b": 2}])
     ev = server_events(pack(["app", packed]))[0]
     assert isinstance(ev, PackedForward)
-    assert ev.entries == entry(T, {"a": 1}) + entry(T, {"b": 2})
+    assert ev.entries == pack([[T, {"m": 1}], {"a": 1}]) + entry(T, {"b": 2})
+
+
+def test_message_mode_takes_metadata_from_the_option_map() -> None:
+    ev = server_events(pack(["app", T, {"a": 1}, {"metadata": {"m": 1}, "chunk": "c"}]))[0]
+    assert isinstance(ev, Message)
+    assert ev.entries == pack([[T, {"m": 1}], {"a": 1}]) and ev.chunk == "c"
+
+
+def test_metadata_that_is_not_a_map_is_refused() -> None:
+    conn = ForwardConnection(Role.SERVER)
+    conn.receive_data(pack(["app", [[[T, [1, 2]], {"a": 1}]]]))
+    with pytest.raises(RemoteProtocolError, match="metadata must be a map"):
+        conn.next_event()
+
+
+def test_compressed_packed_forward_zstd_several_frames() -> None:
+    one, two = entry(T, {"a": 1}), entry(T, {"b": 2}) * 3
+    cctx = zstandard.ZstdCompressor()
+    body = cctx.compress(one) + cctx.compress(two)
+    ev = server_events(pack(["app", body, {"compressed": "zstd", "size": 4}]))[0]
+    assert ev == CompressedPackedForward("app", one + two, 4, None, compression="zstd")
+
+
+def test_compressed_payload_magic_wins_over_the_declared_algorithm() -> None:
+    # as Fluent Bit's in_forward: 'compressed: gzip' with a zstd payload is read as zstd
+    data = entry(T, {"a": 1})
+    body = zstandard.ZstdCompressor().compress(data)
+    ev = server_events(pack(["app", body, {"compressed": "gzip"}]))[0]
+    assert isinstance(ev, CompressedPackedForward) and ev.entries == data
+
+
+@pytest.mark.parametrize("cut", [1, 5])
+def test_truncated_zstd_frame_is_refused(cut: int) -> None:
+    body = zstandard.ZstdCompressor().compress(entry(T, {"a": "x" * 200}) * 20)
+    conn = ForwardConnection(Role.SERVER)
+    conn.receive_data(pack(["app", body[:-cut], {"compressed": "zstd"}]))
+    with pytest.raises(RemoteProtocolError, match="zstd"):
+        conn.next_event()
+
+
+def test_zstd_bomb_is_refused_without_inflating_it() -> None:
+    body = zstandard.ZstdCompressor().compress(b"\x00" * 50_000_000)
+    conn = ForwardConnection(Role.SERVER, max_decompressed_size=1000)
+    conn.receive_data(pack(["app", body, {"compressed": "zstd"}]))
+    with pytest.raises(RemoteProtocolError, match="inflate"):
+        conn.next_event()
+
+
+@pytest.mark.parametrize(("signal", "reason"), [(1, "metrics"), (2, "traces"), (7, "invalid")])
+def test_non_log_fluent_signal_is_refused_clearly(signal: int, reason: str) -> None:
+    conn = ForwardConnection(Role.SERVER)
+    conn.receive_data(pack(["app", entry(T, {"a": 1}), {"fluent_signal": signal}]))
+    with pytest.raises(RemoteProtocolError, match=reason):
+        conn.next_event()
+
+
+def test_fluent_signal_logs_is_accepted_and_sent_with_options() -> None:
+    ev = server_events(pack(["app", entry(T, {"a": 1}), {"fluent_signal": 0}]))[0]
+    assert isinstance(ev, PackedForward) and ev.records == 1
+    client = ForwardConnection(Role.CLIENT)
+    frame = msgpack.unpackb(
+        client.send(PackedForward("app", entry(T, {"a": 1}), 1, chunk="id", send_size=True))
+    )
+    assert frame[2] == {"chunk": "id", "size": 1, "fluent_signal": 0}
+    # no option map at all when nothing needs saying (Fluentd v0 peers)
+    bare = msgpack.unpackb(ForwardConnection(Role.CLIENT).send(PackedForward("app", b"", 0)))
+    assert len(bare) == 2
+
+
+def test_client_sends_zstd_that_the_server_reads_back() -> None:
+    data = entry(T, {"a": 1}) * 10
+    client = ForwardConnection(Role.CLIENT)
+    wire = client.send(CompressedPackedForward("app", data, 10, chunk="c", compression="zstd"))
+    frame = msgpack.unpackb(wire)
+    assert frame[2]["compressed"] == "zstd" and frame[1].startswith(b"\x28\xb5\x2f\xfd")
+    ev = server_events(wire)[0]
+    assert isinstance(ev, CompressedPackedForward) and ev.entries == data
 
 
 def test_compressed_packed_forward_with_several_gzip_members() -> None:
@@ -148,7 +228,7 @@ def test_oversize_frame_raises_remote_error() -> None:
         ["app", [[T]]],
         ["app", b"\x92\x01", {}],
         ["app", T, {}, "opt"],
-        ["app", b"", {"compressed": "zstd"}],
+        ["app", b"", {"compressed": "lz4"}],
     ],
 )
 def test_bad_frames_are_remote_errors(obj: object) -> None:
@@ -161,11 +241,12 @@ def test_client_encodes_packed_and_compressed_with_options() -> None:
     entries = entry(T, {"a": 1}) * 3
     chunk = new_ack_id()
     data = client.send(PackedForward("app", entries, 3, chunk, send_size=True))
-    assert msgpack.unpackb(data) == ["app", entries, {"size": 3, "chunk": chunk}]
+    opts = {"size": 3, "chunk": chunk, "fluent_signal": 0}
+    assert msgpack.unpackb(data) == ["app", entries, opts]
     assert client.pending_acks == {chunk.encode()}
     data = client.send(CompressedPackedForward("app", entries, 3))
     tag, body, opts = msgpack.unpackb(data)
-    assert (tag, opts) == ("app", {"compressed": "gzip"})
+    assert (tag, opts) == ("app", {"compressed": "gzip", "fluent_signal": 0})
     assert zlib.decompress(body, wbits=31) == entries
     # and the server side decodes both
     assert server_events(client.send(PackedForward("t", entries, 3)))[0] == PackedForward(

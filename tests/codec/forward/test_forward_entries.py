@@ -8,6 +8,7 @@ from relaybit.codec.forward.entries import (
     inspect_packed,
     normalise_packed,
     with_integer_times,
+    without_metadata,
 )
 from relaybit.codec.msgpack import EventTime, iter_entries
 from relaybit.errors import RemoteProtocolError
@@ -47,6 +48,13 @@ def test_gzip_roundtrip_and_integer_times() -> None:
 
 def test_invalid_utf8_strings_roundtrip() -> None:
     raw = b"\x92\x01\x81\xa1k\xa2\xff\xfe"  # [1, {"k": <invalid utf-8 str>}]
-    meta = b"\x92\x92\x01\x80\x81\xa1k\xa2\xff\xfe"
+    meta = b"\x92\x92\x01\x80\x81\xa1k\xa2\xff\xfe"  # [[1, {}], ...]: empty metadata
     out, count = normalise_packed(meta)
     assert out == raw and count == 1
+
+
+def test_without_metadata_strips_only_where_there_is_some() -> None:
+    plain = entry(T, {"a": 1}) * 3
+    assert without_metadata(plain) is plain
+    meta = msgpack.packb([[T.to_ext(), {"m": 1}], {"b": 2}])
+    assert without_metadata(plain + meta) == plain + entry(T, {"b": 2})

@@ -3,6 +3,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 import trustme
 
@@ -26,8 +27,10 @@ ORIGIN = Origin("test.conf", 1)
 class Store:
     def __init__(self) -> None:
         self.items: list[tuple[str, Any, Any]] = []
+        self.raw: list[bytes] = []
 
     async def emit(self, tag: str, data: bytes, records: int) -> None:
+        self.raw.append(data)
         got = list(iter_entries(data))
         assert len(got) == records
         self.items.extend((tag, t, r) for t, r in got)
@@ -110,6 +113,8 @@ MODES = {
     "gzip": ({}, {"compress": "gzip", "send_options": "on"}),
     "ack": ({}, {"require_ack_response": "on"}),
     "gzip+ack": ({}, {"compress": "gzip", "require_ack_response": "on"}),
+    "zstd": ({}, {"compress": "zstd"}),
+    "zstd+ack+tls": (TLS_IN, {**TLS_OUT, "compress": "zstd", "require_ack_response": "on"}),
     "shared_key+users": (
         {"shared_key": "k", "security.users": "alice pw"},
         {"shared_key": "k", "username": "alice", "password": "pw", "require_ack_response": "on"},
@@ -128,6 +133,31 @@ async def test_output_to_input_in_every_mode(mode: str, certs: Path) -> None:
     result, store, _ = await roundtrip(certs, in_values, out_values)
     assert result is FlushResult.OK
     assert store.items == [("app", T, {"n": i, "user": f"u{i % 2}"}) for i in range(3)]
+
+
+@pytest.mark.parametrize("retain", ["default", "on", "off"])
+async def test_metadata_is_relayed_unless_retain_metadata_is_off(retain: str, certs: Path) -> None:
+    # one entry with metadata between two without: what a Fluent Bit 5 sender gives
+    with_meta = msgpack.packb([[T.to_ext(), {"otlp": {"severity": 9}}], {"n": 1}])
+    data = entry(T, {"n": 0}) + with_meta + entry(T, {"n": 2})
+    store = Store()
+    plugin = await start_input(store, certs)
+    values = {"host": "127.0.0.1", "port": str(plugin.port), "require_ack_response": "on"}
+    if retain != "default":
+        values["retain_metadata_in_forward_mode"] = retain
+    output = make_output(certs, values)
+    await output.start()
+    try:
+        assert await output.flush(Chunk(tag="app", data=data, records=3)) is FlushResult.OK
+        await wait_for(lambda: sum(map(len, store.raw)) > 0)
+    finally:
+        await output.stop()
+        await plugin.stop()
+    received = b"".join(store.raw)
+    if retain == "off":
+        assert received == entry(T, {"n": 0}) + entry(T, {"n": 1}) + entry(T, {"n": 2})
+    else:  # as Fluent Bit 5.1 (default on): the metadata crosses the hop unchanged
+        assert received == data
 
 
 async def test_time_as_integer_and_tag_override(certs: Path) -> None:

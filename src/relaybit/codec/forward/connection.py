@@ -15,11 +15,12 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.forward.entries import (
-    gunzip_all,
-    gzip_entries,
-    normalise_entry,
+    compress_entries,
+    decompress_entries,
     normalise_packed,
     repack_entries,
+    sniff_compression,
+    stored_entry,
 )
 from relaybit.codec.forward.events import (
     NEED_DATA,
@@ -40,6 +41,7 @@ from relaybit.codec.forward.events import (
 from relaybit.codec.forward.options import (
     ack_id_of,
     build_options,
+    check_signal,
     compression_of,
     parse_options,
 )
@@ -82,7 +84,7 @@ class ForwardConnection:
         *,
         buffer_max_size: int = DEFAULT_MAX_BUFFER_SIZE,
         max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE,
-        compress_level: int = 6,
+        compress_level: int | None = None,
     ) -> None:
         self.role = role
         self.peer_role = Role.SERVER if role is Role.CLIENT else Role.CLIENT
@@ -247,25 +249,33 @@ class ForwardConnection:
             if len(obj) > 3:
                 raise RemoteProtocolError("PackedForward has at most 3 elements")
             opts = parse_options(obj[2] if len(obj) == 3 else None)
+            check_signal(opts)
             raw = second if isinstance(second, bytes) else _as_bytes(second, "entries")
             chunk = ack_id_of(opts)
-            if compression_of(opts) == "gzip":
-                plain = gunzip_all(raw, self.max_decompressed_size)
+            compression = compression_of(opts)
+            if compression is not None:
+                plain = decompress_entries(raw, compression, self.max_decompressed_size)
                 entries, count = normalise_packed(plain)
-                return CompressedPackedForward(tag, entries, count, chunk)
+                kind = sniff_compression(raw) or compression
+                return CompressedPackedForward(tag, entries, count, chunk, compression=kind)
             entries, count = normalise_packed(raw)
             return PackedForward(tag, entries, count, chunk)
         if isinstance(second, list):
             if len(obj) > 3:
                 raise RemoteProtocolError("Forward has at most 3 elements")
             opts = parse_options(obj[2] if len(obj) == 3 else None)
+            check_signal(opts)
             entries, count = repack_entries(second)
             return Forward(tag, entries, count, ack_id_of(opts))
         if len(obj) < 3:
             raise RemoteProtocolError("Message needs [tag, time, record]")
         opts = parse_options(obj[3] if len(obj) == 4 else None)
-        time, record = normalise_entry([second, obj[2]])
-        return Message(tag, self._packer.pack([time, record]), 1, ack_id_of(opts))
+        check_signal(opts)
+        # Fluent Bit's in_forward also takes a Message's metadata from option "metadata"
+        metadata = opts.get("metadata")
+        time = [second, metadata] if isinstance(metadata, dict) and metadata else second
+        stored = stored_entry([time, obj[2]])
+        return Message(tag, self._packer.pack(stored), 1, ack_id_of(opts))
 
     # -- sending -----------------------------------------------------------
 
@@ -312,13 +322,17 @@ class ForwardConnection:
             pong: list[Any] = [b"PONG", event.auth_ok, event.reason, event.hostname, event.digest]
             return [self._raw_packer.pack(pong)]
         if isinstance(event, PackedForward | CompressedPackedForward):
-            compressed = isinstance(event, CompressedPackedForward)
-            body = gzip_entries(event.entries, self.compress_level) if compressed else event.entries
+            compression = event.compression if isinstance(event, CompressedPackedForward) else ""
+            body = (
+                compress_entries(event.entries, compression, self.compress_level)
+                if compression
+                else event.entries
+            )
             opts = build_options(
                 records=event.records,
                 send_size=event.send_size,
                 chunk=event.chunk,
-                compressed=compressed,
+                compressed=compression,
             )
             head = self._array_header(3 if opts else 2) + pack(event.tag)
             head += self._bin_header(len(body))

@@ -1,19 +1,24 @@
 """Packed entries: count, validate and normalise without decoding when possible.
 
-Chunks hold ``[time, record]`` entries back to back.  Fluent Bit may send
-``[[time, metadata], record]``; those are rewritten to ``[time, record]``.  The
-hot path (entries already shaped ``[time, record]``) only walks the bytes with
-``Unpacker.skip()`` and looks at two bytes per entry: nothing is decoded.
+Chunks hold ``[time, record]`` entries back to back, and ``[[time, metadata],
+record]`` entries where a record carries metadata (Fluent Bit 2+'s shape).
+Received entries keep a non-empty metadata map; an empty one (what Fluent Bit
+5 sends for most records) is dropped, so ``[[t, {}], r]`` is stored as
+``[t, r]``, which every Forward receiver reads.  The hot path (entries already
+shaped ``[time, record]``) only walks the bytes with ``Unpacker.skip()`` and
+looks at two bytes per entry: nothing is decoded.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import zlib
 from collections.abc import Iterable
 from typing import Any
 
 import msgpack
+import zstandard
 
 from relaybit.codec.msgpack import EventTime, default, ext_hook
 from relaybit.errors import RemoteProtocolError
@@ -59,41 +64,87 @@ def inspect_packed(data: bytes) -> tuple[int, bool]:
     return count, plain
 
 
-def normalise_entry(item: Any) -> tuple[Any, Any]:
-    """``[time, record]`` or ``[[time, metadata], record]`` -> ``(time, record)``."""
+def split_entry(item: Any) -> tuple[Any, dict[Any, Any] | None, Any]:
+    """``[time, record]`` or ``[[time, metadata], record]`` -> ``(time, metadata, record)``.
+
+    ``metadata`` is ``None`` when the entry has none or an empty map.  Raises
+    :class:`RemoteProtocolError` for any other shape.
+    """
     if not isinstance(item, list | tuple) or len(item) < 2:
         raise RemoteProtocolError("an entry must be an array [time, record]")
     time, record = item[0], item[1]
+    metadata: dict[Any, Any] | None = None
     if isinstance(time, list | tuple):
         if not time:
             raise RemoteProtocolError("an entry's [time, metadata] header is empty")
+        if len(time) > 1:
+            meta = time[1]
+            if meta is not None and not isinstance(meta, dict):
+                raise RemoteProtocolError("an entry's metadata must be a map")
+            metadata = meta or None
         time = time[0]
     if not isinstance(time, int | float | EventTime) or isinstance(time, bool):
         raise RemoteProtocolError(f"an entry's time must be an integer or EventTime, got {time!r}")
     if not isinstance(record, dict):
         raise RemoteProtocolError("an entry's record must be a map")
+    return time, metadata, record
+
+
+def normalise_entry(item: Any) -> tuple[Any, Any]:
+    """``[time, record]`` or ``[[time, metadata], record]`` -> ``(time, record)``."""
+    time, _metadata, record = split_entry(item)
     return time, record
 
 
-def repack_entries(items: Iterable[Any]) -> tuple[bytes, int]:
-    """Encode decoded entries as ``[time, record]`` back to back; returns (bytes, count)."""
+def stored_entry(item: Any) -> list[Any]:
+    """A received entry as a chunk stores it: metadata kept when there is some."""
+    time, metadata, record = split_entry(item)
+    if metadata is None:
+        return [time, record]
+    return [[time, metadata], record]
+
+
+def repack_entries(items: Iterable[Any], *, keep_metadata: bool = True) -> tuple[bytes, int]:
+    """Encode decoded entries back to back; returns (bytes, count).
+
+    With ``keep_metadata`` (received entries) a non-empty metadata map stays
+    (``[[time, metadata], record]``); without it every entry is ``[time, record]``.
+    """
     packer = new_packer_surrogates()
-    out = [packer.pack(list(normalise_entry(item))) for item in items]
+    shape = stored_entry if keep_metadata else (lambda item: list(normalise_entry(item)))
+    out = [packer.pack(shape(item)) for item in items]
     return b"".join(out), len(out)
 
 
-def normalise_packed(data: bytes) -> tuple[bytes, int]:
-    """Packed entries -> (``[time, record]`` entries, count); zero-copy when already plain."""
-    count, plain = inspect_packed(data)
-    if plain:
-        return data, count
+def _decode_all(data: bytes) -> list[Any]:
     unpacker = _unpacker(len(data))
     unpacker.feed(data)
     try:
-        items = list(unpacker)
+        return list(unpacker)
     except Exception as exc:  # already walked: should not happen
         raise RemoteProtocolError(f"malformed packed entries: {exc}") from None
-    return repack_entries(items)
+
+
+def normalise_packed(data: bytes) -> tuple[bytes, int]:
+    """Received packed entries -> (stored entries, count); zero-copy when already plain.
+
+    Entries with a non-empty metadata map keep it; empty metadata is dropped.
+    """
+    count, plain = inspect_packed(data)
+    if plain:
+        return data, count
+    return repack_entries(_decode_all(data))
+
+
+def without_metadata(data: bytes) -> bytes:
+    """Entries as ``[time, record]`` only (``retain_metadata_in_forward_mode off``).
+
+    Zero-copy when no entry carries metadata.
+    """
+    _count, plain = inspect_packed(data)
+    if plain:
+        return data
+    return repack_entries(_decode_all(data), keep_metadata=False)[0]
 
 
 def new_packer_surrogates() -> msgpack.Packer:
@@ -131,6 +182,68 @@ def gunzip_all(data: bytes, max_size: int) -> bytes:
 def gzip_entries(data: bytes, level: int = 6) -> bytes:
     """One gzip member of ``data`` (what CompressedPackedForward sends)."""
     return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def sniff_compression(data: bytes) -> str | None:
+    """``"gzip"`` or ``"zstd"`` from the payload's magic bytes, else ``None``."""
+    if data.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if data.startswith(_ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def unzstd_all(data: bytes, max_size: int) -> bytes:
+    """Decompress every zstd frame of ``data``; at most ``max_size`` bytes out.
+
+    A bounded streaming read first (a zstd bomb never allocates more than
+    ``max_size``), then a frame walk that refuses a truncated last frame.
+    """
+    dctx = zstandard.ZstdDecompressor()
+    too_big = f"compressed entries inflate to more than {max_size} bytes"
+    try:
+        with dctx.stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
+            if len(reader.read(max_size + 1)) > max_size:
+                raise RemoteProtocolError(too_big)
+        out: list[bytes] = []
+        rest = data
+        while rest:
+            frame = dctx.decompressobj()
+            out.append(frame.decompress(rest))
+            if not frame.eof:
+                raise RemoteProtocolError("truncated zstd frame in compressed entries")
+            rest = frame.unused_data
+    except zstandard.ZstdError as exc:
+        raise RemoteProtocolError(f"bad zstd data in compressed entries: {exc}") from None
+    return b"".join(out)
+
+
+def zstd_entries(data: bytes, level: int = 3) -> bytes:
+    """One zstd frame of ``data`` (CompressedPackedForward with ``compressed: zstd``)."""
+    return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(data)
+
+
+def decompress_entries(data: bytes, declared: str, max_size: int) -> bytes:
+    """Inflate a CompressedPackedForward payload.
+
+    As Fluent Bit's in_forward, the payload's magic bytes win over a
+    ``compressed`` option that names the other algorithm.
+    """
+    kind = sniff_compression(data) or declared
+    if kind == "zstd":
+        return unzstd_all(data, max_size)
+    return gunzip_all(data, max_size)
+
+
+def compress_entries(data: bytes, kind: str, level: int | None = None) -> bytes:
+    """``data`` compressed with ``gzip`` (level 6 by default) or ``zstd`` (level 3)."""
+    if kind == "zstd":
+        return zstd_entries(data, 3 if level is None else level)
+    return gzip_entries(data, 6 if level is None else level)
 
 
 def with_integer_times(data: bytes) -> bytes:

@@ -81,7 +81,8 @@ class PackedForward:
 class CompressedPackedForward:
     """CompressedPackedForward: ``entries`` are the *decompressed* entries.
 
-    Received: every gzip member was inflated.  Sent: ``entries`` are gzipped.
+    Received: every gzip member or zstd frame was inflated (``compression``
+    says which).  Sent: ``entries`` are compressed with ``compression``.
     """
 
     tag: str
@@ -89,6 +90,7 @@ class CompressedPackedForward:
     records: int
     chunk: AckId | None = None
     send_size: bool = False
+    compression: str = "gzip"
 
 
 @dataclass(frozen=True, slots=True)

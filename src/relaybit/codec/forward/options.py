@@ -1,4 +1,9 @@
-"""The Forward option map (``size``, ``chunk``, ``compressed``) and ack ids. Pure."""
+"""The Forward option map (``size``, ``chunk``, ``compressed``, ``fluent_signal``) and ack ids.
+
+Pure.  ``fluent_signal`` is Fluent Bit's event type: 0 logs, 1 metrics, 2 traces.
+relaybit carries logs: it sends ``fluent_signal: 0`` whenever it sends an option
+map (as Fluent Bit 5 does) and refuses metrics and traces with a clear error.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,34 @@ def new_ack_id() -> str:
     return base64.b64encode(secrets.token_bytes(16)).decode("ascii")
 
 
+#: ``compressed`` values relaybit reads and writes.
+COMPRESSIONS = ("gzip", "zstd")
+#: ``fluent_signal`` values (Fluent Bit's FLB_EVENT_TYPE_*).
+SIGNAL_LOGS, SIGNAL_METRICS, SIGNAL_TRACES = 0, 1, 2
+_SIGNAL_NAMES = {SIGNAL_LOGS: "logs", SIGNAL_METRICS: "metrics", SIGNAL_TRACES: "traces"}
+
+
 def build_options(
-    *, records: int, send_size: bool, chunk: str | bytes | None, compressed: bool
+    *,
+    records: int,
+    send_size: bool,
+    chunk: str | bytes | None,
+    compressed: bool | str,
 ) -> dict[str, Any]:
-    """The option map a client sends (empty when nothing needs saying)."""
+    """The option map a client sends (empty when nothing needs saying).
+
+    ``compressed`` is ``"gzip"`` / ``"zstd"`` (``True`` means gzip).  A non-empty
+    map ends with ``fluent_signal: 0`` (logs), as Fluent Bit 5 sends it.
+    """
     opts: dict[str, Any] = {}
-    if send_size:
-        opts["size"] = records
     if chunk is not None:
         opts["chunk"] = chunk
+    if send_size:
+        opts["size"] = records
     if compressed:
-        opts["compressed"] = "gzip"
+        opts["compressed"] = "gzip" if compressed is True else compressed
+    if opts:
+        opts["fluent_signal"] = SIGNAL_LOGS
     return opts
 
 
@@ -48,10 +70,29 @@ def ack_id_of(options: dict[Any, Any]) -> str | bytes | None:
 
 
 def compression_of(options: dict[Any, Any]) -> str | None:
-    """``"gzip"`` for CompressedPackedForward, ``None`` otherwise; other values are errors."""
+    """``"gzip"`` / ``"zstd"`` for CompressedPackedForward, ``None`` otherwise.
+
+    Other values are errors.
+    """
     value = options.get("compressed")
-    if value is None or value in ("text", b"text"):
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if value is None or value == "text":
         return None
-    if value in ("gzip", b"gzip"):
-        return "gzip"
+    if value in COMPRESSIONS:
+        return str(value)
     raise RemoteProtocolError(f"unsupported 'compressed' option {value!r}")
+
+
+def check_signal(options: dict[Any, Any]) -> None:
+    """Refuse frames whose ``fluent_signal`` is not logs (relaybit carries logs only)."""
+    value = options.get("fluent_signal", SIGNAL_LOGS)
+    if value == SIGNAL_LOGS and not isinstance(value, bool):
+        return
+    name = _SIGNAL_NAMES.get(value) if isinstance(value, int) else None
+    if name is None:
+        raise RemoteProtocolError(f"invalid 'fluent_signal' option {value!r}")
+    raise RemoteProtocolError(
+        f"fluent_signal {value} ({name}) is not supported: relaybit carries logs only;"
+        f" send {name} to a Fluent Bit or OpenTelemetry receiver"
+    )

@@ -36,9 +36,9 @@ FORWARD_OUTPUT_OPTIONS = (
                 "compress",
                 "str",
                 None,
-                "gzip: send CompressedPackedForward",
+                "gzip or zstd: send CompressedPackedForward (text: none)",
                 per_node=True,
-                choices=("gzip",),
+                choices=("text", "gzip", "zstd"),
             ),
             Option(
                 "require_ack_response",
@@ -62,7 +62,13 @@ FORWARD_OUTPUT_OPTIONS = (
                 "Send integer seconds (old Fluentd)",
                 per_node=True,
             ),
-            Option("retain_metadata_in_forward_mode", "bool", False, "Accepted for compatibility"),
+            Option(
+                "retain_metadata_in_forward_mode",
+                "bool",
+                True,
+                "Send records' metadata ([[time, metadata], record]); off: [time, record] only",
+                per_node=True,
+            ),
             Option("fluentd_compat", "bool", False, "Accepted for compatibility"),
         )
     )
@@ -85,6 +91,7 @@ class ForwardNodeSettings:
     ack_timeout: float = 190.0
     send_options: bool = False
     time_as_integer: bool = False
+    retain_metadata: bool = True
     tls: TLSSettings = field(default_factory=TLSSettings)
 
     @classmethod
@@ -96,11 +103,12 @@ class ForwardNodeSettings:
             username=opts.opt_str("username"),
             password=opts.opt_str("password"),
             tag=opts.opt_str("tag"),
-            compress=compress.lower() if compress else None,
+            compress=compress.lower() if compress and compress.lower() != "text" else None,
             require_ack=opts.bool("require_ack_response"),
             ack_timeout=opts.float("ack_response_timeout"),
             send_options=opts.bool("send_options"),
             time_as_integer=opts.bool("time_as_integer"),
+            retain_metadata=opts.bool("retain_metadata_in_forward_mode"),
             tls=TLSSettings.from_options(opts),
         )
 

@@ -53,4 +53,5 @@ async def send_to_node(
         ack_timeout=settings.ack_timeout,
         time_as_integer=settings.time_as_integer,
         send_options=settings.send_options,
+        retain_metadata=settings.retain_metadata,
     )
