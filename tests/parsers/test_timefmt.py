@@ -125,3 +125,73 @@ def test_no_match_returns_none(fmt: str, text: str) -> None:
 def test_bad_formats_raise(fmt: str) -> None:
     with pytest.raises(ValueError):
         TimeFormat(fmt)
+
+
+# ------------------------------------------------------------------ the cache
+
+
+def uncached(fmt: str, text: str) -> EventTime | None:
+    return TimeFormat(fmt)._parse(text)
+
+
+FRACTION_TEXTS = [
+    "2024-05-01T12:00:00.123456789Z",
+    "2024-05-01T12:00:00.123456789+02:00",
+    "2024-05-01T12:00:00.1-0700",
+    "2024-05-01T12:00:00.1234567891234Z",  # more than nanoseconds: cut
+    "2024-05-01T12:00:00.Z",  # no digits
+    "2024-05-01T12:00:00Z",  # no fraction at all
+    "2024-05-01T12:00:00.12\u0663Z",  # a non-ASCII digit after the ASCII ones
+    "  2024-05-01T12:00:00.5Z  ",
+    "2024-02-30T12:00:00.5Z",  # no such day
+    "1.2 nonsense",
+    "",
+]
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%dT%H:%M:%S.%L%z", "%Y-%m-%dT%H:%M:%S.%L", "%FT%T.%f%z"])
+@pytest.mark.parametrize("text", FRACTION_TEXTS)
+def test_cached_fraction_parse_equals_the_full_parse(fmt: str, text: str) -> None:
+    tf = TimeFormat(fmt)
+    for _ in range(2):  # a miss, then a hit
+        assert tf.parse(text) == uncached(fmt, text)
+
+
+def test_one_entry_per_second_serves_every_fraction() -> None:
+    tf = TimeFormat("%Y-%m-%dT%H:%M:%S.%L%z")
+    for nanos in range(0, 1_000_000_000, 7_777_777):
+        text = f"2024-05-01T12:00:07.{nanos:09d}Z"
+        assert tf.parse(text) == EventTime(utc(2024, 5, 1, 12, 0, 7), nanos)
+    assert len(tf._cache) == 1
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("%d/%b/%Y:%H:%M:%S %z", "10/Oct/2023:13:55:36 -0700"),
+        ("%d/%b/%Y:%H:%M:%S %z", "99/Oct/2023:13:55:36 -0700"),
+        ("%s.%L", "1700000000.25"),
+        ("%Y-%m-%d %H:%M:%S,%L", "2024-02-29 23:59:59,5"),
+        ("%I:%M:%S.%L %p %Y", "01:02:03.5 p.m. 2024"),  # '.' in %p: no fraction split
+    ],
+)
+def test_cached_parse_equals_the_full_parse(fmt: str, text: str) -> None:
+    tf = TimeFormat(fmt)
+    assert tf.parse(text) == uncached(fmt, text) == tf.parse(text)
+
+
+def test_year_less_formats_are_not_cached() -> None:
+    # they depend on today's date: a cached value would be wrong after new year
+    years = iter([utc(2030, 12, 31, 23, 0, 0), utc(2031, 1, 1, 1, 0, 0)])
+    tf = TimeFormat("%b %d %H:%M:%S", now=lambda: float(next(years)))
+    assert tf.parse("Jun 01 00:00:00") == EventTime(utc(2030, 6, 1, 0, 0, 0))
+    assert tf.parse("Jun 01 00:00:00") == EventTime(utc(2031, 6, 1, 0, 0, 0))
+
+
+def test_the_cache_is_bounded() -> None:
+    from relaybit.parsers import timefmt
+
+    tf = TimeFormat("%Y-%m-%d %H:%M:%S")
+    for i in range(timefmt.CACHE_SIZE + 10):
+        tf.parse(f"2024-01-01 00:{i // 60 % 60:02d}:{i % 60:02d} {i}")
+    assert len(tf._cache) <= timefmt.CACHE_SIZE

@@ -13,10 +13,12 @@ stores 0).  Nothing the line said is lost.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -116,6 +118,21 @@ def cast(value: Any, type_name: str) -> Any:
     return value
 
 
+def _caster(type_name: str) -> Callable[[Any], Any]:
+    """``cast(value, type_name)`` with the type chosen once (the per-record form)."""
+    if type_name == "string":
+        return _same
+    return functools.partial(_cast_str, type_name=type_name)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _cast_str(value: Any, type_name: str) -> Any:
+    return cast(value, type_name) if isinstance(value, str) else value
+
+
 def _decode(decoder: str, value: str) -> Any:
     """Decode one value; raises ValueError when it does not apply."""
     if decoder == "json":
@@ -146,37 +163,62 @@ class BaseParser(ABC):
     def __init__(self, settings: ParserSettings) -> None:
         self.settings = settings
         self.name = settings.name
+        #: Types, prebuilt: (key, conversion) for the keys that change
+        self._casts = tuple(
+            (key, _caster(type_name))
+            for key, type_name in settings.types.items()
+            if type_name != "string"
+        )
+        #: False when a record needs nothing after its fields (no time format, casts, decoders)
+        self.needs_finish = bool(
+            settings.time_format is not None or self._casts or settings.decoders
+        )
+        #: True when a record needs types or decoders (not only its time)
+        self.needs_more_than_time = bool(self._casts or settings.decoders)
 
     @abstractmethod
     def fields(self, text: str) -> dict[str, Any] | None:
         """The raw fields of ``text``, or None when it does not match."""
+
+    def fields_bytes(self, line: bytes) -> dict[str, Any] | None:
+        """:meth:`fields` of a raw line (non-UTF-8 bytes kept as surrogates)."""
+        return self.fields(line.decode("utf-8", "surrogateescape"))
 
     def parse(self, text: str) -> ParseResult | None:
         """``(time or None, record)`` for ``text``, or None when it does not match."""
         record = self.fields(text)
         if record is None:
             return None
+        if not self.needs_finish:
+            return None, record
+        return self.finish(record), record
+
+    def finish(self, record: dict[str, Any]) -> EventTime | None:
+        """Time, types and decoders on freshly extracted fields (in place); the time or None."""
         s = self.settings
         when: EventTime | None = None
-        if s.time_format is not None and s.time_key in record:
+        time_format = s.time_format
+        if time_format is not None and s.time_key in record:
             raw = record[s.time_key]
-            if isinstance(raw, str | int | float) and not isinstance(raw, bool):
-                when = s.time_format.parse(str(raw))
+            if raw.__class__ is str:
+                when = time_format.parse(raw)
+            elif isinstance(raw, str | int | float) and not isinstance(raw, bool):
+                when = time_format.parse(str(raw))
             if when is None:
                 log.debug(
                     "parser %s: %r does not follow time format %r; kept as a field",
                     s.name,
                     raw,
-                    s.time_format.fmt,
+                    time_format.fmt,
                 )
             elif not s.time_keep:
                 del record[s.time_key]
-        for key, type_name in s.types.items():
+        for key, convert in self._casts:
             if key in record:
-                record[key] = cast(record[key], type_name)
+                record[key] = convert(record[key])
         if s.decoders:
             self._apply_decoders(record)
-        return when, record
+        return when
 
     def _apply_decoders(self, record: dict[str, Any]) -> None:
         skip_field: set[str] = set()

@@ -13,8 +13,10 @@ from relaybit.parsers.base import BaseParser
 def json_object(text: str) -> dict[str, Any] | None:
     """The JSON object ``text`` holds, ready for msgpack; None for anything else.
 
-    orjson first; what it refuses (lone surrogates, integers beyond 64 bits)
+    orjson first; what it refuses (lone surrogates, bytes that are not UTF-8)
     goes through the stdlib and :func:`msgpack_safe`; too deep nesting is bad JSON.
+    Integers beyond 64 bits: orjson reads them as floats, as Fluent Bit 5.1
+    (yyjson) does; the stdlib path keeps their digits as text.
     """
     stripped = text.strip()
     if not stripped.startswith("{"):
@@ -37,6 +39,18 @@ class JsonParser(BaseParser):
     def fields(self, text: str) -> dict[str, Any] | None:
         return json_object(text)
 
+    def fields_bytes(self, line: bytes) -> dict[str, Any] | None:
+        """orjson straight on the bytes; what it refuses takes :func:`json_object`'s path."""
+        try:
+            value = _loads(line)
+        except _JSONDecodeError:
+            return json_object(line.decode("utf-8", "surrogateescape"))
+        return value if value.__class__ is dict else None
+
+
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
 
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
 
@@ -46,7 +60,9 @@ def msgpack_safe(value: Any) -> Any:
 
     Integers beyond 64 bits become their digits (text); strings holding lone
     surrogates (``"\\ud83d"``, a cut emoji) keep them as their WTF-8 bytes (a
-    raw str, as lines that are not UTF-8).  Everything else is returned as is.
+    raw str, as lines that are not UTF-8); bytes of the line that are not UTF-8
+    (read as ``\\udc80``-``\\udcff``) stay those bytes.  Everything else is
+    returned as is.
     """
     if isinstance(value, str):
         try:

@@ -107,9 +107,6 @@ class RegexParser(BaseParser):
         m = self.regex.search(text)
         if m is None:
             return None
-        out: dict[str, Any] = {}
-        for name, value in m.groupdict().items():
-            if value is None or (self.skip_empty and value == ""):
-                continue
-            out[name] = value
-        return out
+        if self.skip_empty:  # None (group not taken) and "" are left out
+            return {name: value for name, value in m.groupdict().items() if value}
+        return {name: value for name, value in m.groupdict().items() if value is not None}

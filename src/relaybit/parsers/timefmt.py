@@ -6,6 +6,12 @@ is accepted as an alias).  As in Fluent Bit: whitespace in the format matches
 any run of whitespace, text after the last directive is ignored, a format
 without a year takes the current year (and today's date when it has no day),
 and a time without ``%z``/``%Z`` is read as UTC shifted by ``Time_Offset``.
+
+Parsing is cached: a time text seen before costs one dict lookup (logs repeat
+the same second many times), and for formats with a fraction (``...%S.%L%z``)
+the cache key is the text without its fraction digits, so one full parse per
+distinct second serves every fraction in it.  Formats without a year (which
+depend on today's date) are not cached.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ _DIRECTIVES: dict[str, str] = {
     "t": r"\s*",
     "%": "%",
 }
+_SCALE = [10 ** (9 - i) for i in range(10)]
 _COMPOSITE = {"T": "%H:%M:%S", "D": "%m/%d/%y", "F": "%Y-%m-%d", "R": "%H:%M", "r": "%I:%M:%S %p"}
 
 
@@ -111,6 +118,38 @@ def _compile(fmt: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.IGNORECASE)
 
 
+#: distinct time texts (or seconds, for fraction formats) a TimeFormat remembers
+CACHE_SIZE = 4096
+_UNSET = object()
+#: what may follow %L for the fraction fast path (nothing that can begin with a digit)
+_AFTER_FRACTION = re.compile(r"(?:%[zZ]|[^%0-9])")
+
+
+def _fraction_separator(fmt: str) -> str | None:
+    """The literal before ``%L``/``%f`` when a text can be split there safely, else None.
+
+    Safe: the literal is not a letter, digit, space, sign or '%', appears once
+    before the fraction and nothing before it can match it (no ``%p``: "a.m."),
+    and what follows ``%L`` cannot begin with a digit.
+    """
+    text = _expand(fmt)
+    for directive in ("%L", "%f"):
+        at = text.find(directive)
+        if at > 0:
+            break
+    else:
+        return None
+    sep = text[at - 1]
+    head, tail = text[: at - 1], text[at + 2 :]
+    if sep.isalnum() or sep.isspace() or sep in "+-%" or sep in head or "%p" in head:
+        return None
+    if "%L" in tail or "%f" in tail:
+        return None
+    if tail and not _AFTER_FRACTION.match(tail):
+        return None
+    return sep
+
+
 @dataclass(frozen=True)
 class TimeFormat:
     """A compiled ``Time_Format``; :meth:`parse` returns an EventTime or None."""
@@ -119,12 +158,58 @@ class TimeFormat:
     offset: int = 0  #: Time_Offset in seconds east of UTC (used when the text has no zone)
     now: Callable[[], float] = field(default=time.time, compare=False, repr=False)
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    #: text (or text without its fraction) -> EventTime / seconds / None
+    _cache: dict[str, object] = field(init=False, repr=False, compare=False)
+    _cached: bool = field(init=False, repr=False, compare=False)
+    _sep: str | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_regex", _compile(self.fmt))
+        regex = _compile(self.fmt)
+        object.__setattr__(self, "_regex", regex)
+        object.__setattr__(self, "_cache", {})
+        # without a year the result depends on today's date: no cache
+        dated = any(g in regex.groupindex for g in ("Y", "y", "s"))
+        object.__setattr__(self, "_cached", dated)
+        object.__setattr__(self, "_sep", _fraction_separator(self.fmt) if dated else None)
 
     def parse(self, text: str) -> EventTime | None:
         """The time in ``text``, or None when it does not follow the format."""
+        if not self._cached:
+            return self._parse(text)
+        cache = self._cache
+        sep = self._sep
+        if sep is None:
+            hit = cache.get(text, _UNSET)
+            if hit is _UNSET:
+                hit = self._parse(text)
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[text] = hit
+            return hit  # type: ignore[return-value]
+        at = text.find(sep)
+        if at < 0:
+            return self._parse(text)
+        end = at + 1
+        n = len(text)
+        while end < n and "0" <= text[end] <= "9":
+            end += 1
+        if end == at + 1 or (end < n and text[end].isdigit()):  # none, or non-ASCII digits
+            return self._parse(text)
+        key = text[:at] + text[end:]
+        seconds = cache.get(key, _UNSET)
+        if seconds is _UNSET:
+            whole = self._parse(text[: at + 1] + "0" + text[end:])
+            seconds = None if whole is None else whole.seconds
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[key] = seconds
+        if seconds is None:
+            return None
+        digits = text[at + 1 : end]
+        nanos = int(digits[:9]) if len(digits) >= 9 else int(digits) * _SCALE[len(digits)]
+        return EventTime(seconds, nanos)  # type: ignore[arg-type]
+
+    def _parse(self, text: str) -> EventTime | None:
         m = self._regex.match(text.strip())
         if not m:
             return None

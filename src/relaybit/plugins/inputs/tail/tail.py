@@ -24,11 +24,11 @@ import msgpack
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
+from relaybit.parsers.packing import ParsedLines, entry_head
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import (
     LinePacker,
     Parser,
-    apply_parser,
     lookup_parser,
     now_ext,
 )
@@ -147,6 +147,7 @@ class TailInput(InputPlugin):
         self._own_files: set[str] = set()
         self.files: dict[tuple[int, int], TailedFile] = {}
         self._packers: dict[tuple[int, int], LinePacker] = {}
+        self._parsed: dict[tuple[int, int], ParsedLines] = {}
         #: rotated files already read to their end: (dev, inode) -> (offset, mtime_ns)
         self._finished: dict[tuple[int, int], tuple[int, int]] = {}
         self._packer = msgpack.Packer(
@@ -391,6 +392,7 @@ class TailInput(InputPlugin):
             file.close()
             del self.files[ident]
             self._packers.pop(ident, None)
+            self._parsed.pop(ident, None)
             if self.db is not None and file.db_id:
                 self.db.commit()
                 self.db.delete(file.db_id)
@@ -489,28 +491,18 @@ class TailInput(InputPlugin):
         self.records += len(records)
 
     def _pack_records(self, file: TailedFile, batch: Batch) -> bytes:
-        """The slow path: a parser and/or a per-line offset key."""
-        now = EventTime.from_float(self.ctx.clock.time())
-        out: list[bytes] = []
+        """A parser and/or a per-line offset key: a batch through relaybit.parsers.packing."""
+        ident = (file.dev, file.inode)
+        packer = self._parsed.get(ident)
+        if packer is None:
+            extra = [(self.path_key, file.path)] if self.path_key else []
+            packer = ParsedLines(self.parser, self.key, extra, self.offset_key or None)
+            self._parsed[ident] = packer
         starts = batch.starts
-        for i, line in enumerate(batch.lines):
-            text = line.decode("utf-8", "surrogateescape")
-            parsed = apply_parser(self.parser, text) if self.parser is not None else None
-            stamp: Any = now
-            if parsed is not None:
-                record = dict(parsed[1])
-                if parsed[0] is not None:
-                    stamp = parsed[0]
-                    if isinstance(stamp, float):
-                        stamp = EventTime.from_float(stamp)
-            else:
-                record = {self.key: text}
-            if self.path_key:
-                record[self.path_key] = file.path
-            if self.offset_key:
-                record[self.offset_key] = starts[i] if starts is not None else file.offset
-            out.append(self._packer.pack([stamp, record]))
-        return b"".join(out)
+        if self.offset_key and starts is None:
+            starts = [file.offset] * len(batch.lines)
+        now = EventTime.from_float(self.ctx.clock.time())
+        return packer.pack(batch.lines, entry_head(now)[1:], starts)
 
     def status(self) -> dict[str, Any]:
         return {
