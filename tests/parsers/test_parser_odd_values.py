@@ -68,3 +68,14 @@ def test_types_casts_past_64_bits_keep_the_text() -> None:
         "count": "123456789012345678901234",
         "small": 255,
     }
+
+
+def test_json_bytes_that_are_not_utf8_stay_those_bytes() -> None:
+    # they became three bytes each (the WTF-8 of their surrogate); Fluent Bit keeps them
+    parser = one(name="j", format="json")
+    line = b'{"raw":"\xff\xfe bytes","lone":"cut \\ud83d"}'.decode("utf-8", "surrogateescape")
+    result = parser.parse(line)
+    assert result is not None
+    packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogateescape")
+    raw = msgpack.unpackb(packer.pack(result[1]), raw=True)
+    assert raw == {b"raw": b"\xff\xfe bytes", b"lone": b"cut \xed\xa0\xbd"}

@@ -66,7 +66,7 @@ def msgpack_safe(value: Any) -> Any:
     """
     if isinstance(value, str):
         try:
-            value.encode("utf-8")
+            value.encode("utf-8", "surrogateescape")  # raw bytes of a non-UTF-8 line stay bytes
         except UnicodeEncodeError:
             return value.encode("utf-8", "surrogatepass").decode("utf-8", "surrogateescape")
         return value
