@@ -102,6 +102,7 @@ def cri() -> MultilineParser:
         key_pattern="_p",
         key_group="stream",
         parser=parser,
+        fast="cri",
     )
 
 

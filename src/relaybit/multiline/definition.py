@@ -36,6 +36,8 @@ class MultilineParser:
     key_group: str | None = None
     parser: Parser | None = None
     flush_timeout: float = DEFAULT_FLUSH_TIMEOUT  #: seconds
+    #: a built-in with a joiner of its own when it is the only parser ("cri")
+    fast: str | None = None
 
     @property
     def output_key(self) -> str:

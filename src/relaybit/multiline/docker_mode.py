@@ -14,7 +14,7 @@ pending one, so application stack traces are joined too.  Pure.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -77,6 +77,20 @@ class DockerModeStream:
         self._hold(obj, stamp, now, offset)
         if log.endswith("\n"):
             out.extend(self.flush())
+        return out
+
+    def feed_lines(
+        self,
+        lines: Sequence[bytes],
+        stamp: EventTime,
+        now: float,
+        starts: Sequence[int] | None = None,
+    ) -> list[Record]:
+        """:meth:`feed` for a batch of raw lines (non-UTF-8 bytes kept as surrogates)."""
+        out: list[Record] = []
+        for i, line in enumerate(lines):
+            offset = starts[i] if starts is not None and i < len(starts) else None
+            out.extend(self.feed(line.decode("utf-8", "surrogateescape"), stamp, now, offset))
         return out
 
     def _hold(self, obj: dict[str, Any], stamp: EventTime, now: float, offset: int | None) -> None:

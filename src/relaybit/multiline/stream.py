@@ -117,6 +117,20 @@ class MultilineStream:
         self._flush_group(state, group)
         return self._take()
 
+    def feed_lines(
+        self,
+        lines: Sequence[bytes],
+        stamp: EventTime,
+        now: float,
+        starts: Sequence[int] | None = None,
+    ) -> list[Record]:
+        """:meth:`feed` for a batch of raw lines (non-UTF-8 bytes kept as surrogates)."""
+        out: list[Record] = []
+        for i, line in enumerate(lines):
+            offset = starts[i] if starts is not None and i < len(starts) else None
+            out.extend(self.feed(line.decode("utf-8", "surrogateescape"), stamp, now, offset))
+        return out
+
     def flush_due(self, now: float) -> list[Record]:
         """Records whose last line came ``flush_timeout`` or more before ``now``."""
         for state in self._states:

@@ -189,16 +189,15 @@ class TimeFormat:
         at = text.find(sep)
         if at < 0:
             return self._parse(text)
-        end = at + 1
-        n = len(text)
-        while end < n and "0" <= text[end] <= "9":
-            end += 1
-        if end == at + 1 or (end < n and text[end].isdigit()):  # none, or non-ASCII digits
+        rest = text[at + 1 :]
+        after = rest.lstrip("0123456789")
+        end = len(text) - len(after)
+        if end == at + 1 or (after and after[0].isdigit()):  # none, or non-ASCII digits
             return self._parse(text)
-        key = text[:at] + text[end:]
+        key = text[:at] + after
         seconds = cache.get(key, _UNSET)
         if seconds is _UNSET:
-            whole = self._parse(text[: at + 1] + "0" + text[end:])
+            whole = self._parse(text[: at + 1] + "0" + after)
             seconds = None if whole is None else whole.seconds
             if len(cache) >= CACHE_SIZE:
                 cache.clear()

@@ -9,13 +9,14 @@ joiner takes lines (``feed``) and returns finished ``(time, record)`` pairs;
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from relaybit.codec.msgpack import EventTime
 from relaybit.config.schema import Options
 from relaybit.errors import ConfigError
 from relaybit.multiline import MultilineStream, build_multiline_parsers, lookup_multiline
+from relaybit.multiline.cri import CriStream
 from relaybit.multiline.docker_mode import DockerModeStream
 from relaybit.plugins.inputs.lines import Parser, apply_parser
 
@@ -27,6 +28,14 @@ class LineJoiner(Protocol):
 
     def feed(
         self, text: str, stamp: EventTime, now: float, offset: int | None = None
+    ) -> list[Record]: ...
+
+    def feed_lines(
+        self,
+        lines: Sequence[bytes],
+        stamp: EventTime,
+        now: float,
+        starts: Sequence[int] | None = None,
     ) -> list[Record]: ...
 
     def flush_due(self, now: float) -> list[Record]: ...
@@ -68,6 +77,9 @@ def joiner_factory(
         chosen = lookup_multiline(
             ml_names, defined, origin=opts.origin("multiline.parser"), section=section
         )
+        if len(chosen) == 1 and chosen[0].fast == "cri":
+            only = chosen[0]
+            return lambda: CriStream(only)
         return lambda: MultilineStream(chosen)
     if not docker:
         return None

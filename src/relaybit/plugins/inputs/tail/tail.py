@@ -456,13 +456,7 @@ class TailInput(InputPlugin):
         if joiner is None:
             joiner = self._joiners[(file.dev, file.inode)] = self._joiner_factory()  # type: ignore[misc]
         stamp = EventTime.from_float(self.ctx.clock.time())
-        now = time.monotonic()
-        starts = batch.starts
-        records: list[Record] = []
-        for i, line in enumerate(batch.lines):
-            text = line.decode("utf-8", "surrogateescape")
-            offset = starts[i] if starts is not None and i < len(starts) else None
-            records.extend(joiner.feed(text, stamp, now, offset))
+        records = joiner.feed_lines(batch.lines, stamp, time.monotonic(), batch.starts)
         await self._emit_records(file, records)
 
     async def _flush_joined(self, *, force: bool, only: tuple[int, int] | None = None) -> None:
@@ -481,12 +475,19 @@ class TailInput(InputPlugin):
         if not records:
             return
         out: list[bytes] = []
+        append = out.append
+        pack = self._packer.pack
+        path_key, offset_key = self.path_key, self.offset_key
         for stamp, record in records:
-            if self.path_key:
-                record[self.path_key] = file.path
-            if self.offset_key:
-                record[self.offset_key] = file.offset
-            out.append(self._packer.pack([stamp, record]))
+            if path_key:
+                record[path_key] = file.path
+            if offset_key:
+                record[offset_key] = file.offset
+            if stamp.__class__ is EventTime:
+                append(entry_head(stamp))
+                append(pack(record))
+            else:
+                append(pack([stamp, record]))
         await self.ctx.emit(file.tag, b"".join(out), len(records))
         self.records += len(records)
 
