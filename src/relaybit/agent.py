@@ -33,7 +33,7 @@ import relaybit
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.config.loader import check_keys, full_configmap, load_plugin
 from relaybit.config.model import AgentConfig, PluginInstance
-from relaybit.config.schema import Options
+from relaybit.config.schema import Options, suggest
 from relaybit.config.service import SERVICE_OPTIONS, ServiceSettings
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import counted, plugin_logger, setup_logging
@@ -205,6 +205,8 @@ class Agent:
                 storage_type=opts.str("storage.type").lower() or "memory",
                 mem_buf_limit=opts.int("mem_buf_limit"),
                 pause_on_chunks_overlimit=opts.bool("storage.pause_on_chunks_overlimit"),
+                routes=instance.routes,
+                route_outputs=self._route_outputs(instance, label),
             )
             ctx = InputContext(**common, emit=emit, tag=opts.opt_str("tag") or name)
             self.inputs[name] = cls(ctx)
@@ -233,6 +235,52 @@ class Agent:
             total_limit_size=opts.int("storage.total_limit_size"),
         )
 
+    def _route_outputs(self, instance: PluginInstance, label: str) -> dict[str, tuple[str, ...]]:
+        """Each route's output instance names (outputs are built before inputs).
+
+        An output is named by its alias, its instance name (``es.0``) or its
+        plugin name, as Fluent Bit finds them; one that does not exist (and has
+        no existing ``fallback``) is a ConfigError: Fluent Bit warns and drops
+        that route's records.
+        """
+        resolved: dict[str, tuple[str, ...]] = {}
+        for route in instance.routes:
+            names: list[str] = []
+            for target in route.outputs:
+                found = self._find_output(target.name)
+                if found is None and target.fallback:
+                    found = self._find_output(target.fallback)
+                    if found is not None:
+                        log.warning(
+                            "%s: route '%s': output '%s' not found, using fallback '%s'",
+                            label,
+                            route.name,
+                            target.name,
+                            target.fallback,
+                        )
+                if found is None:
+                    hint = suggest(target.name, list(self.outputs))
+                    raise ConfigError(
+                        f"route '{route.name}' sends to output '{target.name}', which does not"
+                        " exist (name an output by its alias, instance name or plugin)"
+                        + (f"; did you mean '{hint}'?" if hint else ""),
+                        target.origin or route.origin,
+                        section=label,
+                        key="routes",
+                    )
+                if found not in names:
+                    names.append(found)
+            resolved[route.name] = tuple(names)
+        return resolved
+
+    def _find_output(self, name: str) -> str | None:
+        if name in self.outputs:  # alias, or instance name such as es.0
+            return name
+        for instance_name, output in self.outputs.items():
+            if output.ctx.plugin == name:
+                return instance_name
+        return None
+
     def _single_pipeline(self) -> bool:
         return len(self.config.inputs) == 1 and len(self.config.outputs) == 1
 
@@ -253,12 +301,20 @@ class Agent:
                     name,
                 )
                 return compile_match("*", None)
-            self._note(
-                logging.WARNING,
-                "%s: %s has no 'match' or 'match_regex': it gets no records",
-                label,
-                name,
-            )
+            targets = {
+                target
+                for instance in self.config.inputs
+                for route in instance.routes
+                for out in route.outputs
+                for target in (out.name, out.fallback)
+            }
+            if not targets & {name, label.split()[-1]}:  # an input's routes feed it otherwise
+                self._note(
+                    logging.WARNING,
+                    "%s: %s has no 'match' or 'match_regex': it gets no records",
+                    label,
+                    name,
+                )
         try:
             return compile_match(match, regex)
         except re.error as exc:

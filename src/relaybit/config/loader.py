@@ -128,6 +128,7 @@ def _instance(kind: PluginKind, section: Section) -> PluginInstance:
         plugin=name.value.strip().lower(),
         properties=props,
         origin=name.origin,
+        routes=section.routes,
     )
 
 

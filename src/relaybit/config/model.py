@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from relaybit.config.origin import Origin
+from relaybit.config.routes import InputRoute
 from relaybit.config.schema import RawProperty
 from relaybit.upstream.node import UpstreamSpec
 
@@ -23,6 +24,8 @@ class Section:
     kind: str
     properties: tuple[RawProperty, ...] = ()
     origin: Origin | None = field(default=None, compare=False)
+    #: an input's conditional routes (YAML ``routes:``)
+    routes: tuple[InputRoute, ...] = ()
 
     def get(self, key: str) -> str | None:
         """The last value of ``key`` (case-insensitive), or None."""
@@ -56,6 +59,8 @@ class PluginInstance:
     properties: tuple[RawProperty, ...] = ()
     upstream: UpstreamSpec | None = None
     origin: Origin | None = field(default=None, compare=False)
+    #: an input's conditional routes (YAML ``routes:``; :mod:`relaybit.config.routes`)
+    routes: tuple[InputRoute, ...] = ()
 
     def get(self, key: str) -> str | None:
         low = key.lower()

@@ -30,6 +30,14 @@ from relaybit.config.env import Env
 from relaybit.config.files import IncludeStack, read_text, resolve_include
 from relaybit.config.model import Section
 from relaybit.config.origin import Origin
+from relaybit.config.routes import (
+    CONTEXTS,
+    InputRoute,
+    RouteCondition,
+    RouteOutput,
+    RouteRule,
+    check_rule,
+)
 from relaybit.config.schema import RawProperty, suggest
 from relaybit.errors import ConfigError
 
@@ -238,8 +246,184 @@ class _YamlReader:
         return props
 
     def add(self, kind: str, node: yaml.Node, section: str) -> None:
-        props = self.properties(node, section)
-        self.sections.append(Section(kind=kind, properties=tuple(props), origin=self.origin(node)))
+        routes: tuple[InputRoute, ...] = ()
+        if kind == "input":
+            fields = {k.lower(): v for k, v in self.mapping(node, section)}
+            if "routes" in fields:
+                routes = self.routes(fields["routes"], section)
+            props = self.properties(node, section, skip="routes")
+        else:
+            props = self.properties(node, section)
+        self.sections.append(
+            Section(kind=kind, properties=tuple(props), origin=self.origin(node), routes=routes)
+        )
+
+    # -- routes (Fluent Bit 5 conditional routing) ------------------------
+    def routes(self, node: yaml.Node, section: str) -> tuple[InputRoute, ...]:
+        out: list[InputRoute] = []
+        names: dict[str, Origin] = {}
+        for signal, items in self.mapping(node, f"{section} routes"):
+            low = signal.lower()
+            if low in ("metrics", "traces"):
+                raise ConfigError(
+                    f"routes for {low} are not supported: relaybit carries logs only",
+                    self.origin(items),
+                    section=section,
+                    key="routes",
+                )
+            if low not in ("logs", "any"):
+                raise self.unknown(signal, items, ["logs", "any"], f"{section} routes")
+            for item in self.sequence(items, f"{section} routes.{signal}"):
+                route = self.route(item, section)
+                first = names.setdefault(route.name, self.origin(item))
+                if first != self.origin(item):
+                    raise ConfigError(
+                        f"route name '{route.name}' is used twice (lines {first.line} and"
+                        f" {self.origin(item).line}); route names are unique per input",
+                        self.origin(item),
+                        section=section,
+                        key="routes",
+                    )
+                out.append(route)
+        if not out:
+            raise ConfigError("has no route", self.origin(node), section=section, key="routes")
+        return tuple(out)
+
+    def route(self, node: yaml.Node, section: str) -> InputRoute:
+        where = f"{section} route"
+        fields = {k.lower(): v for k, v in self.mapping(node, where)}
+        for key in fields:
+            if key not in ("name", "condition", "to", "per_record_routing", "processors"):
+                known = ["name", "condition", "to", "per_record_routing"]
+                raise self.unknown(key, fields[key], known, where)
+        if "processors" in fields:
+            raise ConfigError(
+                "processors on a route are not supported by relaybit; put them under the"
+                " input or the output",
+                self.origin(fields["processors"]),
+                section=section,
+                key="routes",
+            )
+        for needed in ("name", "to"):
+            if needed not in fields:
+                raise ConfigError(
+                    f"a route needs '{needed}'", self.origin(node), section=section, key="routes"
+                )
+        name = self.scalar(fields["name"], "name", section)
+        condition = None
+        if "condition" in fields:
+            condition = self.condition(fields["condition"], section)
+        to = fields["to"]
+        if isinstance(to, yaml.MappingNode):
+            to_fields = {k.lower(): v for k, v in self.mapping(to, f"{where} to")}
+            if "outputs" not in to_fields:
+                raise ConfigError(
+                    "'to' needs 'outputs'", self.origin(to), section=section, key="routes"
+                )
+            to = to_fields["outputs"]
+        targets = to.value if isinstance(to, yaml.SequenceNode) else [to]
+        outputs = tuple(self.route_output(item, section) for item in targets)
+        if not outputs:
+            raise ConfigError(
+                f"route '{name}' sends to no output", self.origin(to), section=section, key="routes"
+            )
+        return InputRoute(name=name, outputs=outputs, condition=condition, origin=self.origin(node))
+
+    def route_output(self, node: yaml.Node, section: str) -> RouteOutput:
+        if isinstance(node, yaml.MappingNode):
+            fields = {k.lower(): v for k, v in self.mapping(node, f"{section} route output")}
+            if "name" not in fields:
+                raise ConfigError(
+                    "a route output needs 'name'", self.origin(node), section=section, key="routes"
+                )
+            fallback = fields.get("fallback")
+            return RouteOutput(
+                name=self.scalar(fields["name"], "name", section),
+                fallback=None if fallback is None else self.scalar(fallback, "fallback", section),
+                origin=self.origin(node),
+            )
+        return RouteOutput(name=self.scalar(node, "outputs", section), origin=self.origin(node))
+
+    def condition(self, node: yaml.Node, section: str) -> RouteCondition:
+        where = f"{section} route condition"
+        fields = {k.lower(): v for k, v in self.mapping(node, where)}
+        for key in fields:
+            if key not in ("op", "rules", "default"):
+                raise self.unknown(key, fields[key], ["op", "rules", "default"], where)
+        op = self.scalar(fields["op"], "op", section).lower() if "op" in fields else "and"
+        if op not in ("and", "or"):
+            raise ConfigError(
+                f"condition op must be 'and' or 'or', got '{op}'",
+                self.origin(fields["op"]),
+                section=section,
+                key="routes",
+            )
+        default = False
+        if "default" in fields:
+            text = self.scalar(fields["default"], "default", section).lower()
+            if text not in ("true", "false", "on", "off", "yes", "no"):
+                raise ConfigError(
+                    f"default must be true or false, got '{text}'",
+                    self.origin(fields["default"]),
+                    section=section,
+                    key="routes",
+                )
+            default = text in ("true", "on", "yes")
+        rules: list[RouteRule] = []
+        if "rules" in fields:
+            for item in self.sequence(fields["rules"], f"{where} rules"):
+                rules.append(self.rule(item, section))
+        if not default and not rules:
+            raise ConfigError(
+                "a condition needs rules (or default: true)",
+                self.origin(node),
+                section=section,
+                key="routes",
+            )
+        return RouteCondition(op="or" if op == "or" else "and", rules=tuple(rules), default=default)
+
+    def rule(self, node: yaml.Node, section: str) -> RouteRule:
+        where = f"{section} route rule"
+        fields = {k.lower(): v for k, v in self.mapping(node, where)}
+        for key in fields:
+            if key not in ("field", "op", "value", "context"):
+                raise self.unknown(key, fields[key], ["field", "op", "value", "context"], where)
+        for needed in ("field", "op", "value"):
+            if needed not in fields:
+                raise ConfigError(
+                    f"a rule needs 'field', 'op' and 'value'; '{needed}' is missing",
+                    self.origin(node),
+                    section=section,
+                    key="routes",
+                )
+        value_node = fields["value"]
+        value = ""
+        values: tuple[str, ...] = ()
+        if isinstance(value_node, yaml.SequenceNode):
+            values = tuple(self.scalar(v, "value", section) for v in value_node.value)
+        else:
+            value = self.scalar(value_node, "value", section)
+        context = "body"
+        if "context" in fields:
+            text = self.scalar(fields["context"], "context", section).lower()
+            if text not in CONTEXTS:
+                raise ConfigError(
+                    f"rule context '{text}' is not supported; expected body or metadata",
+                    self.origin(fields["context"]),
+                    section=section,
+                    key="routes",
+                )
+            context = CONTEXTS[text]
+        rule = RouteRule(
+            field=self.scalar(fields["field"], "field", section),
+            op=self.scalar(fields["op"], "op", section).lower(),
+            value=value,
+            values=values,
+            context="metadata" if context == "metadata" else "body",
+            origin=self.origin(node),
+        )
+        check_rule(rule, section)
+        return rule
 
     def upstream_servers(self, node: yaml.Node) -> None:
         for server in self.sequence(node, "upstream_servers"):

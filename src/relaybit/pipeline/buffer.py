@@ -84,6 +84,7 @@ class OpenChunk:
     tag: str
     id: str
     created: float
+    route: str = ""
     parts: list[bytes] = field(default_factory=list)
     size: int = 0
     records: int = 0
@@ -123,7 +124,8 @@ class InputBuffer:
         self.last_file: ChunkFile | None = None
         self.chunk_size_limit = chunk_size_limit
         self.clock = clock
-        self.open: dict[str, OpenChunk] = {}
+        #: open chunks by (tag, input route)
+        self.open: dict[tuple[str, str], OpenChunk] = {}
         self.held = 0  #: bytes buffered and not yet delivered everywhere
         self.chunks_pending = 0  #: sealed chunks not yet done
         self.records = 0  #: records accepted (metrics)
@@ -139,14 +141,16 @@ class InputBuffer:
     def storage_type(self) -> str:
         return "memory" if self.storage is None else "filesystem"
 
-    def append(self, tag: str, data: bytes, records: int) -> Chunk | None:
-        """Store ``data`` under ``tag``; returns the chunk this sealed, if any.
+    def append(self, tag: str, data: bytes, records: int, route: str = "") -> Chunk | None:
+        """Store ``data`` under ``tag`` (and input ``route``); returns the chunk this
+        sealed, if any.
 
         A chunk is sealed once it reaches the size limit, or before ``data``
         when ``data`` fits a chunk but not the rest of this one (so chunks of
         big emits, like tail's blocks, are one emit each: no copy to join).
         """
-        chunk = self.open.get(tag)
+        key = (tag, route)
+        chunk = self.open.get(key)
         size = len(data)
         sealed: Chunk | None = None
         if (
@@ -155,15 +159,15 @@ class InputBuffer:
             and chunk.size + size > self.chunk_size_limit
             and size < self.chunk_size_limit
         ):
-            sealed = self.seal(tag)
+            sealed = self.seal(key)
             chunk = None
         if chunk is None:
-            chunk = OpenChunk(tag, new_stored_chunk_id(), self.clock.time())
+            chunk = OpenChunk(tag, new_stored_chunk_id(), self.clock.time(), route)
             if self.storage is not None:
-                chunk.file = self.storage.create(self.name, chunk.id, tag, chunk.created)
+                chunk.file = self.storage.create(self.name, chunk.id, tag, chunk.created, route)
                 if self.chunks_up is not None:
                     chunk.up = self.chunks_up.try_acquire()
-            self.open[tag] = chunk
+            self.open[key] = chunk
         if chunk.file is not None:
             chunk.file.append(data, records)
             self.last_file = chunk.file
@@ -177,12 +181,12 @@ class InputBuffer:
         if self.budget is not None:
             self.budget.held += size
         if chunk.size >= self.chunk_size_limit:
-            return self.seal(tag)
+            return self.seal(key)
         return sealed
 
-    def seal(self, tag: str) -> Chunk | None:
-        """Close the open chunk of ``tag`` into an immutable :class:`Chunk`."""
-        chunk = self.open.pop(tag, None)
+    def seal(self, key: tuple[str, str]) -> Chunk | None:
+        """Close the open chunk of ``(tag, route)`` into an immutable :class:`Chunk`."""
+        chunk = self.open.pop(key, None)
         if chunk is None:
             return None
         if chunk.file is not None:
@@ -197,15 +201,24 @@ class InputBuffer:
         self.chunks_pending += 1
         if not chunk.up:
             return DownChunk(
-                chunk.tag, b"", chunk.records, self.name, chunk.id, chunk.created, chunk.size
+                chunk.tag,
+                b"",
+                chunk.records,
+                self.name,
+                chunk.id,
+                chunk.created,
+                chunk.size,
+                route=chunk.route,
             )
         parts = chunk.parts
         data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
-        return Chunk(chunk.tag, data, chunk.records, self.name, chunk.id, chunk.created)
+        return Chunk(
+            chunk.tag, data, chunk.records, self.name, chunk.id, chunk.created, route=chunk.route
+        )
 
     def seal_all(self) -> list[Chunk]:
         """Seal every open chunk (flush tick, pause, stop)."""
-        sealed = [self.seal(tag) for tag in list(self.open)]
+        sealed = [self.seal(key) for key in list(self.open)]
         return [c for c in sealed if c is not None]
 
     @property

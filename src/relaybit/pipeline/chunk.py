@@ -33,6 +33,8 @@ class Chunk:
     input_name: str = ""
     id: str = field(default_factory=new_chunk_id)
     created: float = 0.0
+    #: the input route (YAML ``routes:``) that decides its outputs; "" = by tag
+    route: str = field(default="", kw_only=True)
 
     @property
     def size(self) -> int:
@@ -63,7 +65,14 @@ class DownChunk(Chunk):
         if isinstance(chunk, DownChunk):
             return chunk
         return cls(
-            chunk.tag, b"", chunk.records, chunk.input_name, chunk.id, chunk.created, chunk.size
+            chunk.tag,
+            b"",
+            chunk.records,
+            chunk.input_name,
+            chunk.id,
+            chunk.created,
+            chunk.size,
+            route=chunk.route,
         )
 
     def __repr__(self) -> str:

@@ -38,7 +38,7 @@ import functools
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ import msgpack
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.codec.msgpack import default as msgpack_default
 from relaybit.codec.msgpack import iter_entries, pack_entries
+from relaybit.config.routes import InputRoute
 from relaybit.logging import counted
 from relaybit.monitoring.events import (
     ChunkFlushed,
@@ -58,6 +59,7 @@ from relaybit.monitoring.events import (
 from relaybit.pipeline.buffer import DEFAULT_MEM_LIMIT, InputBuffer, MemoryBudget
 from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
 from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
+from relaybit.pipeline.conditions import RouteSplitter
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
 from relaybit.pipeline.storage import CorruptChunk, FileStorage, LoadedChunk, StoredChunkRef
@@ -232,6 +234,10 @@ class Engine:
         self.backlog_records = 0
         self.lost_records = 0
         self._unrouted_tags: set[str] = set()
+        #: inputs with conditional routes: their splitter, and route name -> outputs
+        self._splitters: dict[str, RouteSplitter] = {}
+        self._input_routes: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._stale_routes: set[tuple[str, str]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
@@ -254,6 +260,8 @@ class Engine:
         storage_type: str = "memory",
         mem_buf_limit: int = 0,
         pause_on_chunks_overlimit: bool = False,
+        routes: Sequence[InputRoute] = (),
+        route_outputs: Mapping[str, tuple[str, ...]] | None = None,
     ) -> EmitFn:
         """Register an input; returns its ``emit(tag, data, records)``.
 
@@ -261,7 +269,12 @@ class Engine:
         ``storage.mem_limit`` budget; its ``emit`` waits while that is full.
         A filesystem input with ``pause_on_chunks_overlimit`` waits while every
         ``storage.max_chunks_up`` slot is taken (otherwise its chunks go down).
+        With ``routes`` (conditional routing) the input's records go to the
+        outputs ``route_outputs`` names for each route they take, not by tag.
         """
+        if routes:
+            self._splitters[name] = RouteSplitter(routes)
+            self._input_routes[name] = dict(route_outputs or {})
         storage: FileStorage | None = None
         if storage_type == "filesystem":
             if self.storage is None:
@@ -399,6 +412,9 @@ class Engine:
             data, records = self._run_filters(route.filters, tag, data, records)
             if not records:
                 return False
+        splitter = self._splitters.get(buf.name)
+        if splitter is not None:
+            return self._accept_routed(buf, splitter, tag, data, records)
         if not route.outputs:
             buf.unrouted_records += records
             if tag not in self._unrouted_tags:
@@ -413,6 +429,44 @@ class Engine:
         if sealed is not None:
             self._dispatch(sealed)
         return True
+
+    def _accept_routed(
+        self, buf: InputBuffer, splitter: RouteSplitter, tag: str, data: bytes, records: int
+    ) -> bool:
+        """Append each route's share of the records (an input with ``routes``)."""
+        before = splitter.unrouted
+        shares = splitter.split(data, records)
+        if splitter.unrouted > before:
+            buf.unrouted_records += splitter.unrouted - before
+            if (buf.name, "") not in self._stale_routes:
+                self._stale_routes.add((buf.name, ""))
+                log.warning(
+                    "[input] %s: records that match no route (and no default route) are"
+                    " discarded; counted in unrouted_records",
+                    buf.name,
+                )
+        for share in shares:
+            sealed = buf.append(tag, share.data, share.records, route=share.route)
+            if sealed is not None:
+                self._dispatch(sealed)
+        return bool(shares)
+
+    def _outputs_of(self, chunk: Chunk | LoadedChunk) -> tuple[str, ...]:
+        """The outputs of a chunk: its input route's, or those matching its tag."""
+        if chunk.route:
+            outputs = self._input_routes.get(chunk.input_name, {}).get(chunk.route)
+            if outputs is not None:
+                return outputs
+            key = (chunk.input_name, chunk.route)
+            if key not in self._stale_routes:  # a stored chunk of a route now gone
+                self._stale_routes.add(key)
+                log.warning(
+                    "[storage] chunks of route '%s' of input %s: the configuration has no"
+                    " such route any more; they go to the outputs matching their tag",
+                    chunk.route,
+                    chunk.input_name,
+                )
+        return self.router.route(chunk.tag).outputs
 
     def _emit_nowait(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> None:
         """An emitter's emit: like an input's, but it never waits (called from a filter)."""
@@ -467,7 +521,7 @@ class Engine:
             path = None
             if buf is not None and buf.storage is not None:
                 path = buf.storage.path_of(chunk.input_name, chunk.id)
-            task = Task.for_outputs(chunk, self.router.route(chunk.tag).outputs, path=path)
+            task = Task.for_outputs(chunk, self._outputs_of(chunk), path=path)
         self._tasks[chunk.id] = task
         if task.path is not None:
             self._track_stored(task)
@@ -523,7 +577,7 @@ class Engine:
     def _queue_loaded(self, loaded: LoadedChunk) -> None:
         """Route a chunk read back at start to the outputs that did not finish it."""
         assert self.storage is not None
-        outputs = self.router.route(loaded.tag).outputs
+        outputs = self._outputs_of(loaded)
         if not outputs:
             log.warning(
                 "[storage] no output matches tag '%s' of chunk %s; file kept",
@@ -554,6 +608,7 @@ class Engine:
             loaded.input_name,
             loaded.chunk_id,
             loaded.created,
+            route=loaded.route,
         )
         self._backlog_held += chunk.size
         self.backlog_chunks += 1
@@ -687,7 +742,9 @@ class Engine:
                 counted(chunk.records, "record"),
                 counted(discarded, "byte"),
             )
-        task.chunk = Chunk(chunk.tag, data, records, chunk.input_name, chunk.id, chunk.created)
+        task.chunk = Chunk(
+            chunk.tag, data, records, chunk.input_name, chunk.id, chunk.created, route=chunk.route
+        )
         self._up_tasks[chunk.id] = task
         return True
 

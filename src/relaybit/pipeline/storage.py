@@ -4,9 +4,14 @@ Layout: ``<storage.path>/<input name>/<chunk id>.rbc``; chunk ids start with
 the creation time in nanoseconds (hex, fixed width), so names sort in creation
 order.  A file is::
 
-    header  magic "RBCK" | version u8 (1) | flags u8 (0) | tag length u16
+    header  magic "RBCK" | version u8 (1) | flags u8 | tag length u16
             | created f64 (epoch seconds) | crc32 u32 (of the fields before it
             and the tag) | tag (UTF-8)
+
+``flags`` is 0, or 1 (``FLAG_ROUTE``) for a chunk of an input's conditional
+route: its tag field is then ``tag NUL route`` (the route name decides the
+outputs after a restart; a tag itself may hold any byte, so only the flag says
+the field is split).
     block*  length u32 | records u32 | crc32 u32 (of length, records, data) | data
 
 all big endian.  ``data`` is what one ``emit`` stored: msgpack entries
@@ -90,11 +95,30 @@ def _sync_fd(fd: int, directory: Path | None) -> None:
         _fsync_dir(directory)
 
 
-def encode_header(tag: str, created: float) -> bytes:
-    """The header bytes of a chunk file."""
+#: header flag: the tag field is ``tag NUL route``
+FLAG_ROUTE = 1
+
+
+def encode_header(tag: str, created: float, route: str = "") -> bytes:
+    """The header bytes of a chunk file (``route``: the input route it belongs to)."""
     raw_tag = tag.encode("utf-8", "surrogateescape")
-    head = _HEAD.pack(MAGIC, VERSION, 0, len(raw_tag), created)
+    flags = 0
+    if route:
+        raw_tag += b"\x00" + route.encode("utf-8", "surrogateescape")
+        flags = FLAG_ROUTE
+    head = _HEAD.pack(MAGIC, VERSION, flags, len(raw_tag), created)
     return head + _CRC.pack(zlib.crc32(raw_tag, zlib.crc32(head))) + raw_tag
+
+
+def header_route(raw: bytes) -> str:
+    """The input route a chunk file's bytes belong to ("" when none); header checked
+    by :func:`decode_chunk`."""
+    _magic, _version, flags, tag_len, _created = _HEAD.unpack_from(raw, 0)
+    if not flags & FLAG_ROUTE:
+        return ""
+    start = _HEAD.size + _CRC.size
+    field = raw[start : start + tag_len]
+    return field.partition(b"\x00")[2].decode("utf-8", "surrogateescape")
 
 
 def encode_block_header(data: bytes | bytearray | memoryview, records: int) -> bytes:
@@ -161,6 +185,7 @@ class ChunkFile:
         *,
         sync_full: bool,
         pending: set[asyncio.Task[None]] | None = None,
+        route: str = "",
     ) -> None:
         self.path = path
         self.sync_full = sync_full
@@ -175,7 +200,7 @@ class ChunkFile:
         self.sync_error: OSError | None = None
         self._pending = pending if pending is not None else set()
         try:
-            self._write([encode_header(tag, created)])
+            self._write([encode_header(tag, created, route)])
         except OSError:
             fd, self._fd = self._fd, None
             os.close(fd)
@@ -315,6 +340,8 @@ class LoadedChunk:
     finished: dict[str, str] = field(default_factory=dict)
     #: a route-done sidecar exists (deleted with the chunk)
     routes_file: bool = False
+    #: the input route the chunk belongs to ("" when routed by tag)
+    route: str = ""
 
 
 @dataclass(slots=True)
@@ -340,7 +367,7 @@ def decode_chunk(raw: bytes) -> tuple[str, float, bytes, int, int]:
     head_len = _HEAD.size + _CRC.size
     if len(raw) < head_len:
         raise CorruptChunk("file shorter than a header")
-    magic, version, _flags, tag_len, created = _HEAD.unpack_from(raw, 0)
+    magic, version, flags, tag_len, created = _HEAD.unpack_from(raw, 0)
     if magic != MAGIC:
         raise CorruptChunk(f"bad magic {magic!r}")
     if version != VERSION:
@@ -349,6 +376,8 @@ def decode_chunk(raw: bytes) -> tuple[str, float, bytes, int, int]:
     raw_tag = raw[head_len : head_len + tag_len]
     if len(raw_tag) != tag_len or zlib.crc32(raw_tag, zlib.crc32(raw[: _HEAD.size])) != crc:
         raise CorruptChunk("header checksum mismatch")
+    if flags & FLAG_ROUTE:
+        raw_tag = raw_tag.partition(b"\x00")[0]
     tag = raw_tag.decode("utf-8", "surrogateescape")
     pos = head_len + tag_len
     parts: list[bytes] = []
@@ -403,10 +432,14 @@ class FileStorage:
     def path_of(self, input_name: str, chunk_id: str) -> Path:
         return self.root / input_name / f"{chunk_id}{SUFFIX}"
 
-    def create(self, input_name: str, chunk_id: str, tag: str, created: float) -> ChunkFile:
+    def create(
+        self, input_name: str, chunk_id: str, tag: str, created: float, route: str = ""
+    ) -> ChunkFile:
         """A new chunk file (header written)."""
         path = self._input_dir(input_name) / f"{chunk_id}{SUFFIX}"
-        return ChunkFile(path, tag, created, sync_full=self.sync_full, pending=self._pending)
+        return ChunkFile(
+            path, tag, created, sync_full=self.sync_full, pending=self._pending, route=route
+        )
 
     async def wait_idle(self) -> None:
         """Wait for the syncs and closes running in threads (at stop)."""
@@ -587,6 +620,7 @@ class FileStorage:
             discarded,
             finished,
             routes_file,
+            header_route(raw),
         )
 
     def __repr__(self) -> str:
