@@ -132,6 +132,7 @@ class Agent:
         self._started_inputs: list[InputPlugin] = []
         self._stop_requested = asyncio.Event()
         self._exit_watch: asyncio.Task[None] | None = None
+        self._env_watch: asyncio.Task[None] | None = None
         self._signals = 0
         self._stopped = False
         self._background: set[asyncio.Future[Any]] = set()
@@ -369,6 +370,7 @@ class Agent:
             self._started_inputs.append(inp)
             log.debug("input %s started", name)
         self._watch_exit_on_eof()
+        self._watch_env_files()
 
     async def stop_pipeline(self, grace: float | None = None) -> int:
         """Stop inputs, flush for up to ``grace`` seconds, stop outputs; the monitoring
@@ -376,6 +378,9 @@ class Agent:
         if self._exit_watch is not None and not self._exit_watch.done():
             self._exit_watch.cancel()
         self._exit_watch = None
+        if self._env_watch is not None and not self._env_watch.done():
+            self._env_watch.cancel()
+        self._env_watch = None
         self.engine.begin_stop()
         for inp in reversed(self._started_inputs):
             await self._quietly(f"input {inp.ctx.name}", inp.stop())
@@ -506,6 +511,51 @@ class Agent:
                 self.request_stop()
 
         self._exit_watch = asyncio.create_task(watch(), name="relaybit-exit-on-eof")
+
+    def _watch_env_files(self) -> None:
+        """Variables read from files with a ``refresh_interval`` (YAML ``env:`` ``uri:``):
+        when a file's content changes, the whole configuration is reloaded with
+        ``hot_reload on`` (a rotated secret takes effect without a restart); without
+        it the change is logged once and waits for a restart."""
+        watched = [f for f in self.config.env_files if f.refresh_interval > 0]
+        if not watched:
+            return
+        interval = min(f.refresh_interval for f in watched)
+
+        seen = {var.name: var.value for var in watched}
+
+        def changed() -> list[str]:
+            """Variables whose file now holds a value not seen before."""
+            names = []
+            for var in watched:
+                try:
+                    text = Path(var.path).read_text(encoding="utf-8-sig")
+                except (OSError, UnicodeDecodeError):
+                    continue  # gone or unreadable for now: a reload would fail; keep it
+                if text.endswith(("\n", "\r")):
+                    text = text[:-1]
+                if text and text != seen[var.name]:
+                    seen[var.name] = text
+                    names.append(var.name)
+            return names
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                names = ", ".join(await asyncio.to_thread(changed))
+                if not names:
+                    continue
+                if self.settings.hot_reload:  # a reload that starts stops this watch
+                    log.info("[env] the file of %s changed: reloading", names)
+                    self.request_reload(f"env file of {names}")
+                else:
+                    log.warning(
+                        "[env] the file of %s changed; the new value takes effect after a"
+                        " restart (or with [SERVICE] hot_reload on)",
+                        names,
+                    )
+
+        self._env_watch = asyncio.create_task(watch(), name="relaybit-env-files")
 
     async def run_until_stopped(self) -> None:
         """Wait for a stop request, then stop gracefully."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relaybit.config.env import Env
+from relaybit.config.env import Env, set_variable
 from relaybit.config.files import IncludeStack, read_text, resolve_include
 from relaybit.config.model import Section
 from relaybit.config.origin import Origin
@@ -167,7 +167,9 @@ class _ClassicParser:
             name, eq, value = argument.partition("=")
             if not eq or not name.strip():
                 raise ConfigError(f"expected '@SET name=value', got {stripped!r}", origin)
-            self.env.set(name.strip(), self.env.expand(value.strip(), origin))
+            set_variable(
+                self.env, name.strip(), self.env.expand(value.strip(), origin), self.path, origin
+            )
         elif command == "@INCLUDE":
             pattern = self.env.expand(argument, origin)
             for included in resolve_include(pattern, self.path, origin):

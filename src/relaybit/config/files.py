@@ -94,3 +94,23 @@ class IncludeStack:
 
     def __repr__(self) -> str:
         return f"<IncludeStack {self._chain!r}>"
+
+
+def read_env_file(uri: str, including: str, origin: Origin) -> tuple[str, str]:
+    """``(path, value)`` of a variable read from a file (``file://PATH`` or ``PATH``).
+
+    A relative path is resolved against the including file's directory; one
+    trailing newline is dropped, as Fluent Bit does; an empty file is an error
+    (Fluent Bit refuses it too).
+    """
+    path = uri[len("file://") :] if uri.startswith("file://") else uri
+    if not path:
+        raise ConfigError("a file variable needs a path (file:///etc/secret)", origin)
+    expanded = os.path.expanduser(path)
+    full = expanded if os.path.isabs(expanded) else str(Path(including).parent / expanded)
+    value = read_text(full, origin)
+    if value.endswith(("\n", "\r")):
+        value = value[:-1]
+    if not value:
+        raise ConfigError(f"file {full!r} is empty: the variable would have no value", origin)
+    return full, value

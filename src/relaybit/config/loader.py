@@ -112,6 +112,7 @@ def load_config(path: str | Path, env: Env | None = None) -> AgentConfig:
         parsers=tuple(parsers),
         multiline_parsers=tuple(multiline),
         path=main,
+        env_files=tuple(env.files),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from relaybit.config.env import EnvFile
 from relaybit.config.origin import Origin
 from relaybit.config.routes import InputRoute
 from relaybit.config.schema import RawProperty
@@ -81,3 +82,5 @@ class AgentConfig:
     parsers: tuple[Section, ...] = ()
     multiline_parsers: tuple[Section, ...] = ()
     path: str = field(default="", compare=False)
+    #: variables read from files (``file://`` / YAML ``uri:``), watched when they refresh
+    env_files: tuple[EnvFile, ...] = field(default=(), compare=False)

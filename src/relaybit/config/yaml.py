@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from relaybit.config.env import Env
+from relaybit.config.env import Env, set_variable
 from relaybit.config.files import IncludeStack, read_text, resolve_include
 from relaybit.config.model import Section
 from relaybit.config.origin import Origin
@@ -39,6 +39,7 @@ from relaybit.config.routes import (
     check_rule,
 )
 from relaybit.config.schema import RawProperty, suggest
+from relaybit.config.units import parse_time
 from relaybit.errors import ConfigError
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -110,8 +111,7 @@ class _YamlReader:
         for key, value in self.mapping(root, "the document"):
             name = key.lower()
             if name == "env":
-                for var, val in self.mapping(value, "env"):
-                    self.env.set(var, self.env.expand(self.scalar(val, var), self.origin(val)))
+                self.env_vars(value)
             elif name == "includes":
                 self.includes(value)
             elif name == "service":
@@ -133,6 +133,65 @@ class _YamlReader:
                 self.upstream_servers(value)
             else:
                 raise self.unknown(key, value, list(TOP_LEVEL_KEYS), "the document")
+
+    def env_vars(self, node: yaml.Node) -> None:
+        """``env:`` as a mapping (``NAME: value``) or, as Fluent Bit 5 also reads it, a list
+        of ``{name, value}`` / ``{name, uri, refresh_interval}``."""
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                self.env_item(item)
+            return
+        for var, val in self.mapping(node, "env"):
+            origin = self.origin(val)
+            set_variable(
+                self.env, var, self.env.expand(self.scalar(val, var), origin), self.path, origin
+            )
+
+    def env_item(self, node: yaml.Node) -> None:
+        known = ["name", "value", "uri", "refresh_interval"]
+        fields = {k.lower(): v for k, v in self.mapping(node, "env list entry")}
+        for key, value in fields.items():
+            if key not in known:
+                raise self.unknown(key, value, known, "an env list entry")
+        origin = self.origin(node)
+        if "name" not in fields:
+            raise ConfigError("an env list entry needs 'name'", origin, section="env")
+        name = self.scalar(fields["name"], "name", "env")
+        if ("value" in fields) == ("uri" in fields):
+            raise ConfigError(
+                f"env variable '{name}' needs exactly one of 'value' and 'uri'",
+                origin,
+                section="env",
+                key=name,
+            )
+        refresh = 0.0
+        if "refresh_interval" in fields:
+            text = self.scalar(fields["refresh_interval"], "refresh_interval", "env")
+            try:
+                refresh = parse_time(text)
+            except ValueError as exc:
+                raise ConfigError(
+                    str(exc), self.origin(fields["refresh_interval"]), section="env", key=name
+                ) from None
+            if "uri" not in fields:
+                raise ConfigError(
+                    "refresh_interval needs 'uri' (a value written here never changes)",
+                    self.origin(fields["refresh_interval"]),
+                    section="env",
+                    key=name,
+                )
+        key = "uri" if "uri" in fields else "value"
+        where = self.origin(fields[key])
+        text = self.env.expand(self.scalar(fields[key], key, "env"), where)
+        set_variable(
+            self.env,
+            name,
+            text,
+            self.path,
+            where,
+            refresh_interval=refresh,
+            from_file=key == "uri",
+        )
 
     # -- structure ------------------------------------------------------
     def mapping(self, node: yaml.Node, where: str) -> list[tuple[str, yaml.Node]]:
