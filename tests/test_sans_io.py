@@ -17,7 +17,9 @@ CORE = [
     "upstream/node.py",
     "upstream/health.py",
     "upstream/balancer.py",
+    "upstream/connection.py",
     "pipeline/router.py",
+    "pipeline/conditions.py",
     "pipeline/scheduler.py",
 ]
 

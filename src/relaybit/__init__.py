@@ -16,7 +16,7 @@ _EXPORTS: dict[str, str] = {
     "Agent": "relaybit.agent",
     "run": "relaybit.agent",
     "load_config": "relaybit.config.loader",
-    "validate": "relaybit.config.loader",
+    "validate": "relaybit.agent",
     "load_upstream_file": "relaybit.upstream.spec",
     "AgentConfig": "relaybit.config.model",
     # the Upstream
@@ -99,10 +99,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from relaybit.agent import Agent, run
+    from relaybit.agent import Agent, run, validate
     from relaybit.codec.forward import ForwardConnection
     from relaybit.codec.msgpack import EventTime
-    from relaybit.config.loader import load_config, validate
+    from relaybit.config.loader import load_config
     from relaybit.config.model import AgentConfig
     from relaybit.config.schema import ConfigMap, Option
     from relaybit.errors import (

@@ -668,6 +668,10 @@ def check_config(config: AgentConfig) -> None:
         raise ConfigErrors(errors)
 
 
+#: ``relaybit.validate(config)``: the public name of :func:`check_config`
+validate = check_config
+
+
 def _each_error(exc: ConfigError) -> list[ConfigError]:
     return list(exc.errors) if isinstance(exc, ConfigErrors) else [exc]
 

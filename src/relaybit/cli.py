@@ -33,7 +33,6 @@ from relaybit.config.loader import (
     read_sections,
     resolve_upstreams,
     service_settings,
-    validate,
 )
 from relaybit.config.model import AgentConfig, PluginInstance, PluginKind
 from relaybit.config.origin import COMMAND_LINE
@@ -194,7 +193,9 @@ def _validate_showing_warnings(config: AgentConfig) -> None:
     logger = logging.getLogger(LOG_ROOT)
     logger.addHandler(handler)
     try:
-        validate(config)
+        from relaybit.agent import check_config  # the agent loads on demand, as for a run
+
+        check_config(config)
     finally:
         logger.removeHandler(handler)
 

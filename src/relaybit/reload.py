@@ -24,19 +24,55 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from relaybit.config.loader import check_keys, load_config, service_settings
 from relaybit.config.model import AgentConfig
+from relaybit.config.service import ServiceSettings
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import counted
 
-if TYPE_CHECKING:
-    from relaybit.agent import Agent
-
 log = logging.getLogger("relaybit.reload")
+
+
+class Reloadable(Protocol):
+    """What a reload needs of the agent (:class:`relaybit.agent.Agent` is one)."""
+
+    @property
+    def config(self) -> AgentConfig: ...
+
+    @property
+    def settings(self) -> ServiceSettings: ...
+
+    @property
+    def inputs(self) -> Sized: ...
+
+    @property
+    def filters(self) -> Sized: ...
+
+    @property
+    def outputs(self) -> Sized: ...
+
+    @property
+    def monitoring(self) -> object: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def replica(self, config: AgentConfig) -> Reloadable: ...
+
+    def build(self) -> None: ...
+
+    def adopt_pipeline(self, other: Any) -> None: ...
+
+    async def start_pipeline(self) -> None: ...
+
+    async def stop_pipeline(self, grace: float | None = None) -> int: ...
+
+    def request_stop(self) -> None: ...
+
 
 #: Re-reads the configuration (validated); raises ConfigError when it is not valid.
 ConfigLoader = Callable[[], AgentConfig]
@@ -99,7 +135,7 @@ def file_loader(path: str) -> ConfigLoader | None:
 class HotReloader:
     """Reloads one :class:`~relaybit.agent.Agent`: counts, serialises and logs reloads."""
 
-    def __init__(self, agent: Agent, load: ConfigLoader | None) -> None:
+    def __init__(self, agent: Reloadable, load: ConfigLoader | None) -> None:
         self.agent = agent
         self.load = load
         #: successful reloads (``GET /api/v2/reload``'s ``hot_reload_count``)
@@ -230,7 +266,7 @@ class HotReloader:
         )
         return True
 
-    def _load_new(self, source: str) -> Agent | None:
+    def _load_new(self, source: str) -> Reloadable | None:
         """The new configuration, built (plugins instantiated, nothing started); None when
         it is invalid (each error logged with its file:line)."""
         assert self.load is not None

@@ -6,8 +6,8 @@ output's ``upstream`` file (resolved against the directory of the *main*
 configuration file) and every ``parsers_file``.  ``check_keys(config)`` then
 checks every key of every section against the option tables and raises
 :class:`~relaybit.errors.ConfigErrors` listing all the problems at once;
-``validate(config)`` does that and builds every plugin without starting it
-(what ``relaybit --dry-run`` does, see :func:`relaybit.agent.check_config`).
+building every plugin without starting it (what ``relaybit --dry-run`` and
+``relaybit.validate`` do) is :func:`relaybit.agent.check_config`, one layer up.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ __all__ = [
     "read_sections",
     "resolve_upstreams",
     "service_settings",
-    "validate",
 ]
 
 _PLUGIN_KINDS: dict[str, PluginKind] = {"input": "input", "filter": "filter", "output": "output"}
@@ -298,24 +297,9 @@ def service_settings(config: AgentConfig) -> ServiceSettings:
     )
 
 
-def validate(config: AgentConfig) -> None:
-    """Validate ``config`` fully, as ``relaybit --dry-run`` does; ConfigErrors listing
-    every problem found.
-
-    :func:`check_keys`, then every plugin is built without being started, so what
-    only a plugin checks (a grep regex, ``match_regex``, a parser name, the dummy
-    record's JSON) fails here too, not first at the start.  Warnings of the build
-    (an output that gets no records) are logged.  See
-    :func:`relaybit.agent.check_config`.
-    """
-    from relaybit.agent import check_config  # the agent imports this module
-
-    check_config(config)
-
-
 def check_keys(config: AgentConfig) -> None:
     """Check every key of every section of ``config``, building no plugin; ConfigErrors
-    listing every problem found (:func:`validate` checks the plugins too).
+    listing every problem found (:func:`relaybit.agent.check_config` checks the plugins too).
 
     Checks: ``[SERVICE]`` keys; that each plugin exists and imports; each
     instance's keys and values (common keys + the plugin's, ``net.*``/``tls.*``

@@ -13,15 +13,12 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.errors import DeliveryError, RemoteProtocolError
+from relaybit.upstream.connection import Connection, Probe
 from relaybit.upstream.dns import describe_error, error_kind
 from relaybit.upstream.node import Node
-
-if TYPE_CHECKING:
-    from relaybit.upstream.upstream import Connection, Probe
 
 Opener = Callable[[Node], Awaitable["Connection"]]
 

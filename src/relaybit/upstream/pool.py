@@ -17,14 +17,11 @@ import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.errors import DeliveryError
+from relaybit.upstream.connection import Connection
 from relaybit.upstream.node import NetSettings, Node
-
-if TYPE_CHECKING:
-    from relaybit.upstream.upstream import Connection
 
 Opener = Callable[[], Awaitable["Connection"]]
 

@@ -1,7 +1,5 @@
 """The Upstream facade: every upstream-capable output delivers through it.
 
-CONTRACT (fixed; the implementation fills in the bodies):
-
 - An output builds one ``Upstream`` from its ``UpstreamSpec`` (an upstream
   file, or a one-node spec made from ``host``/``port``), its ``NetSettings``, and a
   **connector**: ``async connector(node, host, port) -> Connection`` that opens a
@@ -24,7 +22,7 @@ CONTRACT (fixed; the implementation fills in the bodies):
 - ``status()`` returns a JSON-able dict: per node state, in-flight, counters,
   last error.  ``repr()`` is a one-line summary.
 
-Beyond the contract (additive): ``resolver=`` (DNS, see :mod:`.dns`), ``rng=``
+Also: ``resolver=`` (DNS, see :mod:`.dns`), ``rng=``
 (least_pending tie-break), ``add_listener(callback)`` for typed
 :class:`NodeStateChanged` / :class:`PanicChanged` events, ``nodes``,
 ``node_state(name)``, ``in_flight(name)``, ``pool(name)``; the error raised when
@@ -40,7 +38,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.errors import (
@@ -52,6 +50,7 @@ from relaybit.errors import (
 )
 from relaybit.upstream.balancer import Balancer, make_balancer
 from relaybit.upstream.checker import HealthChecker, ProbeResult
+from relaybit.upstream.connection import Connection, Connector, Probe, Send
 from relaybit.upstream.dns import DNSCache, Resolver, connect_any, describe_error, error_kind
 from relaybit.upstream.health import HealthTracker, NodeState, Transition
 from relaybit.upstream.node import NetSettings, Node, UpstreamSettings, UpstreamSpec
@@ -60,19 +59,17 @@ from relaybit.upstream.pool import NodePool, PooledConnection
 log = logging.getLogger("relaybit.upstream")
 
 
-class Connection(Protocol):
-    """A connection opened by a connector, owned by the node's pool."""
-
-    def is_usable(self) -> bool:
-        """False once closed or broken; unusable connections are not reused."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-Connector = Callable[[Node, str, int], Awaitable[Connection]]
-Probe = Callable[[Node, Connection], Awaitable[None]]
-Send = Callable[[Node, Connection], Awaitable[None]]
+__all__ = [
+    "AllNodesFailed",
+    "Connection",
+    "Connector",
+    "NodeError",
+    "NodeStateChanged",
+    "PanicChanged",
+    "Probe",
+    "Send",
+    "Upstream",
+]
 
 #: Upper bounds (seconds) of the latency histogram buckets; a last +Inf bucket follows.
 LATENCY_BUCKETS: tuple[float, ...] = (
