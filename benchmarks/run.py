@@ -1,20 +1,33 @@
 """The relaybit benchmark harness: one command, real processes, a table of results.
 
     python benchmarks/run.py [--sizes 500000,1000000] [--scenarios tail_forward,...] [--json]
+    python benchmarks/run.py --scenarios json_filters_forward --fluent-bit /path/to/fluent-bit
 
 For each scenario and size: generates the workload (JSON lines of about 200
-bytes), starts three counting Forward receivers (benchmarks/receiver.py) as
-separate processes, starts the agent as a separate process (``relaybit -c
-<generated config>``) and measures from the agent's start to the last record
-received: records/s, MB/s, the agent's CPU seconds (user + system, psutil) and
-its peak RSS (VmHWM from /proc, else the highest psutil sample).
+bytes; access-log lines; CRI lines), starts three counting receivers as
+separate processes (Forward: benchmarks/receiver.py; Elasticsearch Bulk API or
+HTTP JSON lines: benchmarks/http_receiver.py), starts the agent as a separate
+process (``relaybit -c <generated config>``) and measures from the agent's
+start to the last record received: records/s, MB/s, the agent's CPU seconds
+(user + system, psutil) and its peak RSS (VmHWM from /proc, else the highest
+psutil sample).  With ``--fluent-bit PATH`` every scenario that has a Fluent
+Bit configuration runs again with Fluent Bit on the same workload and
+receivers, and a second table prints both agents side by side with the ratio.
 
 Scenarios:
-  tail_forward       tail -> forward, upstream of 3 nodes, round robin
-  tail_forward_ack   the same with require_ack_response on
-  tail_forward_tls   the same with node-3 on TLS (needs trustme)
-  forward_relay      a client process pushes PackedForward into the agent's forward input
-  dummy_null         dummy -> null: the engine's ceiling (counted via the monitoring API)
+  tail_forward          tail -> forward, upstream of 3 nodes, round robin
+  tail_forward_ack      the same with require_ack_response on
+  tail_forward_tls      the same with node-3 on TLS (needs trustme)
+  forward_relay         a client process pushes PackedForward into the agent's forward input
+  dummy_null            dummy -> null: the engine's ceiling (counted via the monitoring API)
+  json_filters_forward  tail + parser json + grep (level ^info$) + modify (add host,
+                        rename msg message) -> forward, 3 nodes
+  tail_es               tail -> es (Bulk API), upstream of 3 counting bulk receivers
+  tail_http             tail -> http format json_lines, upstream of 3 counting HTTP
+                        receivers (Fluent Bit's http output has no upstream: one receiver)
+  apache2_forward       tail + parser apache2 on access-log lines -> forward, 3 nodes
+  cri_forward           tail + multiline.parser cri on CRI lines (1 in 4 records split
+                        in a P and an F line) -> forward, 3 nodes
 """
 
 from __future__ import annotations
@@ -38,7 +51,32 @@ from typing import Any
 import psutil
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("tail_forward", "tail_forward_ack", "tail_forward_tls", "forward_relay", "dummy_null")
+SCENARIOS = (
+    "tail_forward",
+    "tail_forward_ack",
+    "tail_forward_tls",
+    "forward_relay",
+    "dummy_null",
+    "json_filters_forward",
+    "tail_es",
+    "tail_http",
+    "apache2_forward",
+    "cri_forward",
+)
+#: the workload each scenario reads (default: json)
+WORKLOADS = {"apache2_forward": "apache", "cri_forward": "cri"}
+#: the receivers each scenario counts with (default: forward)
+RECEIVERS = {"tail_es": "es", "tail_http": "lines", "dummy_null": "none"}
+#: scenarios with a Fluent Bit configuration (--fluent-bit)
+FLUENT_BIT_SCENARIOS = (
+    "tail_forward",
+    "tail_forward_ack",
+    "json_filters_forward",
+    "tail_es",
+    "tail_http",
+    "apache2_forward",
+    "cri_forward",
+)
 DEFAULT_SIZES = (500_000, 1_000_000, 2_000_000, 4_000_000)
 LINE_BYTES = 200
 
@@ -57,12 +95,59 @@ def make_line(i: int) -> bytes:
 
 
 def write_workload(path: Path, records: int) -> int:
-    """Write ``records`` lines to ``path``; returns the bytes written."""
+    """Write ``records`` JSON lines to ``path``; returns the bytes written."""
+    return _write_lines(path, map(make_line, range(records)))
+
+
+_AGENTS = (
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "curl/8.5.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15",
+)
+
+
+def make_access_line(i: int) -> bytes:
+    """One Apache combined-log line of about 200 bytes; a new second every 1,000 lines."""
+    second = i // 1000
+    stamp = f"01/May/2024:{12 + second // 3600 % 12:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    return (
+        f"10.{i % 7}.{i % 251}.{i % 253} - - [{stamp} +0000] "
+        f'"GET /api/v1/items/{i}?page={i % 50} HTTP/1.1" {200 if i % 10 else 404} {i % 90000} '
+        f'"https://www.example.com/start.html" "{_AGENTS[i % 3]}"\n'
+    ).encode()
+
+
+def write_access_log(path: Path, records: int) -> int:
+    return _write_lines(path, map(make_access_line, range(records)))
+
+
+def make_cri_lines(i: int) -> list[bytes]:
+    """Record ``i`` as CRI lines: every fourth record comes as a partial (P) and a full (F) line."""
+    nanos = i * 100_000  # 10,000 records a second
+    seconds = 1714564800 + nanos // 1_000_000_000
+    clock = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    stamp = f"{clock}.{nanos % 1_000_000_000:09d}Z"
+    text = f"level=info seq={i} msg=request served in {i % 97} ms " + "x" * 110
+    if i % 4 == 3:
+        half = len(text) // 2
+        return [
+            f"{stamp} stdout P {text[:half]}\n".encode(),
+            f"{stamp} stdout F {text[half:]}\n".encode(),
+        ]
+    return [f"{stamp} stdout F {text}\n".encode()]
+
+
+def write_cri_log(path: Path, records: int) -> int:
+    """``records`` records as CRI lines (about 1.25 lines a record)."""
+    return _write_lines(path, (line for i in range(records) for line in make_cri_lines(i)))
+
+
+def _write_lines(path: Path, lines: Any) -> int:
     total = 0
     with path.open("wb", buffering=1 << 20) as f:
         batch: list[bytes] = []
-        for i in range(records):
-            batch.append(make_line(i))
+        for line in lines:
+            batch.append(line)
             if len(batch) == 10_000:
                 data = b"".join(batch)
                 f.write(data)
@@ -72,6 +157,24 @@ def write_workload(path: Path, records: int) -> int:
         f.write(data)
         total += len(data)
     return total
+
+
+_WRITERS = {"json": write_workload, "apache": write_access_log, "cri": write_cri_log}
+
+
+def workload_for(scenario: str, records: int, workdir: Path) -> Path:
+    """The workload file of ``scenario`` with ``records`` records (written once, then reused)."""
+    kind = WORKLOADS.get(scenario, "json")
+    path = workdir / ("workload.log" if kind == "json" else f"workload-{kind}.log")
+    count = path.with_suffix(".count")
+    try:
+        written = int(count.read_text())
+    except (OSError, ValueError):
+        written = -1
+    if written != records or not path.exists():
+        _WRITERS[kind](path, records)
+        count.write_text(str(records))
+    return path
 
 
 # --------------------------------------------------------------------------- processes
@@ -110,11 +213,18 @@ class Receiver:
         return f"<Receiver pid={self.proc.pid} port={self.port}>"
 
 
-def start_receiver(workdir: Path, index: int, tls: tuple[Path, Path] | None) -> Receiver:
+def start_receiver(
+    workdir: Path, index: int, tls: tuple[Path, Path] | None, kind: str = "forward"
+) -> Receiver:
+    """A counting receiver process: ``forward``, ``es`` (Bulk API) or ``lines`` (HTTP)."""
     stats = workdir / f"receiver-{index}.json"
-    cmd = [sys.executable, str(HERE / "receiver.py"), "--stats", str(stats)]
-    if tls:
-        cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    if kind == "forward":
+        cmd = [sys.executable, str(HERE / "receiver.py"), "--stats", str(stats)]
+        if tls:
+            cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    else:
+        cmd = [sys.executable, str(HERE / "http_receiver.py"), "--stats", str(stats)]
+        cmd += ["--mode", kind]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
@@ -208,6 +318,97 @@ def upstream_file(ports: list[int], tls_node3: bool) -> str:
     return "\n".join(lines)
 
 
+#: the filters of json_filters_forward, for both agents
+FILTERS = [
+    "[FILTER]",
+    "    name     grep",
+    "    match    *",
+    "    regex    level ^info$",
+    "",
+    "[FILTER]",
+    "    name     modify",
+    "    match    *",
+    "    add      host web-1",
+    "    rename   msg message",
+    "",
+]
+
+#: Fluent Bit has no built-in parsers: the stock definitions it ships in conf/parsers.conf
+FLUENT_BIT_PARSERS = r"""[PARSER]
+    Name   json
+    Format json
+
+[PARSER]
+    Name   apache2
+    Format regex
+    Regex  ^(?<host>[^ ]*) [^ ]* (?<user>[^ ]*) \[(?<time>[^\]]*)\] "(?<method>\S+)(?: +(?<path>[^ ]*) +\S*)?" (?<code>[^ ]*) (?<size>[^ ]*)(?: "(?<referer>[^\"]*)" "(?<agent>.*)")?$
+    Time_Key time
+    Time_Format %d/%b/%Y:%H:%M:%S %z
+"""
+
+
+def tail_input(scenario: str, workload: Path) -> list[str]:
+    """The tail input of a scenario, for both agents."""
+    lines = [
+        "[INPUT]",
+        "    name            tail",
+        "    tag             bench",
+        f"    path            {workload}",
+        "    read_from_head  on",
+        "    refresh_interval 1",
+    ]
+    if scenario == "json_filters_forward":
+        lines.append("    parser          json")
+    elif scenario == "apache2_forward":
+        lines.append("    parser          apache2")
+    elif scenario == "cri_forward":
+        lines.append("    multiline.parser cri")
+    return [*lines, ""]
+
+
+def output_section(scenario: str, ports: list[int], fluent_bit: bool) -> list[str]:
+    """The output of a scenario (Fluent Bit's http output takes the first receiver)."""
+    if scenario == "tail_es":
+        return [
+            "[OUTPUT]",
+            "    name      es",
+            "    match     *",
+            "    upstream  upstream.conf",
+            "",
+        ]
+    if scenario == "tail_http":
+        out = ["[OUTPUT]", "    name      http", "    match     *", "    format    json_lines"]
+        if fluent_bit:
+            out += ["    host      127.0.0.1", f"    port      {ports[0]}", "    uri       /"]
+        else:
+            out += ["    upstream  upstream.conf", "    uri       /"]
+        return [*out, ""]
+    out = ["[OUTPUT]", "    name      forward", "    match     *", "    upstream  upstream.conf"]
+    if scenario == "tail_forward_ack":
+        out.append("    require_ack_response on")
+    return [*out, ""]
+
+
+def fluent_bit_config(scenario: str, workload: Path, ports: list[int]) -> str:
+    """The same pipeline for Fluent Bit (parsers from fluent-bit-parsers.conf)."""
+    service = [
+        "[SERVICE]",
+        "    flush         0.2",
+        "    log_level     warn",
+        "    parsers_file  fluent-bit-parsers.conf",
+        "",
+    ]
+    filters = FILTERS if scenario == "json_filters_forward" else []
+    return "\n".join(
+        [
+            *service,
+            *tail_input(scenario, workload),
+            *filters,
+            *output_section(scenario, ports, fluent_bit=True),
+        ]
+    )
+
+
 def agent_config(
     scenario: str,
     workload: Path,
@@ -215,6 +416,7 @@ def agent_config(
     http_port: int,
     forward_port: int,
     extra_service: tuple[str, ...] = (),
+    ports: list[int] | None = None,
 ) -> str:
     service = [
         "[SERVICE]",
@@ -250,20 +452,18 @@ def agent_config(
             "    name     forward",
             "    listen   127.0.0.1",
             f"    port     {forward_port}",
+            "",
         ]
     else:
-        source = [
-            "[INPUT]",
-            "    name            tail",
-            "    tag             bench",
-            f"    path            {workload}",
-            "    read_from_head  on",
-            "    refresh_interval 1",
-        ]
-    output = ["[OUTPUT]", "    name      forward", "    match     *", "    upstream  upstream.conf"]
-    if scenario == "tail_forward_ack":
-        output.append("    require_ack_response on")
-    return "\n".join([*service, *source, "", *output, ""])
+        source = tail_input(scenario, workload)
+    filters = FILTERS if scenario == "json_filters_forward" else []
+    output = output_section(scenario, ports or [], fluent_bit=False)
+    return "\n".join([*service, *source, *filters, *output])
+
+
+def expected_records(scenario: str, records: int) -> int:
+    """Records the receivers must count (every workload record passes the filters)."""
+    return records
 
 
 # --------------------------------------------------------------------------- runs
@@ -285,6 +485,7 @@ class Result:
     #: from the first record received to the last (start-up excluded; 0 for dummy_null)
     stream_seconds: float = 0.0
     stream_records_per_s: float = 0.0
+    agent: str = "relaybit"
 
 
 def wait_for(predicate: Callable[[], bool], deadline: float, poll: float = 0.02) -> bool:
@@ -311,13 +512,16 @@ def run_one(
     timeout: float,
     extra_service: tuple[str, ...] = (),
     profile_dir: Path | None = None,
+    fluent_bit: str | None = None,
 ) -> Result:
-    """Run one scenario with ``records`` records; every process is ended before returning."""
-    workload = workdir / "workload.log"
-    if not workload.exists() or workload.stat().st_size == 0 or _lines(workdir) != records:
-        write_workload(workload, records)
-        (workdir / "workload.count").write_text(str(records))
+    """Run one scenario with ``records`` records; every process is ended before returning.
+
+    ``fluent_bit`` (the path of a fluent-bit binary) runs Fluent Bit instead of relaybit.
+    """
+    name = "fluent-bit" if fluent_bit else "relaybit"
+    workload = workload_for(scenario, records, workdir)
     payload_bytes = workload.stat().st_size
+    want = expected_records(scenario, records)
     tls = make_tls(workdir) if scenario == "tail_forward_tls" else None
     if scenario == "tail_forward_tls" and tls is None:
         return Result(scenario, records, 0, 0, 0, 0, 0, 0, complete=False, note="trustme missing")
@@ -325,26 +529,34 @@ def run_one(
     profiler: subprocess.Popen[bytes] | None = None
     agent: subprocess.Popen[bytes] | None = None
     pusher: subprocess.Popen[bytes] | None = None
-    rundir = Path(tempfile.mkdtemp(prefix=f"{scenario}-", dir=workdir))
+    rundir = Path(tempfile.mkdtemp(prefix=f"{scenario}-{name}-", dir=workdir))
     try:
-        if scenario != "dummy_null":
-            receivers = [start_receiver(rundir, i, tls if i == 3 else None) for i in (1, 2, 3)]
-        (rundir / "upstream.conf").write_text(
-            upstream_file([r.port for r in receivers], tls is not None)
-        )
+        kind = RECEIVERS.get(scenario, "forward")
+        if kind != "none":
+            receivers = [
+                start_receiver(rundir, i, tls if i == 3 else None, kind) for i in (1, 2, 3)
+            ]
+        ports = [r.port for r in receivers]
+        (rundir / "upstream.conf").write_text(upstream_file(ports, tls is not None))
         http_port, forward_port = free_port(), free_port()
         config = rundir / "agent.conf"
-        config.write_text(
-            agent_config(scenario, workload, records, http_port, forward_port, extra_service)
-        )
+        if fluent_bit:
+            (rundir / "fluent-bit-parsers.conf").write_text(FLUENT_BIT_PARSERS)
+            config.write_text(fluent_bit_config(scenario, workload, ports))
+            command = [fluent_bit, "-c", str(config)]
+        else:
+            config.write_text(
+                agent_config(
+                    scenario, workload, records, http_port, forward_port, extra_service, ports
+                )
+            )
+            command = [*agent_command(), "-c", str(config)]
         log = (rundir / "agent.log").open("wb")
         started = time.time()
-        agent = subprocess.Popen(
-            [*agent_command(), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=rundir
-        )
+        agent = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=rundir)
         log.close()
         sampler = Sampler(agent.pid)
-        if profile_dir is not None:
+        if profile_dir is not None and not fluent_bit:
             profiler = start_profiler(agent.pid, profile_dir / f"{scenario}-{records}.txt")
         if scenario == "forward_relay":
             pusher = subprocess.Popen(
@@ -370,7 +582,7 @@ def run_one(
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and agent.poll() is None:
             sampler.sample()
-            if received() >= records:
+            if received() >= want:
                 break
             time.sleep(0.05)
         sampler.sample()
@@ -385,7 +597,7 @@ def run_one(
             firsts = [c["first"] for c in counts if c.get("first")]
             first = min(firsts) if firsts else 0.0
         seconds = max(finished - started, 1e-9)
-        complete = got == records
+        complete = got == want
         note = (
             ""
             if complete
@@ -396,6 +608,7 @@ def run_one(
         payload = records * LINE_BYTES if scenario == "dummy_null" else payload_bytes
         return Result(
             scenario=scenario,
+            agent=name,
             records=records,
             received=got,
             seconds=round(seconds, 3),
@@ -440,37 +653,104 @@ def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _lines(workdir: Path) -> int:
-    try:
-        return int((workdir / "workload.count").read_text())
-    except (OSError, ValueError):
-        return -1
-
-
 def print_table(results: list[Result]) -> None:
     header = (
-        f"{'scenario':<18} {'records':>9} {'received':>9} {'seconds':>8} {'rec/s':>9}"
-        f" {'MB/s':>7} {'cpu s':>6} {'peak MB':>8} {'stream/s':>9}  per node"
+        f"{'scenario':<21} {'agent':<10} {'records':>9} {'received':>9} {'seconds':>8}"
+        f" {'rec/s':>9} {'MB/s':>7} {'cpu s':>6} {'peak MB':>8} {'stream/s':>9}  per node"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         mark = "" if r.complete else f"  INCOMPLETE ({r.note})"
         print(
-            f"{r.scenario:<18} {r.records:>9} {r.received:>9} {r.seconds:>8.2f} "
+            f"{r.scenario:<21} {r.agent:<10} {r.records:>9} {r.received:>9} {r.seconds:>8.2f} "
             f"{r.records_per_s:>9} {r.mb_per_s:>7.2f} {r.cpu_seconds:>6.2f} {r.peak_rss_mb:>8.1f} "
             f"{r.stream_records_per_s or '-':>9}  "
             f"{'/'.join(map(str, r.per_node))}{mark}"
         )
 
 
+def median_run(runs: list[Result]) -> Result:
+    """The run with the median time (the lower middle one of an even count)."""
+    ordered = sorted(runs, key=lambda r: (not r.complete, r.seconds))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def comparisons(results: list[Result]) -> list[dict[str, Any]]:
+    """relaybit beside Fluent Bit, one row per scenario and size that ran with both."""
+    rows = []
+    for r in results:
+        if r.agent != "relaybit":
+            continue
+        fb = next(
+            (
+                x
+                for x in results
+                if x.agent == "fluent-bit" and (x.scenario, x.records) == (r.scenario, r.records)
+            ),
+            None,
+        )
+        if fb is None:
+            continue
+        rows.append(
+            {
+                "scenario": r.scenario,
+                "records": r.records,
+                "relaybit_rec_s": r.records_per_s,
+                "fluent_bit_rec_s": fb.records_per_s,
+                "ratio": round(r.records_per_s / fb.records_per_s, 2) if fb.records_per_s else None,
+                "relaybit_cpu_s": r.cpu_seconds,
+                "fluent_bit_cpu_s": fb.cpu_seconds,
+                "relaybit_peak_mb": r.peak_rss_mb,
+                "fluent_bit_peak_mb": fb.peak_rss_mb,
+                "complete": r.complete and fb.complete,
+            }
+        )
+    return rows
+
+
+def print_comparison(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'scenario':<21} {'records':>9} {'relaybit/s':>11} {'fluent-bit/s':>13} {'ratio':>6}"
+        f" {'cpu s rb':>9} {'cpu s fb':>9} {'peak MB rb':>11} {'peak MB fb':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+        mark = "" if row["complete"] else "  INCOMPLETE"
+        print(
+            f"{row['scenario']:<21} {row['records']:>9} {row['relaybit_rec_s']:>11}"
+            f" {row['fluent_bit_rec_s']:>13} {ratio:>6} {row['relaybit_cpu_s']:>9.2f}"
+            f" {row['fluent_bit_cpu_s']:>9.2f} {row['relaybit_peak_mb']:>11.1f}"
+            f" {row['fluent_bit_peak_mb']:>11.1f}{mark}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="relaybit benchmarks", epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description="relaybit benchmarks",
+        epilog=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES[:2])))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run at most")
     parser.add_argument("--workdir", help="keep workloads and logs here (default: a temp dir)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each scenario N times (agents alternating) and report the median run",
+    )
+    parser.add_argument(
+        "--fluent-bit",
+        metavar="PATH",
+        help="also run each scenario that has a Fluent Bit configuration with this fluent-bit"
+        " binary, on the same workload and receivers, and print both side by side",
+    )
     parser.add_argument(
         "--service",
         action="append",
@@ -491,28 +771,54 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}"
         )
+    if args.fluent_bit and not os.access(args.fluent_bit, os.X_OK):
+        parser.error(f"--fluent-bit {args.fluent_bit}: not an executable file")
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="relaybit-bench-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for size in sizes:
             for scenario in scenarios:
-                result = run_one(
-                    scenario,
-                    size,
-                    workdir,
-                    args.timeout,
-                    tuple(args.service),
-                    Path(args.profile) if args.profile else None,
-                )
-                results.append(result)
-                if not args.json:
-                    print(f"# {scenario} {size}: {result.records_per_s} rec/s", file=sys.stderr)
+                agents: list[str | None] = [None]
+                if args.fluent_bit and scenario in FLUENT_BIT_SCENARIOS:
+                    agents.append(args.fluent_bit)
+                runs: dict[str | None, list[Result]] = {a: [] for a in agents}
+                for _ in range(max(args.repeat, 1)):
+                    for agent in agents:
+                        result = run_one(
+                            scenario,
+                            size,
+                            workdir,
+                            args.timeout,
+                            tuple(args.service),
+                            Path(args.profile) if args.profile and agent is None else None,
+                            fluent_bit=agent,
+                        )
+                        runs[agent].append(result)
+                        if not args.json:
+                            print(
+                                f"# {scenario} {size} {result.agent}: "
+                                f"{result.records_per_s} rec/s, {result.cpu_seconds} s CPU",
+                                file=sys.stderr,
+                            )
+                results.extend(median_run(r) for r in runs.values())
+    rows = comparisons(results)
     if args.json:
-        print(json.dumps({"machine": machine(), "results": [asdict(r) for r in results]}, indent=2))
+        doc = {
+            "machine": machine(),
+            "repeat": args.repeat,
+            "results": [asdict(r) for r in results],
+            "comparison": rows,
+        }
+        print(json.dumps(doc, indent=2))
     else:
         print(f"# {machine()['cpu']} x{machine()['nproc']}, {machine()['memory_gb']} GB")
+        if args.repeat > 1:
+            print(f"# each row: the median of {args.repeat} runs")
         print_table(results)
+        if rows:
+            print()
+            print_comparison(rows)
     return 0 if all(r.complete for r in results) else 1
 
 
