@@ -9,13 +9,25 @@ ltsv: ``label:value`` fields separated by tabs.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from relaybit.parsers.base import BaseParser, ParserSettings, unescape
 
-
-def _ident(ch: str) -> bool:
-    return ch > " " and ch not in '="'
+#: one key with its value, after the separators before it (or the newline that ends
+#: the text).  A key is a run of characters above space but '=' and '"'; ``key="..."``
+#: takes a quoted value (``\\`` escapes the next character; an unterminated quote runs
+#: to the end).  Groups: newline, key, '=', opening quote, quoted value, bare value.
+_TOKEN = re.compile(
+    r"""
+    [\x00-\x09\x0b-\x20="]*
+    (?: (\n)
+      | ([^\x00-\x20="]+)
+        (?: (=) (?: (")((?:[^"\\]|\\[\s\S]|\\\Z)*)(?:"|\Z) | ([^\x00-\x20="]*) ) )?
+    )
+    """,
+    re.VERBOSE,
+)
 
 
 class LogfmtParser(BaseParser):
@@ -27,43 +39,17 @@ class LogfmtParser(BaseParser):
 
     def fields(self, text: str) -> dict[str, Any] | None:
         out: dict[str, Any] = {}
-        i, n = 0, len(text)
-        while i < n:
-            while i < n and not _ident(text[i]):
-                if text[i] == "\n":
-                    n = i
-                    break
-                i += 1
-            if i >= n:
+        for newline, key, equal, quote, quoted, value in _TOKEN.findall(text):
+            if newline:
                 break
-            start = i
-            while i < n and _ident(text[i]):
-                i += 1
-            key = text[start:i]
-            value: Any = True
-            has_equal = i < n and text[i] == "="
-            if has_equal:
-                i += 1
-                if i < n and text[i] == '"':
-                    i += 1
-                    vstart, escaped = i, False
-                    while i < n and text[i] != '"':
-                        if text[i] == "\\":
-                            escaped = True
-                            i += 1
-                        i += 1
-                    raw = text[vstart : min(i, n)]
-                    value = unescape(raw) if escaped else raw
-                    i += 1  # the closing quote
-                else:
-                    vstart = i
-                    while i < n and _ident(text[i]):
-                        i += 1
-                    if i > vstart:
-                        value = text[vstart:i]
-            elif self.no_bare_keys:
-                return None
-            out[key] = value
+            if not equal:
+                if self.no_bare_keys:
+                    return None
+                out[key] = True
+            elif quote:
+                out[key] = unescape(quoted) if "\\" in quoted else quoted
+            else:
+                out[key] = value or True
         return out or None
 
 
