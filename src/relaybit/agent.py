@@ -618,8 +618,14 @@ class Agent:
     # -- observing ------------------------------------------------------------
 
     def metrics(self) -> dict[str, Any]:
-        """Fluent Bit's ``/api/v1/metrics`` JSON."""
-        return self.engine.metrics()
+        """Fluent Bit's ``/api/v1/metrics`` JSON; server inputs add their connection counters."""
+        metrics = self.engine.metrics()
+        inputs = metrics.setdefault("input", {})
+        for name, plugin in self.inputs.items():
+            extra = plugin.metrics()
+            if extra:
+                inputs.setdefault(name, {}).update(extra)
+        return metrics
 
     def status(self) -> dict[str, Any]:
         """Engine, inputs and outputs status for the monitoring API (JSON-able)."""

@@ -178,6 +178,7 @@ class AgentCollector:
         """Yield every metric family (called by ``generate_latest``)."""
         metrics = self.agent.metrics()
         yield from self._plugin_counters(metrics.get("input", {}), _INPUT_COUNTERS)
+        yield from self._connection_metrics(metrics.get("input", {}))
         yield from self._plugin_counters(metrics.get("output", {}), _OUTPUT_COUNTERS)
         if self.uptime is not None:
             up = GaugeMetricFamily("fluentbit_uptime", "Number of seconds relaybit has run.")
@@ -200,6 +201,36 @@ class AgentCollector:
             for instance, values in plugins.items():
                 family.add_metric([instance], _number(values.get(key, 0)))
             yield family
+
+    @staticmethod
+    def _connection_metrics(inputs: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+        """Server inputs' connection counters (relaybit.net.limits.ConnectionStats)."""
+        servers = {name: v for name, v in inputs.items() if "connections" in v}
+        if not servers:
+            return
+        open_ = GaugeMetricFamily(
+            "relaybit_input_connections", "Connections open on the input.", labels=["name"]
+        )
+        refused = CounterMetricFamily(
+            "relaybit_input_connections_refused",
+            "Connections refused over the input's connection ceiling.",
+            labels=["name"],
+        )
+        rejected = CounterMetricFamily(
+            "relaybit_input_rejected",
+            "Requests or connections the input rejected, by reason.",
+            labels=["name", "reason"],
+        )
+        for name, values in servers.items():
+            open_.add_metric([name], _number(values.get("connections", 0)))
+            refused.add_metric([name], _number(values.get("connections_refused", 0)))
+            reasons = values.get("rejected") or {}
+            if isinstance(reasons, Mapping):
+                for reason, count in sorted(reasons.items()):
+                    rejected.add_metric([name, str(reason)], _number(count))
+        yield open_
+        yield refused
+        yield rejected
 
     @staticmethod
     def _node_metrics(upstreams: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:

@@ -369,11 +369,14 @@ _SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
 _CLOSED_BETWEEN_FRAMES = (ConnectionResetError, ConnectionAbortedError, ssl_module.SSLEOFError)
 
 
-def _listen(host: str, port: int) -> list[socket.socket]:
+def _listen(
+    host: str, port: int, *, backlog: int = socket.SOMAXCONN, reuse_port: bool = False
+) -> list[socket.socket]:
     """Listening, non-blocking TCP sockets for ``host`` (every address it resolves to).
 
     With port 0 every address gets the port the first one was given.  A bind
     failure raises OSError naming the address (as ``asyncio.start_server`` does).
+    ``reuse_port`` sets SO_REUSEPORT (``net.share_port``).
     """
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
@@ -386,6 +389,8 @@ def _listen(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, type_, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:
@@ -398,7 +403,7 @@ def _listen(host: str, port: int) -> list[socket.socket]:
                     f"error while attempting to bind on address {address!r}:"
                     f" {(exc.strerror or str(exc)).lower()}",
                 ) from None
-            sock.listen(socket.SOMAXCONN)
+            sock.listen(backlog)
             sock.setblocking(False)
     except BaseException:
         for sock in sockets:

@@ -158,6 +158,11 @@ class InputPlugin(ABC):
     def status(self) -> dict[str, Any]:
         return {}
 
+    def metrics(self) -> dict[str, Any]:
+        """Counters added to this input's ``/api/v1/metrics`` entry (server inputs:
+        :meth:`relaybit.net.limits.ConnectionStats.metrics`); none by default."""
+        return {}
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ctx.name}>"
 

@@ -21,19 +21,20 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import orjson
-from aiohttp import web
 
 from relaybit.config.schema import ConfigMap, Option
+from relaybit.net.http_server import Reply, Request
 from relaybit.plugins.base import InputContext
 from relaybit.plugins.inputs.http import (
     SERVER_OPTIONS,
+    BodyTooLarge,
     HttpServerInput,
-    check_basic_auth,
+    decode_body,
     emit_records,
     group_by_tag,
 )
 
-PRODUCT_HEADERS = {"X-Elastic-Product": "Elasticsearch"}
+PRODUCT_HEADERS = [("X-Elastic-Product", "Elasticsearch")]
 CLUSTER_NAME = "relaybit"
 
 #: Bulk actions and the status answered for them (those with a source line first).
@@ -113,17 +114,27 @@ def _loads(line: bytes, lineno: int) -> Any:
         raise ValueError(f"line {lineno}: invalid JSON: {exc}") from None
 
 
-def _json(status: int, body: Any) -> web.Response:
-    return web.Response(
-        status=status,
-        body=orjson.dumps(body),
-        content_type="application/json",
-        headers=PRODUCT_HEADERS,
+def _json(status: int, body: Any, reject: str | None = None) -> Reply:
+    return Reply(
+        status,
+        orjson.dumps(body),
+        [("Content-Type", "application/json"), *PRODUCT_HEADERS],
+        reject=reject,
     )
 
 
-def _es_error(status: int, kind: str, reason: str) -> web.Response:
-    return _json(status, {"error": {"type": kind, "reason": reason}, "status": status})
+def _es_error(status: int, kind: str, reason: str, reject: str | None = None) -> Reply:
+    reply = _json(status, {"error": {"type": kind, "reason": reason}, "status": status}, reject)
+    reply.log = reason
+    return reply
+
+
+#: The Elasticsearch error type of each refusal status.
+_ERROR_TYPES = {
+    401: "security_exception",
+    413: "content_too_long",
+    408: "timeout_exception",
+}
 
 
 class ElasticsearchInput(HttpServerInput):
@@ -183,14 +194,18 @@ class ElasticsearchInput(HttpServerInput):
             },
         }
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if not check_basic_auth(request, self._user, self._passwd):
-            self.rejected += 1
-            return _es_error(401, "security_exception", "missing or wrong credentials")
+    def refuse(self, status: int, message: str, reason: str, *, basic: bool = False) -> Reply:
+        reply = _es_error(status, _ERROR_TYPES.get(status, "illegal_argument_exception"), message)
+        reply.reject = reason
+        if basic:
+            reply.headers.append(("WWW-Authenticate", 'Basic realm="relaybit"'))
+        return reply
+
+    async def handle(self, request: Request) -> Reply:
         path = request.path.rstrip("/") or "/"
         method = request.method
         if method == "HEAD":
-            return web.Response(status=200, headers=PRODUCT_HEADERS)
+            return Reply(200, b"", list(PRODUCT_HEADERS))
         if method == "GET":
             if path == "/":
                 return _json(200, self.version_document())
@@ -203,25 +218,29 @@ class ElasticsearchInput(HttpServerInput):
             return _json(200, {})
         if method not in ("POST", "PUT"):
             self.rejected += 1
-            return _es_error(405, "illegal_argument_exception", f"{method} is not supported")
+            return _es_error(
+                405, "illegal_argument_exception", f"{method} is not supported", "malformed"
+            )
         if not is_bulk:
             self.rejected += 1
-            return _es_error(400, "illegal_argument_exception", f"no handler for POST {path}")
+            return _es_error(
+                400, "illegal_argument_exception", f"no handler for POST {path}", "malformed"
+            )
         return await self._bulk(request, parts[0] if len(parts) == 2 else None)
 
-    async def _bulk(self, request: web.Request, index: str | None) -> web.StreamResponse:
+    async def _bulk(self, request: Request, index: str | None) -> Reply:
         started = time.monotonic()
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.rejected += 1
-            return _es_error(413, "content_too_long", "body larger than buffer_max_size")
-        try:
+            body = decode_body(request, self._max_body)
             result = parse_bulk(body, default_index=index, meta_key=self._meta_key)
+        except BodyTooLarge:
+            self.rejected += 1
+            return _es_error(
+                413, "content_too_long", "decoded body larger than buffer_max_size", "too_large"
+            )
         except ValueError as exc:
             self.rejected += 1
-            self.ctx.logger.warning("rejected a bulk request: %s", exc)
-            return _es_error(400, "parse_exception", str(exc))
+            return _es_error(400, "parse_exception", str(exc), "malformed")
         tag = self.ctx.tag or self.ctx.name
         groups = group_by_tag(result.records, tag, self._tag_key)
         self.records += await emit_records(self.ctx, groups, self.ctx.clock.time())

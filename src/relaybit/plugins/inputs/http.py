@@ -6,40 +6,144 @@ line, ``Content-Type: application/x-ndjson``), optionally gzip-compressed
 ``await ctx.emit(...)`` returned, so a 2xx means the records are stored.  A body
 that does not parse gets a 400 with the reason, and nothing of it is stored.
 
-The small aiohttp server used here (:class:`HttpListener`) is shared with the
-``elasticsearch`` input.
+Both this input and ``elasticsearch`` are served by
+:class:`relaybit.net.http_server.HttpServer` (HTTP/1.1 with h11, HTTP/2 with
+h2: h2c with prior knowledge and h2 over TLS by ALPN), configured from the
+keys of :data:`SERVER_OPTIONS` (Fluent Bit's shared ``http_server.*`` map, its
+aliases, the ``net.*`` keys of a server input, ``oauth2.*`` and ``tls.*``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hmac
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
-from aiohttp import web
 
 from relaybit.codec.msgpack import EventTime, new_packer
 from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.errors import ConfigError
+from relaybit.net.http_server import Handler, HttpServer, Reply, Request, ServerSettings
+from relaybit.net.jwt_auth import OAUTH2_JWT_OPTIONS, JwtValidator
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
+
+#: relaybit's default connection ceiling (Fluent Bit's 0 means unlimited).
+DEFAULT_MAX_CONNECTIONS = 10_000
 
 #: Keys shared by the HTTP-based server inputs (http, elasticsearch).
 SERVER_OPTIONS = (
     ConfigMap(
         (
             Option("listen", "str", "0.0.0.0", "Address to listen on"),
-            Option("buffer_max_size", "size", 4 * 1024 * 1024, "Largest request body accepted"),
             Option(
-                "buffer_chunk_size",
+                "http_server.buffer_max_size",
+                "size",
+                4 * 1024 * 1024,
+                "Largest request body accepted; a larger one is answered 413 and its"
+                " connection closed as soon as its declared or read size passes it",
+            ),
+            Option(
+                "buffer_max_size", "size", 4 * 1024 * 1024, "Alias of http_server.buffer_max_size"
+            ),
+            Option(
+                "http_server.buffer_chunk_size",
                 "size",
                 512 * 1024,
-                "Read buffer allocation step (accepted; aiohttp manages its buffers)",
+                "Accepted (relaybit reads what the socket has; nothing is allocated ahead)",
+            ),
+            Option(
+                "buffer_chunk_size", "size", 512 * 1024, "Alias of http_server.buffer_chunk_size"
+            ),
+            Option(
+                "http_server.http2",
+                "bool",
+                True,
+                "Answer HTTP/2 beside HTTP/1.1: h2c with prior knowledge, h2 over TLS by ALPN",
+            ),
+            Option("http2", "bool", True, "Alias of http_server.http2"),
+            Option(
+                "http_server.idle_timeout",
+                "time",
+                10.0,
+                "Close a connection idle (no request in progress) this long; 0 = never",
+            ),
+            Option(
+                "http_server.max_connections",
+                "int",
+                DEFAULT_MAX_CONNECTIONS,
+                "Most concurrent connections; a new one over it is closed at once (one log"
+                " line per burst). 0 = unlimited (Fluent Bit's default); relaybit: 10000",
+                minimum=0,
+            ),
+            Option(
+                "max_connections",
+                "int",
+                DEFAULT_MAX_CONNECTIONS,
+                "Alias of http_server.max_connections",
+                minimum=0,
+            ),
+            Option(
+                "http_server.workers",
+                "int",
+                1,
+                "Accepted; relaybit serves every connection on its event loop (a warning"
+                " when set above 1)",
+                minimum=1,
+            ),
+            Option("workers", "int", 1, "Alias of http_server.workers", minimum=1),
+            Option(
+                "http_server.ingress_queue_event_limit",
+                "size",
+                8192,
+                "Accepted without effect (applies to http_server.workers above 1)",
+            ),
+            Option(
+                "http_server.ingress_queue_byte_limit",
+                "size",
+                256 * 1024 * 1024,
+                "Accepted without effect (applies to http_server.workers above 1)",
+            ),
+            Option(
+                "net.share_port",
+                "bool",
+                False,
+                "Let several listeners bind the port (SO_REUSEPORT)",
+            ),
+            Option("net.backlog", "int", 128, "Backlog of the listening socket", minimum=1),
+            Option(
+                "net.io_timeout",
+                "time",
+                30.0,
+                "relaybit: time a request's head, then its body, may take before the client"
+                " is answered 408 and disconnected (slow clients); 0 = no limit"
+                " (Fluent Bit: idle time, default 0s)",
+            ),
+            Option(
+                "net.accept_timeout",
+                "time",
+                10.0,
+                "Time allowed for an incoming connection's TLS handshake; 0 = no limit",
+            ),
+            Option(
+                "net.accept_timeout_log_error",
+                "bool",
+                True,
+                "Log a handshake timeout as a warning (off: at debug level)",
+            ),
+            Option(
+                "net.keepalive",
+                "bool",
+                True,
+                "Keep connections open between requests (off: close after each response)",
             ),
             Option("tag_key", "str", None, "Record key whose value becomes the record's tag"),
             Option(
@@ -51,10 +155,9 @@ SERVER_OPTIONS = (
             Option("http_passwd", "str", None, "relaybit: password for http_user", secret=True),
         )
     )
+    + OAUTH2_JWT_OPTIONS
     + TLS_OPTIONS
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def server_ssl_context(tls: TLSSettings, base_dir: Path) -> ssl.SSLContext | None:
@@ -64,6 +167,32 @@ def server_ssl_context(tls: TLSSettings, base_dir: Path) -> ssl.SSLContext | Non
     ``tls.verify on`` and a ``tls.ca_file`` clients must present a certificate.
     """
     return server_context(tls, base_dir)
+
+
+def _aliased(opts: Options, key: str, alias: str) -> Any:
+    """``http_server.X`` when written, else its alias when written, else the default."""
+    if opts.is_set(key) or not opts.is_set(alias):
+        return opts[key]
+    return opts[alias]
+
+
+def server_settings(opts: Options, ssl_context: ssl.SSLContext | None) -> ServerSettings:
+    """The :class:`ServerSettings` of an http/elasticsearch input's keys."""
+    return ServerSettings(
+        host=opts.str("listen"),
+        port=opts.int("port"),
+        max_body=int(_aliased(opts, "http_server.buffer_max_size", "buffer_max_size")),
+        http2=bool(_aliased(opts, "http_server.http2", "http2")),
+        ssl=ssl_context,
+        max_connections=int(_aliased(opts, "http_server.max_connections", "max_connections")),
+        idle_timeout=opts.float("http_server.idle_timeout"),
+        io_timeout=opts.float("net.io_timeout"),
+        accept_timeout=opts.float("net.accept_timeout"),
+        accept_timeout_log_error=opts.bool("net.accept_timeout_log_error"),
+        keepalive=opts.bool("net.keepalive"),
+        backlog=opts.int("net.backlog"),
+        reuse_port=opts.bool("net.share_port"),
+    )
 
 
 def sanitize_tag(path: str) -> str:
@@ -97,11 +226,11 @@ def parse_json_records(body: bytes, content_type: str) -> list[Any]:
     return records
 
 
-def check_basic_auth(request: web.Request, user: str | None, passwd: str | None) -> bool:
+def check_basic_auth(request: Request, user: str | None, passwd: str | None) -> bool:
     """True when no user is configured, or the request carries the right credentials."""
     if not user:
         return True
-    header = request.headers.get("Authorization", "")
+    header = request.header("authorization")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "basic":
         return False
@@ -114,48 +243,32 @@ def check_basic_auth(request: web.Request, user: str | None, passwd: str | None)
     return user_ok and pass_ok
 
 
-class HttpListener:
-    """An aiohttp server on ``listen:port`` running one catch-all handler."""
+def decode_body(request: Request, limit: int) -> bytes:
+    """The body without its ``Content-Encoding`` (gzip, deflate), at most ``limit`` bytes.
 
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        listen: str,
-        port: int,
-        max_body: int,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self._handler = handler
-        self._listen = listen
-        self._port = port
-        self._max_body = max_body
-        self._ssl = ssl_context
-        self._runner: web.AppRunner | None = None
-        self.port = 0  #: the bound port (useful with port 0)
+    ValueError with the reason for an unknown encoding or a corrupt stream;
+    :class:`BodyTooLarge` when the decoded body passes ``limit`` (a gzip bomb).
+    """
+    encoding = request.header("content-encoding").strip().lower()
+    if encoding in ("", "identity"):
+        return request.body
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+    decoder = zlib.decompressobj(wbits)
+    try:
+        data = decoder.decompress(request.body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"invalid {encoding} body: {exc}") from None
+    if len(data) > limit:
+        raise BodyTooLarge(limit)
+    if not decoder.eof:
+        raise ValueError(f"truncated {encoding} body")
+    return data
 
-    async def start(self) -> None:
-        app = web.Application(client_max_size=self._max_body)
-        app.router.add_route("*", "/{path:.*}", self._handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._listen, self._port, ssl_context=self._ssl)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self.port = int(runner.addresses[0][1])
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            runner, self._runner = self._runner, None
-            await runner.cleanup()
-
-    def __repr__(self) -> str:
-        state = "running" if self._runner else "stopped"
-        return f"<HttpListener {self._listen}:{self.port or self._port} {state}>"
+class BodyTooLarge(ValueError):
+    """A decoded body over ``buffer_max_size``."""
 
 
 def group_by_tag(
@@ -187,51 +300,126 @@ async def emit_records(
     return total
 
 
-def error_response(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=f"error: {message}\n")
+def error_reply(status: int, message: str, reject: str | None = None) -> Reply:
+    return Reply(
+        status,
+        f"error: {message}\n".encode(),
+        [("Content-Type", "text/plain; charset=utf-8")],
+        reject=reject,
+    )
 
 
-class HttpServerInput(InputPlugin):
-    """An input served by :class:`HttpListener`: the http and elasticsearch inputs.
+class HttpServerInput(InputPlugin, Handler):
+    """An input served by :class:`HttpServer`: the http and elasticsearch inputs.
 
-    Owns the listener (``listen``, ``port``, ``buffer_max_size``, ``tls.*``), the
-    optional basic auth, the counters, ``port``, ``start``, ``stop`` and ``status``;
-    subclasses answer requests in ``_handle``.
+    Owns the server (``listen``, ``port``, the ``http_server.*``, ``net.*`` and
+    ``tls.*`` keys), basic auth and ``oauth2.*`` token checks, the counters,
+    ``start``, ``stop``, ``status`` and ``metrics``; subclasses answer whole
+    requests in ``handle`` and say how they refuse one (``refuse``).
     """
 
     def __init__(self, ctx: InputContext) -> None:
         super().__init__(ctx)
         opts = ctx.options
+        section = f"[INPUT] {ctx.name}"
         self._tag_key = opts.opt_str("tag_key")
         self._user = opts.opt_str("http_user")
         self._passwd = opts.opt_str("http_passwd")
-        self._max_body = opts.int("buffer_max_size")
+        settings = server_settings(
+            opts, server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir)
+        )
+        self._max_body = settings.max_body
         self.records = 0  #: records stored so far
         self.rejected = 0  #: requests answered with an error
-        self._listener = HttpListener(
-            self._handle,
-            listen=opts.str("listen"),
-            port=opts.int("port"),
-            max_body=self._max_body,
-            ssl_context=server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir),
+        #: paths answered without credentials (the http input's /health)
+        self.open_paths: frozenset[str] = frozenset()
+        self.jwt = JwtValidator.from_options(
+            opts, section=section, logger=ctx.logger, name=ctx.name
         )
+        workers = int(_aliased(opts, "http_server.workers", "workers"))
+        if workers > 1:
+            ctx.logger.warning(
+                "http_server.workers %d has no effect: relaybit serves every connection of"
+                " this input on its event loop",
+                workers,
+            )
+        for key in (
+            "http_server.ingress_queue_event_limit",
+            "http_server.ingress_queue_byte_limit",
+        ):
+            if opts.is_set(key):
+                ctx.logger.warning("%s has no effect in relaybit (no worker queue)", key)
+        self.server = HttpServer(self, settings, name=ctx.name, logger=ctx.logger)
 
     @property
     def port(self) -> int:
         """The bound TCP port (after :meth:`start`)."""
-        return self._listener.port
+        return self.server.port
 
     async def start(self) -> None:
-        await self._listener.start()
+        if self.jwt is not None:
+            await self.jwt.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            if self.jwt is not None:
+                await self.jwt.stop()
+            raise
+        tls = " (TLS)" if self.server.settings.ssl is not None else ""
+        self.ctx.logger.info("listening on %s:%d%s", self.server.settings.host, self.port, tls)
 
     async def stop(self) -> None:
-        await self._listener.stop()
+        await self.server.stop()
+        if self.jwt is not None:
+            await self.jwt.stop()
 
     def status(self) -> dict[str, Any]:
-        return {"port": self.port, "records": self.records, "rejected": self.rejected}
+        return {
+            "port": self.port,
+            "records": self.records,
+            "rejected": self.rejected,
+            "connections": self.server.stats.open,
+            "connections_total": self.server.stats.accepted,
+            "connections_refused": self.server.stats.refused,
+            "rejected_by_reason": dict(self.server.stats.rejected),
+        }
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    def metrics(self) -> dict[str, Any]:
+        return self.server.stats.metrics()
+
+    # ------------------------------------------------------------------ Handler
+
+    def check(self, request: Request) -> Reply | None:
+        if request.method == "GET" and request.path in self.open_paths:
+            return None
+        if not check_basic_auth(request, self._user, self._passwd):
+            self.rejected += 1
+            return self.refuse(401, "authentication required", "auth", basic=True)
+        if self.jwt is not None:
+            why = self.jwt.validate(request.headers.get("authorization"))
+            if why is not None:
+                self.rejected += 1
+                reply = self.refuse(401, "unauthorized", "auth")
+                reply.log = f"OAuth2 validation failed: {why} (rejected with 401)"
+                return reply
+        return None
+
+    def too_large(self, request: Request | None, limit: int) -> Reply:
+        self.rejected += 1
+        return self.refuse(413, "payload larger than buffer_max_size", "too_large")
+
+    def refuse(self, status: int, message: str, reason: str, *, basic: bool = False) -> Reply:
+        """The input's error reply (plain text here; JSON for elasticsearch)."""
+        reply = error_reply(status, message, reason)
+        if basic:
+            reply.headers.append(("WWW-Authenticate", 'Basic realm="relaybit"'))
+        return reply
+
+    async def handle(self, request: Request) -> Reply:
         raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ctx.name} {self.server!r}>"
 
 
 class HttpInput(HttpServerInput):
@@ -255,6 +443,24 @@ class HttpInput(HttpServerInput):
                     "Header added to successful responses: 'Name value'",
                     multiple=True,
                 ),
+                Option(
+                    "enable_health_endpoint",
+                    "bool",
+                    False,
+                    "Answer GET /health with a small JSON status (no credentials needed)",
+                ),
+                Option(
+                    "add_remote_addr",
+                    "bool",
+                    False,
+                    "Add the client's address (first X-Forwarded-For entry) to each record",
+                ),
+                Option(
+                    "remote_addr_key",
+                    "str",
+                    "REMOTE_ADDR",
+                    "Record key of the address added by add_remote_addr",
+                ),
             )
         )
         + SERVER_OPTIONS
@@ -265,8 +471,6 @@ class HttpInput(HttpServerInput):
         opts = ctx.options
         code = opts.int("successful_response_code")
         if code not in (200, 201, 204):
-            from relaybit.errors import ConfigError
-
             raise ConfigError(
                 f"expected 200, 201 or 204, got {code}",
                 opts.origin("successful_response_code"),
@@ -274,37 +478,60 @@ class HttpInput(HttpServerInput):
                 key="successful_response_code",
             )
         self._success_code = code
-        self._success_headers = _parse_headers(opts.list("success_header"))
+        self._success_headers = list(_parse_headers(opts.list("success_header")).items())
         self._fixed_tag = _explicit_tag(opts)
+        self._health = opts.bool("enable_health_endpoint")
+        self.open_paths = frozenset({"/health"}) if self._health else frozenset()
+        self._remote_key = opts.str("remote_addr_key") if opts.bool("add_remote_addr") else None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        if not check_basic_auth(request, self._user, self._passwd):
-            self.rejected += 1
-            return web.Response(
-                status=401,
-                text="error: authentication required\n",
-                headers={"WWW-Authenticate": 'Basic realm="relaybit"'},
-            )
+    async def handle(self, request: Request) -> Reply:
+        if self._health and request.method == "GET" and request.path == "/health":
+            return Reply(200, health_message(), [("Content-Type", "application/json")])
         if request.method != "POST":
             self.rejected += 1
-            return error_response(400, "invalid HTTP method")
+            return error_reply(400, "invalid HTTP method", "malformed")
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self.rejected += 1
-            return error_response(413, "payload larger than buffer_max_size")
-        try:
+            body = decode_body(request, self._max_body)
             records = parse_json_records(body, request.content_type)
             if not all(isinstance(r, dict) for r in records):
                 raise ValueError("every record must be a JSON object")
+        except BodyTooLarge:
+            self.rejected += 1
+            return error_reply(413, "decoded payload larger than buffer_max_size", "too_large")
         except ValueError as exc:
             self.rejected += 1
-            self.ctx.logger.warning("rejected a request to %s: %s", request.path, exc)
-            return error_response(400, str(exc))
+            reply = error_reply(400, str(exc), "malformed")
+            reply.log = f"{request.path}: {exc}"
+            return reply
+        if self._remote_key is not None:
+            address = remote_addr(request)
+            if address:
+                key = self._remote_key
+                records = [r if key in r else {**r, key: address} for r in records]
         tag = self._fixed_tag or sanitize_tag(request.path) or self.ctx.tag or self.ctx.name
         groups = group_by_tag(records, tag, self._tag_key)
         self.records += await emit_records(self.ctx, groups, self.ctx.clock.time())
-        return web.Response(status=self._success_code, headers=self._success_headers)
+        return Reply(self._success_code, b"", list(self._success_headers))
+
+
+def health_message() -> bytes:
+    """Fluent Bit's ``GET /health`` document, with the time now (UTC, nanoseconds)."""
+    now = datetime.datetime.now(datetime.UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond * 1000:09d}Z"
+    return (
+        "{\n"
+        '  "status": "ok",\n'
+        '  "message": "I can only show you the door. You\'re the one that has to walk'
+        ' through it.",\n'
+        f'  "timestamp": "{stamp}"\n'
+        "}\n"
+    ).encode()
+
+
+def remote_addr(request: Request) -> str | None:
+    """The client's address as Fluent Bit takes it: X-Forwarded-For's first entry."""
+    forwarded = request.header("x-forwarded-for").partition(",")[0].strip()
+    return forwarded or None
 
 
 def _explicit_tag(opts: Options) -> str | None:
