@@ -41,7 +41,7 @@ import ssl as ssl_module
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import h2.config
 import h2.connection
@@ -183,8 +183,9 @@ class HttpServer:
         self.log = logger
         self.port = settings.port
         self.stats = ConnectionStats(settings.max_connections)
-        self.log_rejects = SummarisedLog(logger, name, what="requests rejected")
-        self.log_refused = SummarisedLog(logger, name, what="connections refused", first=1)
+        # the plugin's logger names the instance already
+        self.log_rejects = SummarisedLog(logger, "", what="requests rejected")
+        self.log_refused = SummarisedLog(logger, "", what="connections refused", first=1)
         self._listeners: list[socket.socket] = []
         self._acceptors: list[asyncio.Task[None]] = []
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -242,10 +243,10 @@ class HttpServer:
                 if exc.errno in _ACCEPT_SKIP:
                     continue
                 if exc.errno in _ACCEPT_RETRY:
-                    self.log.warning("%s: accept failed: %s; retrying in 1s", self.name, exc)
+                    self.log.warning("accept failed: %s; retrying in 1s", exc)
                     await asyncio.sleep(1.0)
                     continue
-                self.log.error("%s: no longer accepting clients: %s", self.name, exc)
+                self.log.error("no longer accepting clients: %s", exc)
                 return
             peer = _address_name(addr)
             if self.stats.full():
@@ -253,9 +254,8 @@ class HttpServer:
                 sock.close()
                 self.log_refused.log(
                     "max_connections",
-                    "%s: refusing new connections: %d open, the most http_server.max_connections"
+                    "refusing new connections: %d open, the most http_server.max_connections"
                     " allows (existing clients are served)",
-                    self.name,
                     self.stats.open,
                 )
                 continue
@@ -302,8 +302,7 @@ class HttpServer:
             )
             self.log_rejects.log(
                 "tls",
-                "%s: closing connection from %s: TLS handshake failed: %s",
-                self.name,
+                "closing connection from %s: TLS handshake failed: %s",
                 peer,
                 reason,
                 level=level,
@@ -324,7 +323,7 @@ class HttpServer:
 
     def reject(self, peer: str, reason: str, message: str) -> None:
         self.stats.reject(reason)
-        self.log_rejects.log(reason, "%s: rejected a request from %s: %s", self.name, peer, message)
+        self.log_rejects.log(reason, "rejected a request from %s: %s", peer, message)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -340,8 +339,7 @@ class HttpServer:
         except Exception as exc:
             self.log_rejects.log(
                 "error",
-                "%s: request %s %s from %s failed: %s: %s",
-                self.name,
+                "request %s %s from %s failed: %s: %s",
                 request.method,
                 request.path,
                 request.peer,
@@ -349,7 +347,7 @@ class HttpServer:
                 exc,
                 level=logging.ERROR,
             )
-            self.log.debug("%s: handler error", self.name, exc_info=True)
+            self.log.debug("handler error", exc_info=True)
             return Reply(500, b"error: internal error\n")
         if reply.reject:
             self.reject(request.peer, reply.reject, reply.log or _text(reply.body))
@@ -411,11 +409,10 @@ class _Connection(asyncio.Protocol):
     # -------------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.server.connections.add(self)
         self._idle()
-        ssl_object = transport.get_extra_info("ssl_object")
+        ssl_object = self.transport.get_extra_info("ssl_object")
         if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
             self.h2 = _H2Session(self)
 
@@ -493,7 +490,7 @@ class _Connection(asyncio.Protocol):
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 status = exc.error_status_hint
-                message = str(exc)
+                message = str(exc).split(": bytearray(", 1)[0][:120]  # no raw bytes in logs
                 if "Host" in message:
                     message = "missing host header"
                 self.fail(status, "malformed", message)

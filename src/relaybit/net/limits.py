@@ -73,7 +73,8 @@ class SummarisedLog:
     ``log(reason, message)`` writes ``message`` while fewer than ``first`` lines
     of that reason were written in the current interval; later ones are counted,
     and when the interval ends one line says how many were left out:
-    ``"<name>: 12 more <what> for <reason> in the last 10 s"``.  The summary is
+    ``"<name>: 12 more <what> for <reason> in the last 10 s"`` (no ``<name>: `` when
+    ``name`` is empty: a plugin's logger names the instance already).  The summary is
     written by a timer on the running loop (or by the next call without one).
     """
 
@@ -138,8 +139,8 @@ class SummarisedLog:
         if count:
             self.logger.log(
                 self.level,
-                "%s: %d more %s for %s in the last %g s",
-                self.name,
+                "%s%d more %s for %s in the last %g s",
+                f"{self.name}: " if self.name else "",
                 count,
                 self.what,
                 reason,

@@ -119,6 +119,20 @@ def server_context(
     return _server_context(tls, base, require_client_cert)
 
 
+def new_server_context(
+    tls: TLSSettings,
+    base_dir: Path | str | None = None,
+    *,
+    require_client_cert: bool | None = None,
+) -> ssl.SSLContext | None:
+    """As :func:`server_context`, but a context of its own (not the cached one), for a
+    caller that configures it further (ALPN, versions, ciphers)."""
+    if not tls.enabled:
+        return None
+    base = Path(base_dir) if base_dir is not None else None
+    return _server_context.__wrapped__(tls, base, require_client_cert)
+
+
 def server_hostname(tls: TLSSettings, host: str) -> str | None:
     """The SNI name to send: ``tls.vhost``, else the node's host; None without TLS."""
     if not tls.enabled:

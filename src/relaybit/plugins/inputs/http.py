@@ -34,10 +34,17 @@ from relaybit.net.http_server import Handler, HttpServer, Reply, Request, Server
 from relaybit.net.jwt_auth import OAUTH2_JWT_OPTIONS, JwtValidator
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
-from relaybit.upstream.tls import server_context
+from relaybit.upstream.tls import new_server_context
 
 #: relaybit's default connection ceiling (Fluent Bit's 0 means unlimited).
 DEFAULT_MAX_CONNECTIONS = 10_000
+
+_TLS_VERSIONS = {
+    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
+    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
+}
+_TLS_VERSION_CHOICES = tuple(_TLS_VERSIONS)
 
 #: Keys shared by the HTTP-based server inputs (http, elasticsearch).
 SERVER_OPTIONS = (
@@ -153,6 +160,28 @@ SERVER_OPTIONS = (
                 "relaybit: require HTTP basic auth with this user",
             ),
             Option("http_passwd", "str", None, "relaybit: password for http_user", secret=True),
+            Option(
+                "tls.verify_client_cert",
+                "bool",
+                None,
+                "Require a client certificate signed by tls.ca_file (default: tls.verify"
+                " with a CA given)",
+            ),
+            Option(
+                "tls.min_version",
+                "str",
+                None,
+                "Oldest TLS version accepted: TLSv1.2 or TLSv1.3",
+                choices=_TLS_VERSION_CHOICES,
+            ),
+            Option(
+                "tls.max_version",
+                "str",
+                None,
+                "Newest TLS version accepted: TLSv1.2 or TLSv1.3",
+                choices=_TLS_VERSION_CHOICES,
+            ),
+            Option("tls.ciphers", "str", None, "TLS 1.2 cipher list (OpenSSL syntax)"),
         )
     )
     + OAUTH2_JWT_OPTIONS
@@ -160,13 +189,38 @@ SERVER_OPTIONS = (
 )
 
 
-def server_ssl_context(tls: TLSSettings, base_dir: Path) -> ssl.SSLContext | None:
-    """A server-side SSL context from ``tls.*`` keys (None when ``tls`` is off).
+def server_ssl_context(
+    tls: TLSSettings, base_dir: Path, opts: Options | None = None
+) -> ssl.SSLContext | None:
+    """A server-side SSL context of its own from ``tls.*`` keys (None when ``tls`` is off).
 
     ``tls.crt_file``/``tls.key_file`` are the server certificate; with
-    ``tls.verify on`` and a ``tls.ca_file`` clients must present a certificate.
+    ``tls.verify on`` and a ``tls.ca_file`` (or ``tls.verify_client_cert on``)
+    clients must present a certificate; ``tls.min_version``, ``tls.max_version``
+    and ``tls.ciphers`` narrow what is offered.
     """
-    return server_context(tls, base_dir)
+    require = None
+    if opts is not None and opts.is_set("tls.verify_client_cert"):
+        require = opts.bool("tls.verify_client_cert")
+    ctx = new_server_context(tls, base_dir, require_client_cert=require)
+    if ctx is None or opts is None:
+        return ctx
+    for key, attr in (
+        ("tls.min_version", "minimum_version"),
+        ("tls.max_version", "maximum_version"),
+    ):
+        value = opts.opt_str(key)
+        if value:
+            setattr(ctx, attr, _TLS_VERSIONS[value.lower()])
+    ciphers = opts.opt_str("tls.ciphers")
+    if ciphers:
+        try:
+            ctx.set_ciphers(ciphers)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"no cipher matches {ciphers!r}", opts.origin("tls.ciphers"), key="tls.ciphers"
+            ) from None
+    return ctx
 
 
 def _aliased(opts: Options, key: str, alias: str) -> Any:
@@ -326,7 +380,7 @@ class HttpServerInput(InputPlugin, Handler):
         self._user = opts.opt_str("http_user")
         self._passwd = opts.opt_str("http_passwd")
         settings = server_settings(
-            opts, server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir)
+            opts, server_ssl_context(TLSSettings.from_options(opts), ctx.config_dir, opts)
         )
         self._max_body = settings.max_body
         self.records = 0  #: records stored so far
