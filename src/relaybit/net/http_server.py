@@ -688,6 +688,8 @@ class _H2Session:
         )
         self.h2.initiate_connection()
         self.streams: dict[int, _Stream] = {}
+        #: refused streams whose body is drained (answered already): bytes left, since when
+        self.refused: dict[int, tuple[int, float]] = {}
         self.window: asyncio.Event | None = None
         conn.first = False
         self.flush()
@@ -714,6 +716,7 @@ class _H2Session:
                 self._ended(event.stream_id)
             elif isinstance(event, h2.events.StreamReset):
                 self.streams.pop(event.stream_id, None)
+                self.refused.pop(event.stream_id, None)
             elif isinstance(event, h2.events.WindowUpdated):
                 if self.window is not None:
                     self.window.set()
@@ -751,6 +754,15 @@ class _H2Session:
         sid = event.stream_id
         with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             self.h2.acknowledge_received_data(event.flow_controlled_length, sid)
+        if sid in self.refused:
+            left, since = self.refused[sid]
+            left -= event.flow_controlled_length
+            self.refused[sid] = (left, since)
+            if left <= 0:  # enough read to let the client see the answer: cut it
+                del self.refused[sid]
+                with contextlib.suppress(h2.exceptions.H2Error):
+                    self.h2.reset_stream(sid, error_code=h2.errors.ErrorCodes.CANCEL)
+            return
         stream = self.streams.get(sid)
         if stream is None or stream.done:
             return
@@ -769,8 +781,10 @@ class _H2Session:
         self._refuse(sid, self.server.handler.too_large(request, self.server.settings.max_body))
 
     def _refuse(self, sid: int, reply: Reply) -> None:
-        """Answer ``reply`` and reset the stream: its body is not read."""
+        """Answer ``reply`` at once; the body is drained up to :data:`DRAIN_LIMIT` bytes
+        (so that the client reads the answer), then the stream is reset."""
         self.streams.pop(sid, None)
+        self.refused[sid] = (DRAIN_LIMIT, time.monotonic())
         try:
             self._headers(sid, reply, end=not reply.body)
             if reply.body:
@@ -780,12 +794,12 @@ class _H2Session:
                     self.h2.max_outbound_frame_size,
                 )
                 self.h2.send_data(sid, reply.body[:size], end_stream=True)
-            self.h2.reset_stream(sid, error_code=h2.errors.ErrorCodes.NO_ERROR)
         except h2.exceptions.H2Error:
             pass
         self.flush()
 
     def _ended(self, sid: int) -> None:
+        self.refused.pop(sid, None)
         stream = self.streams.get(sid)
         if stream is None or stream.done:
             return
@@ -828,6 +842,7 @@ class _H2Session:
 
     def _deadline(self) -> None:
         receiving = [s.started for s in self.streams.values() if not s.done]
+        receiving += [since for _, since in self.refused.values()]
         if receiving:
             t = self.server.settings.io_timeout
             self.conn.phase = "body"

@@ -564,3 +564,126 @@ def test_summarised_log_writes_the_first_few_then_one_line() -> None:
     assert records[-1] == "in.0: 47 more connections closed for malformed in the last 10 s"
     log.log("malformed", "bad again")
     assert records[-1] == "bad again"
+
+
+def test_under_uvloop() -> None:
+    """The agent runs on uvloop, whose transports differ: the main paths once more on it."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        got = Collector()
+        plugin = make_input(got, net__io_timeout="0.3s", buffer_max_size="64k")
+        await plugin.start()
+        try:
+            port = plugin.port
+            ok = await raw_exchange(
+                port, b'POST /uv HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{"a":1}'
+            )
+            assert ok.startswith(b"HTTP/1.1 201 ")
+            big = await raw_exchange(
+                port, b"POST /uv HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n"
+            )
+            assert big.startswith(b"HTTP/1.1 413 ")
+            slow = await raw_exchange(port, b"POST /uv HTTP/1.1\r\n")
+            assert slow.startswith(b"HTTP/1.1 408 ")
+            async with httpx.AsyncClient(http1=False, http2=True) as client:
+                r = await client.post(f"http://127.0.0.1:{port}/uv", json={"a": 2})
+                assert r.status_code == 201 and r.http_version == "HTTP/2"
+        finally:
+            await plugin.stop()
+        assert got.records("uv") == [{"a": 1}, {"a": 2}]
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
+
+
+async def test_http2_body_over_limit_is_413_and_the_connection_goes_on(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got, buffer_max_size="64k")
+    url = f"http://127.0.0.1:{plugin.port}/h2big"
+
+    async def stream() -> AsyncIterator[bytes]:  # no content-length: cut while reading
+        for _ in range(64):
+            yield b"x" * 4096
+
+    async with httpx.AsyncClient(http1=False, http2=True) as client:
+        r = await client.post(url, content=b"[" + b"1," * 50_000 + b"1]")
+        assert r.status_code == 413
+        try:
+            r = await client.post(url, content=stream())
+            assert r.status_code == 413
+        except httpx.RemoteProtocolError:
+            pass  # the stream was reset before the client read the answer
+        r = await client.post(url, json={"after": 1})  # the same connection still serves
+        assert r.status_code == 201
+    assert got.records("h2big") == [{"after": 1}]
+    assert plugin.metrics()["rejected"]["too_large"] == 2
+
+
+async def test_nothing_is_acknowledged_before_it_is_stored(served: Any) -> None:
+    release = asyncio.Event()
+    stored: list[str] = []
+
+    async def slow_emit(tag: str, data: bytes, records: int) -> None:
+        await release.wait()  # storage is slow (or the input is paused)
+        stored.append(tag)
+
+    plugin = await served(slow_emit)
+    async with httpx.AsyncClient() as client:
+        post = asyncio.ensure_future(
+            client.post(f"http://127.0.0.1:{plugin.port}/slow", json={"a": 1})
+        )
+        await asyncio.sleep(0.2)  # give a premature answer the time to arrive
+        assert not post.done()
+        release.set()
+        assert (await post).status_code == 201
+    assert stored == ["slow"]
+
+
+async def test_half_closed_client_still_gets_its_answer(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got)
+    reader, writer = await asyncio.open_connection("127.0.0.1", plugin.port)
+    writer.write(b'POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{"a":1}')
+    writer.write_eof()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 201 ")
+    assert got.records("half") == [{"a": 1}]
+
+
+async def test_expect_100_continue(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got, http_user="u", http_passwd="p")
+    reader, writer = await asyncio.open_connection("127.0.0.1", plugin.port)
+    writer.write(
+        b"POST /c HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dTpw\r\n"
+        b"Expect: 100-continue\r\nContent-Length: 7\r\n\r\n"
+    )
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    writer.write(b'{"a":1}')
+    final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert final.startswith(b"HTTP/1.1 201 ")
+    writer.close()
+    # without credentials: 401 at once, the body is never asked for
+    refused = await raw_exchange(
+        plugin.port,
+        b"POST /c HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n",
+    )
+    assert refused.startswith(b"HTTP/1.1 401 ")
+    assert got.records("c") == [{"a": 1}]
+
+
+async def test_http2_slow_body_is_timed_out(served: Any) -> None:
+    plugin = await served(Collector(), net__io_timeout="0.3s")
+
+    async def slow() -> AsyncIterator[bytes]:
+        yield b'{"a":'
+        await asyncio.sleep(1)
+        yield b"1}"
+
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=5) as client:
+        with pytest.raises(httpx.HTTPError):
+            await client.post(f"http://127.0.0.1:{plugin.port}/slow", content=slow())
+    assert plugin.metrics()["rejected"]["timeout"] == 1
