@@ -42,6 +42,7 @@ from relaybit.config.service import SERVICE_OPTIONS
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import ROOT as LOG_ROOT
 from relaybit.logging import FluentBitFormatter
+from relaybit.net.limits import raise_nofile_limit
 from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
 
@@ -222,6 +223,7 @@ def _run_agent(config: AgentConfig, args: argparse.Namespace) -> int:
             raise
         print("relaybit: the agent is not available in this build", file=sys.stderr)
         return 1
+    raise_nofile_limit()  # server inputs hold a descriptor per client connection
     extra: dict[str, Any] = {}
     if args.config:  # a hot reload re-reads it; a command-line pipeline cannot be reloaded
         extra["reload_config"] = lambda: _reread(args)

@@ -12,12 +12,20 @@ refused over the connection ceiling, closed by the server for a reason
 rest and writes one summary line per interval ("12 more requests rejected
 for timeout in the last 10 s"), however fast they come: a client cannot fill
 the disk through the log.  Any input can use both; they know no protocol.
+
+The connection ceiling: :meth:`ConnectionStats.admit` counts a new
+connection open, or refuses it over ``max_connections`` (the caller closes
+it) with one line per burst through a :func:`refusal_log`; existing
+connections are not touched.  :func:`raise_nofile_limit` lifts the process's
+soft descriptor limit to the hard one (the agent calls it at start), so an
+aggregator can hold the ceiling's worth of sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +33,9 @@ from typing import Any
 
 #: Reasons a server input closes a connection or rejects a request (metrics labels).
 REASONS = ("malformed", "too_large", "auth", "timeout", "tls")
+
+#: The default connection ceiling of a server input (``max_connections``).
+DEFAULT_MAX_CONNECTIONS = 10_000
 
 
 class ConnectionStats:
@@ -53,6 +64,27 @@ class ConnectionStats:
     def reject(self, reason: str) -> None:
         self.rejected[reason] += 1
 
+    def admit(self, refusals: SummarisedLog, key: str = "max_connections") -> bool:
+        """Count a new connection open (True), or refused over the ceiling (False).
+
+        A refusal is logged through ``refusals`` (a :func:`refusal_log`: one line
+        per burst, then a summary per interval) naming ``key``, the option that
+        sets the ceiling; the caller closes the refused connection.
+        """
+        if self.full():
+            self.refused += 1
+            refusals.log(
+                "max_connections",
+                "%s: refusing new connections: %d open, the most %s allows"
+                " (existing clients are served)",
+                refusals.name,
+                self.open,
+                key,
+            )
+            return False
+        self.opened()
+        return True
+
     def metrics(self) -> dict[str, Any]:
         """``connections``, ``connections_total``, ``connections_refused``, ``rejected``."""
         return {
@@ -65,6 +97,28 @@ class ConnectionStats:
     def __repr__(self) -> str:
         limit = self.max_connections or "unlimited"
         return f"<ConnectionStats open={self.open}/{limit} refused={self.refused}>"
+
+
+def refusal_log(logger: logging.Logger, name: str) -> SummarisedLog:
+    """The log of refused connections: one line per burst, then one per interval."""
+    return SummarisedLog(logger, name, what="connections refused", first=1)
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; returns the (soft, hard) now in force.
+
+    Each open connection holds a descriptor; a common soft limit of 1024 would
+    refuse clients long before ``max_connections``.  Failure leaves the limit as it was.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft, hard
+        soft = target
+    return soft, hard
 
 
 class SummarisedLog:
