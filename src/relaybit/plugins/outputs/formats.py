@@ -28,7 +28,7 @@ from relaybit.codec.msgpack import EventTime, iter_entries
 FORMATS = ("json", "json_lines", "json_stream", "plain", "msgpack")
 DATE_FORMATS = ("double", "epoch", "epoch_ms", "iso8601", "java_sql_timestamp")
 
-_ORJSON_OPTS = orjson.OPT_NON_STR_KEYS
+_ORJSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def split_time(value: Any) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from relaybit.codec.msgpack import iter_entries
 from relaybit.plugins.outputs.es.options import EsSettings
 from relaybit.plugins.outputs.formats import split_time, to_json
 
@@ -98,6 +99,11 @@ def build_item(time: Any, record: Any, tag: str, settings: EsSettings, now: floa
             payload["doc_as_upsert"] = True
         return to_json({"update": meta}) + b"\n" + to_json(payload) + b"\n"
     return to_json({op: meta}) + b"\n" + to_json(source) + b"\n"
+
+
+def encode_items(chunk_data: bytes, tag: str, settings: EsSettings, now: float) -> list[bytes]:
+    """The bulk items (action and source lines) of every entry of a chunk, in order."""
+    return [build_item(t, r, tag, settings, now) for t, r in iter_entries(chunk_data)]
 
 
 @dataclass(frozen=True, slots=True)
