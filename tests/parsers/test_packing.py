@@ -87,3 +87,53 @@ def test_repeated_times_of_a_regex_parser_are_written_once_each() -> None:
     got = entries(ParsedLines(BUILTIN_PARSERS["apache2"]).pack(lines, NOW))
     assert [t.seconds - 1714564800 for t, _ in got] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert all("time" not in r and r["code"] == "200" for _, r in got)
+
+
+def test_time_only_parsers_write_the_time_straight_and_fall_back_for_odd_values() -> None:
+    from relaybit.parsers.base import ParserSettings
+    from relaybit.parsers.json import JsonParser
+    from relaybit.parsers.timefmt import TimeFormat
+
+    def parser(fmt: str, keep: bool) -> JsonParser:
+        return JsonParser(ParserSettings("j", "t", TimeFormat(fmt), keep))
+
+    lines = [
+        b'{"t":"2024-05-01T12:00:00.5Z","a":1}',
+        b'{"t":"2024-05-01T12:00:00.25Z","a":2}',
+        b'{"t":"yesterday","a":3}',
+        b'{"t":null,"a":4}',
+        b'{"t":1714564800,"a":5}',
+        b'{"a":6}',
+    ]
+    base = 1714564800
+    got = entries(ParsedLines(parser("%Y-%m-%dT%H:%M:%S.%L%z", False)).pack(lines, NOW))
+    assert got == [
+        (EventTime(base, 500_000_000), {"a": 1}),
+        (EventTime(base, 250_000_000), {"a": 2}),
+        (NOW_TIME, {"t": "yesterday", "a": 3}),
+        (NOW_TIME, {"t": None, "a": 4}),
+        (NOW_TIME, {"t": 1714564800, "a": 5}),  # str(1714564800) is not this format
+        (NOW_TIME, {"a": 6}),
+    ]
+    kept = entries(ParsedLines(parser("%s", True)).pack([lines[4], lines[4]], NOW))
+    assert kept == [(EventTime(base), {"t": base, "a": 5})] * 2  # a number through finish()
+    # the same lines through parse(), as the parser filter calls it: the same times
+    for line, (when, record) in zip(lines, got, strict=True):
+        parsed = parser("%Y-%m-%dT%H:%M:%S.%L%z", False).parse(line.decode())
+        assert parsed is not None
+        assert (parsed[0] or NOW_TIME, parsed[1]) == (when, record)
+
+
+def test_parse_parts_is_parse_without_the_event_time() -> None:
+    from relaybit.parsers.timefmt import TimeFormat
+
+    for fmt, text in [
+        ("%Y-%m-%dT%H:%M:%S.%L%z", "2024-05-01T12:00:00.123456789+02:00"),
+        ("%Y-%m-%dT%H:%M:%S.%L%z", "2024-05-01T12:00:00Z"),
+        ("%d/%b/%Y:%H:%M:%S %z", "01/May/2024:12:00:05 +0000"),
+        ("%b %d %H:%M:%S", "May  1 12:00:05"),
+        ("%Y", "nope"),
+    ]:
+        tf = TimeFormat(fmt)
+        when = tf.parse(text)
+        assert tf.parse_parts(text) == (None if when is None else (when.seconds, when.nanoseconds))

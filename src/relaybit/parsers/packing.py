@@ -21,10 +21,13 @@ import msgpack
 
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.parsers.base import BaseParser
+from relaybit.parsers.timefmt import TimeFormat
 
 _TIME = struct.Struct(">II")
 #: array of 2, then fixext 8 of type 0 (EventTime): what precedes a record's 8 time bytes
 _ENTRY_TIME = b"\x92\xd7\x00"
+#: distinct time texts whose entry head a ParsedLines keeps
+_HEADS_KEPT = 4096
 
 
 def entry_head(when: EventTime) -> bytes:
@@ -46,7 +49,7 @@ class ParsedLines:
     ``path_key``); ``offset_key`` adds each line's start offset.
     """
 
-    __slots__ = ("_extra", "_packer", "key", "offset_key", "parser")
+    __slots__ = ("_extra", "_heads", "_packer", "key", "offset_key", "parser")
 
     def __init__(
         self,
@@ -59,6 +62,8 @@ class ParsedLines:
         self.key = key
         self._extra = dict(extra)
         self.offset_key = offset_key
+        #: time text -> entry head bytes (formats without a fraction)
+        self._heads: dict[str, bytes] = {}
         self._packer = msgpack.Packer(
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
@@ -82,10 +87,17 @@ class ParsedLines:
         parser: BaseParser | None = self.parser
         fields = parser.fields_bytes if parser is not None else _no_fields
         finish = parser.finish if parser is not None and parser.needs_finish else None
-        # a parser whose only step after the fields is its time: finish when the key is there
-        time_key: str | None = None
+        # a parser whose only step after the fields is its time: the time text goes straight
+        # to entry bytes (cached per text, or per second for fractions); finish() otherwise
+        time_format: TimeFormat | None = None
+        time_key = ""
+        keep = False
         if finish is not None and parser is not None and not parser.needs_more_than_time:
+            time_format = parser.settings.time_format
             time_key = parser.settings.time_key
+            keep = parser.settings.time_keep
+        heads = self._heads
+        per_text = time_format is not None and not time_format.fractional
         pack = self._packer.pack
         extra = self._extra
         offset_key = self.offset_key
@@ -96,23 +108,39 @@ class ParsedLines:
         last_head = head
         for i, line in enumerate(lines):
             record = fields(line)
+            when: EventTime | None = None
+            entry = head
             if record is None:
                 record = {key: line.decode("utf-8", "surrogateescape")}
-                when = None
-            elif finish is not None and (time_key is None or time_key in record):
+            elif time_format is not None:
+                raw = record.get(time_key)
+                if raw is not None:
+                    found = heads.get(raw) if raw.__class__ is str else None
+                    if found is None and raw.__class__ is str:
+                        found_parts = time_format.parse_parts(raw)
+                        if found_parts is not None:
+                            found = _ENTRY_TIME + _TIME.pack(*found_parts)
+                            if per_text:
+                                if len(heads) >= _HEADS_KEPT:
+                                    heads.clear()
+                                heads[raw] = found
+                    if found is not None:
+                        entry = found
+                        if not keep:
+                            del record[time_key]
+                    else:  # not a text, or not the format: finish() decides (and logs)
+                        when = finish(record)  # type: ignore[misc]
+            elif finish is not None:
                 when = finish(record)
-            else:
-                when = None
             if extra:
                 record.update(extra)
             if offset_key is not None:
                 record[offset_key] = starts[i] if starts is not None else 0
-            if when is None:
-                append(head)
-            else:
+            if when is not None:
                 if when is not last_when:  # a cached time is the same object
                     last_when, last_head = when, entry_head(when)
-                append(last_head)
+                entry = last_head
+            append(entry)
             append(pack(record))
         return b"".join(parts)
 

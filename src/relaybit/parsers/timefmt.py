@@ -172,13 +172,17 @@ class TimeFormat:
         object.__setattr__(self, "_cached", dated)
         object.__setattr__(self, "_sep", _fraction_separator(self.fmt) if dated else None)
 
+    @property
+    def fractional(self) -> bool:
+        """True when the cache holds seconds per second and each text has its own fraction."""
+        return self._sep is not None
+
     def parse(self, text: str) -> EventTime | None:
         """The time in ``text``, or None when it does not follow the format."""
-        if not self._cached:
-            return self._parse(text)
-        cache = self._cache
-        sep = self._sep
-        if sep is None:
+        if self._sep is None:
+            if not self._cached:
+                return self._parse(text)
+            cache = self._cache
             hit = cache.get(text, _UNSET)
             if hit is _UNSET:
                 hit = self._parse(text)
@@ -186,14 +190,33 @@ class TimeFormat:
                     cache.clear()
                 cache[text] = hit
             return hit  # type: ignore[return-value]
+        parts = self._fraction_parts(text)
+        if parts is _UNSET:
+            return self._parse(text)
+        return None if parts is None else EventTime(*parts)  # type: ignore[misc]
+
+    def parse_parts(self, text: str) -> tuple[int, int] | None:
+        """``(seconds, nanoseconds)`` of the time in ``text`` (what :meth:`parse` holds), or None."""
+        if self._sep is not None:
+            parts = self._fraction_parts(text)
+            if parts is not _UNSET:
+                return parts  # type: ignore[return-value]
+        when = self.parse(text)
+        return None if when is None else (when.seconds, when.nanoseconds)
+
+    def _fraction_parts(self, text: str) -> object:
+        """(seconds, nanos) or None through the per-second cache; _UNSET: take the full parse."""
+        sep = self._sep
+        assert sep is not None
         at = text.find(sep)
         if at < 0:
-            return self._parse(text)
+            return _UNSET
         rest = text[at + 1 :]
         after = rest.lstrip("0123456789")
-        end = len(text) - len(after)
-        if end == at + 1 or (after and after[0].isdigit()):  # none, or non-ASCII digits
-            return self._parse(text)
+        ndigits = len(rest) - len(after)
+        if not ndigits or (after and after[0].isdigit()):  # none, or non-ASCII digits
+            return _UNSET
+        cache = self._cache
         key = text[:at] + after
         seconds = cache.get(key, _UNSET)
         if seconds is _UNSET:
@@ -204,9 +227,9 @@ class TimeFormat:
             cache[key] = seconds
         if seconds is None:
             return None
-        digits = text[at + 1 : end]
-        nanos = int(digits[:9]) if len(digits) >= 9 else int(digits) * _SCALE[len(digits)]
-        return EventTime(seconds, nanos)  # type: ignore[arg-type]
+        if ndigits >= 9:
+            return seconds, int(rest[:9])
+        return seconds, int(rest[:ndigits]) * _SCALE[ndigits]
 
     def _parse(self, text: str) -> EventTime | None:
         m = self._regex.match(text.strip())
