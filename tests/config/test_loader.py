@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from relaybit.agent import validate
 from relaybit.config.loader import (
     check_keys,
     full_configmap,
     load_config,
     load_plugin,
     service_settings,
-    validate,
 )
 from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.origin import Origin
