@@ -47,7 +47,7 @@ from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
 
 _KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
-#: notes a plugin's option table gives after a description (as the README's reference)
+#: notes a plugin's option table gives after a description (as the docs' reference)
 _NOTES = (("repeatable", "multiple"), ("per node", "per_node"), ("secret", "secret"))
 
 

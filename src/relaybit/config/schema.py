@@ -1,6 +1,6 @@
 """Options declared once: each plugin has a :class:`ConfigMap` of :class:`Option`.
 
-Validation, ``-h`` help, the README reference and the JSON schema all come from
+Validation, ``-h`` help, the docs' reference pages and the JSON schema all come from
 these tables.  :meth:`ConfigMap.resolve` turns a section's raw properties into
 :class:`Options` (typed values that keep their origin), and rejects unknown keys
 with a "did you mean" hint.
@@ -275,7 +275,7 @@ class ConfigMap:
         return Options(self, values, origins, explicit, sequence)
 
     def help_rows(self) -> list[tuple[str, str, str, str]]:
-        """(name, type, default, description) for ``-h`` and the README."""
+        """(name, type, default, description) for ``-h`` and the docs."""
         return [
             (o.name, o.describe_type(), "" if o.default is None else str(o.default), o.description)
             for o in self.options
