@@ -54,9 +54,12 @@ def ext_hook(code: int, data: bytes) -> Any:
 
 
 def default(obj: Any) -> Any:
-    """msgpack ``default`` encoding :class:`EventTime` as ext type 0."""
+    """msgpack ``default`` encoding :class:`EventTime` as ext type 0 (and a raw ext
+    ``slice(code, data)``, as :mod:`relaybit.codec.records` decodes one, as itself)."""
     if isinstance(obj, EventTime):
         return obj.to_ext()
+    if obj.__class__ is slice and isinstance(obj.start, int) and isinstance(obj.stop, bytes):
+        return msgpack.ExtType(obj.start, obj.stop)
     raise TypeError(f"cannot serialize {type(obj).__name__} to msgpack")
 
 

@@ -42,11 +42,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.codec.msgpack import default as msgpack_default
-from relaybit.codec.msgpack import iter_entries, pack_entries
 from relaybit.config.routes import InputRoute
 from relaybit.logging import counted
 from relaybit.monitoring.events import (
@@ -60,6 +56,7 @@ from relaybit.pipeline.buffer import DEFAULT_MEM_LIMIT, InputBuffer, MemoryBudge
 from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
 from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
 from relaybit.pipeline.conditions import RouteSplitter
+from relaybit.pipeline.filter_chain import FilterChain
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
 from relaybit.pipeline.storage import CorruptChunk, FileStorage, LoadedChunk, StoredChunkRef
@@ -241,11 +238,8 @@ class Engine:
         self._workers: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
-        #: re-encodes filtered records; str decoded with surrogateescape (lines that
-        #: are not UTF-8) goes back to the same bytes
-        self._packer = msgpack.Packer(
-            default=msgpack_default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
+        #: decodes an emitted batch once for all the filters of its tag
+        self.filter_chain = FilterChain(self.filters)
         self._started = False
         self._stopping = False
         self._stopped = False
@@ -409,7 +403,7 @@ class Engine:
         buf.bytes += len(data)
         route = self.router.route(tag)
         if route.filters:
-            data, records = self._run_filters(route.filters, tag, data, records)
+            data, records = self.filter_chain.run(route.filters, tag, data, records)
             if not records:
                 return False
         splitter = self._splitters.get(buf.name)
@@ -481,39 +475,6 @@ class Engine:
                 buf.pause()
             for chunk in buf.seal_all():
                 self._dispatch(chunk)
-
-    def _run_filters(
-        self, names: tuple[str, ...], tag: str, data: bytes, records: int
-    ) -> tuple[bytes, int]:
-        """The entries after the filters; a filter that fails (raises, returns no
-        list, or yields values msgpack cannot encode) lets the records pass unchanged."""
-        entries = list(iter_entries(data))
-        for name in names:
-            try:
-                result = self.filters[name].filter(tag, entries)
-            except Exception:
-                log.exception("[filter:%s] failed; records pass unchanged", name)
-                continue
-            if not isinstance(result, list):
-                log.error(
-                    "[filter:%s] returned %s, not a list of entries; records pass unchanged",
-                    name,
-                    type(result).__name__,
-                )
-                continue
-            entries = result
-            if not entries:
-                return b"", 0
-        try:
-            return pack_entries(entries, self._packer), len(entries)
-        except Exception as exc:
-            log.error(
-                "[filter] %s: filtered records cannot be encoded (%s); %s unfiltered",
-                ",".join(names),
-                exc,
-                counted(records, "record passes", "records pass"),
-            )
-            return data, records
 
     def _dispatch(self, chunk: Chunk, *, task: Task | None = None) -> None:
         if task is None:

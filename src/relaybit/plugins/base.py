@@ -168,7 +168,16 @@ class InputPlugin(ABC):
 
 
 class FilterPlugin(ABC):
-    """A filter over decoded records ``(time, record)``; may drop or add records."""
+    """A filter over decoded entries ``[head, record]``; may drop, change or add entries.
+
+    The head is the entry's time as it was written, or ``[time, metadata]``:
+    pass it on unchanged (metadata and exact times survive), read it with
+    :func:`relaybit.codec.records.entry_time` / ``entry_metadata``, replace
+    its time with ``with_time``.  An EventTime in a head may be raw (a
+    ``slice(0, <8 bytes>)``); return new times as
+    :class:`~relaybit.codec.msgpack.EventTime`, int or float.  Entries may be
+    lists or tuples; do not change the records of ``entries`` in place.
+    """
 
     options: ClassVar[ConfigMap] = ConfigMap(())
     description: ClassVar[str] = ""
@@ -177,7 +186,7 @@ class FilterPlugin(ABC):
         self.ctx = ctx
 
     @abstractmethod
-    def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    def filter(self, tag: str, entries: list[Any]) -> list[Any]:
         """Return the entries to keep, changed as needed."""
 
     def bind_engine(self, add_emitter: AddEmitterFn) -> None:

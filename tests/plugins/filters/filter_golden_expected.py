@@ -20,7 +20,7 @@ EXPECTED = {
                 {"level": "info", "msg": "int time", "ratio": 0.5, "ok": True, "nil": None},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
@@ -60,11 +60,11 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -103,7 +103,7 @@ EXPECTED = {
     "grep_accessor": {
         "app.log": [
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ]
         ]
@@ -125,7 +125,7 @@ EXPECTED = {
                 {"level": "info", "msg": "int time", "ratio": 0.5, "ok": True, "nil": None},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
@@ -196,7 +196,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {
                     "level": "info",
                     "message": "with metadata",
@@ -205,7 +205,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {
                     "level": "INFO",
                     "message": "empty metadata",
@@ -293,7 +293,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {
                     "msg": "with metadata",
                     "msg_copy": "with metadata",
@@ -304,7 +304,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {
                     "msg": "empty metadata",
                     "msg_copy": "empty metadata",
@@ -379,7 +379,7 @@ EXPECTED = {
             ],
             [1700000003.25, {"level": "debug", "msg": "float time", "raw": b"\x00\x01\xff"}],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {
                     "level": "info",
                     "msg": "with metadata",
@@ -388,7 +388,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -445,11 +445,11 @@ EXPECTED = {
             ],
             [1700000003.25, {"level": "debug", "msg": "float time", "raw": b"\x00\x01\xff"}],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -519,7 +519,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {
                     "level": "info",
                     "msg": "with metadata",
@@ -529,7 +529,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {
                     "level": "INFO",
                     "msg": "empty metadata",
@@ -594,11 +594,11 @@ EXPECTED = {
             ],
             [1700000003.25, {"level": "debug", "msg": "float time", "raw": b"\x00\x01\xff"}],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -630,11 +630,11 @@ EXPECTED = {
             [1700000002, {"level": "info", "msg": "int time"}],
             [1700000003.25, {"level": "debug", "msg": "float time"}],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata"},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata"},
             ],
             [EventTime(seconds=1700000001, nanoseconds=0), {"level": "info", "msg": "nested"}],
@@ -670,11 +670,11 @@ EXPECTED = {
             ],
             [1700000003.25, {"level": "debug", "msg": "float time", "raw": b"\x00\x01\xff"}],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -724,11 +724,11 @@ EXPECTED = {
             ],
             [1700000003.25, {"level": "debug", "msg": "float time", "raw": b"\x00\x01\xff"}],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "k8s_labels": {"app": "web"}},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -791,11 +791,11 @@ EXPECTED = {
                 {"level": "info", "msg": "int time", "ratio": 0.5, "ok": True, "nil": None},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {"level": "INFO", "msg": "empty metadata", "list": [1, "two", 3.0, False]},
             ],
             [
@@ -833,7 +833,7 @@ EXPECTED = {
         ],
         "app.web": [
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {"level": "info", "msg": "with metadata", "kubernetes": {"labels": {"app": "web"}}},
             ]
         ],
@@ -855,7 +855,7 @@ EXPECTED = {
                 {"a": 1, "b": "x", "big": 18446744073709551615, "stream": "stdout"},
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"m": 1}],
                 {"time": "2024-05-01T12:00:00.5Z", "v": True, "stream": "stderr"},
             ],
             [EventTime(seconds=1700000001, nanoseconds=0), {"log": "not json", "stream": "stdout"}],
@@ -875,7 +875,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"m": 1}],
                 {
                     "time": "2024-05-01T12:00:00.5Z",
                     "v": True,
@@ -938,7 +938,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {
                     "level": "info",
                     "message": "with metadata",
@@ -1003,7 +1003,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {"trace_id": "abc", "n": 7}],
                 {
                     "level": "info",
                     "msg": "with metadata",
@@ -1013,7 +1013,7 @@ EXPECTED = {
                 },
             ],
             [
-                EventTime(seconds=1700000001, nanoseconds=0),
+                [EventTime(seconds=1700000001, nanoseconds=0), {}],
                 {
                     "level": "INFO",
                     "msg": "empty metadata",

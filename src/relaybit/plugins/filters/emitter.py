@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-
-from relaybit.codec.msgpack import default as msgpack_default
-from relaybit.codec.msgpack import pack_entries
+from relaybit.codec.records import encode_entries, new_entry_packer
 from relaybit.config.schema import Option
 from relaybit.errors import ConfigError
 from relaybit.plugins.base import AddEmitterFn, EmitterFn, PluginContext
@@ -40,9 +37,7 @@ class FilterEmitter:
         self.storage_type = opts.str("emitter_storage.type").lower()
         self.mem_buf_limit = opts.int("emitter_mem_buf_limit")
         self.emit: EmitterFn | None = None
-        self._packer = msgpack.Packer(
-            default=msgpack_default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
+        self._packer = new_entry_packer()
 
     def bind(self, add_emitter: AddEmitterFn) -> None:
         """Create the emitter input; a name already taken is a ConfigError on the filter."""
@@ -59,9 +54,9 @@ class FilterEmitter:
                 key="emitter_name",
             ) from None
 
-    def pack(self, entries: list[tuple[Any, Any]]) -> bytes:
-        """``entries`` as the msgpack chunk data the emitter takes."""
-        return pack_entries(entries, self._packer)
+    def pack(self, entries: list[Any]) -> bytes:
+        """``entries`` (``[head, record]`` pairs, metadata kept) as the chunk data it takes."""
+        return encode_entries(entries, self._packer)
 
     def __repr__(self) -> str:
         bound = "bound" if self.emit is not None else "unbound"

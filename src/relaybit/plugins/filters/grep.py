@@ -14,6 +14,7 @@ matches.  Numbers and booleans are matched through their text (``200``,
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -87,6 +88,8 @@ class GrepFilter(FilterPlugin):
             )
         self.excluding = kinds == {True}
 
+        self.filter = self._compile()  # type: ignore[method-assign,assignment]
+
     def keep(self, record: Any) -> bool:
         """True when the record passes the rules."""
         if not self.rules:
@@ -97,8 +100,45 @@ class GrepFilter(FilterPlugin):
         hit = combine(rule.matches(record) for rule in self.rules)
         return not hit if self.excluding else hit
 
-    def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    def filter(self, tag: str, entries: list[Any]) -> list[Any]:
         return [entry for entry in entries if self.keep(entry[1])]
+
+    def _compile(self) -> Callable[[str, list[Any]], list[Any]]:
+        """The filter function, prebuilt for the rules: one top-level Regex or
+        Exclude (the usual case) is tested inline; otherwise one call per record."""
+        rules = self.rules
+        if len(rules) != 1 or len(rules[0].accessor.path) != 1:
+            keep = self.keep
+            return lambda tag, entries: [entry for entry in entries if keep(entry[1])]
+        rule = rules[0]
+        key = rule.accessor.path[0]
+        search = rule.regex.search
+
+        def hit(value: Any) -> bool:
+            text = value_as_text(value)
+            return text is not None and search(text) is not None
+
+        if rule.exclude:
+            return lambda tag, entries: [
+                e
+                for e in entries
+                if ((r := e[1]).__class__ is not dict and not isinstance(r, dict))
+                or not (
+                    search(v) is not None
+                    if (v := r.get(key)).__class__ is str
+                    else v is not None and hit(v)
+                )
+            ]
+        return lambda tag, entries: [
+            e
+            for e in entries
+            if ((r := e[1]).__class__ is dict or isinstance(r, dict))
+            and (
+                search(v) is not None
+                if (v := r.get(key)).__class__ is str
+                else v is not None and hit(v)
+            )
+        ]
 
     def __repr__(self) -> str:
         return f"<GrepFilter {self.ctx.name} rules={len(self.rules)} op={self.logical_op}>"

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from relaybit.codec.records import with_time
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.parsers import BUILTIN_PARSERS, Parser
@@ -72,7 +73,8 @@ class ParserFilter(FilterPlugin):
             ctx.logger.warning("'unescape_key' is deprecated and has no effect")
 
     def parse_entry(self, time: Any, record: Any) -> tuple[Any, Any]:
-        """The entry after parsing (unchanged when nothing matched)."""
+        """The entry after parsing (unchanged when nothing matched); ``time`` is the
+        entry's head: a parsed time replaces its time and keeps its metadata."""
         if not isinstance(record, dict) or self.key_name not in record:
             return time, record
         raw = record[self.key_name]
@@ -94,7 +96,7 @@ class ParserFilter(FilterPlugin):
                     out[key] = value
             elif self.preserve_key and self.key_name not in out:
                 out[self.key_name] = raw
-            return (when if when is not None else time), out
+            return (time if when is None else with_time(time, when)), out
         return time, record
 
     def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
