@@ -119,7 +119,20 @@ CASES = {
         b"garbage",
     ],
     "k8s-nginx-ingress": [
-        b'10.0.0.1 - [10.0.0.1] - - [01/May/2024:12:00:05 +0000] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.29" 120 0.001 [default-svc-80] 10.1.2.3:8080 2 0.001 200 abc123',
+        b'10.0.0.1 - - [01/May/2024:12:00:05 +0000] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.29" 120 0.001 [default-svc-80] [] 10.1.2.3:8080 2 0.001 200 7f3c2a',
+        b'10.0.0.1 - bob [01/May/2024:12:00:05 +0000] "POST /api HTTP/2.0" 201 9 "-" "curl" 300 0.120 [default-api-80] 10.1.2.4:8080 9 0.119 201 9e1d tail',
+    ],
+    "envoy": [
+        b'[2024-05-01T12:00:05.123Z] "GET /status/418 HTTP/1.1" 418 - 0 135 5 2 "10.0.0.1" "curl/8.0" "e6a7b4f6-1f2b-4c8e-9d6a-2f1b7c9e0a11" "example.com" "10.1.2.3:80"',
+    ],
+    "istio-envoy-proxy": [
+        b'[2024-05-01T12:00:05.123Z] "GET /productpage HTTP/1.1" 200 - via_upstream - "-" 0 5183 31 30 "10.0.0.1" "curl/8.0" "e6a7b4f6" "productpage:9080" "10.1.2.3:9080" outbound|9080||productpage.default.svc.cluster.local 10.1.2.9:41234 10.96.0.5:9080 10.1.2.9:41230 - default',
+    ],
+    "kube-custom": [
+        b"kube.var.log.containers.web-7d9f8c6b5-x2x9z_default_nginx-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.log",
+    ],
+    "kmsg-netfilter-log": [
+        b"<4>1 2024-05-01T12:00:05.123456+00:00 host1 kernel - - - [12345.678] DROP IN=eth0 OUT= MAC=00:11:22:33:44:55:66:77:88:99:aa:bb:08:00 SRC=10.0.0.1 DST=10.0.0.2 LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=54321 DF PROTO=TCP SPT=41234 DPT=22 WINDOW=29200 RES=0x00 SYN URGP=0",
     ],
     "apache_error": [
         b"[Wed Oct 11 14:32:52.123456 2023] [core:error] [pid 1234] [client 10.0.0.1:5555] AH00037: Symbolic link not allowed",

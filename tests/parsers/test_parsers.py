@@ -287,9 +287,14 @@ def test_builtin_docker_and_cri() -> None:
         {"log": "GET /healthz 200\n", "stream": "stdout", "time": "2018-06-11T14:37:30.681701731Z"},
     )
     cri = "2024-01-02T03:04:05.123456789+00:00 stderr F panic: boom"
-    assert BUILTIN_PARSERS["cri"].parse(cri) == (
+    assert BUILTIN_PARSERS["cri"].parse(cri) == (  # Time_Keep On, as Fluent Bit 5.1.1's
         EventTime(utc(2024, 1, 2, 3, 4, 5), 123456789),
-        {"stream": "stderr", "logtag": "F", "message": "panic: boom"},
+        {
+            "time": "2024-01-02T03:04:05.123456789+00:00",
+            "stream": "stderr",
+            "logtag": "F",
+            "message": "panic: boom",
+        },
     )
 
 

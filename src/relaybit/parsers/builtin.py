@@ -1,10 +1,10 @@
-"""Fluent Bit's stock parsers (``conf/parsers.conf``), available by name.
+"""Fluent Bit's stock parsers (``conf/parsers.conf`` of Fluent Bit 5.1.1), available by name.
 
-A ``[PARSER]`` of the same name in the user's files replaces the built-in one
-(:func:`with_builtins`).  One deliberate change: ``syslog-rfc5424`` reads the
-zone (``%L%z``) instead of ignoring it, so ``...T05:14:15.000003-07:00`` lands
-at the right instant; ``syslog-rfc3164`` has its single ``%b %d %H:%M:%S``
-format (Fluent Bit's file lists two ``Time_Format`` lines).
+The definitions are Fluent Bit 5.1.1's, key for key (a test compares them with
+that file when its sources are at hand).  Fluent Bit itself only has them when
+``parsers_file`` names that file; relaybit has them built in.  A ``[PARSER]``
+of the same name in the user's files replaces the built-in one
+(:func:`with_builtins`).
 """
 
 from __future__ import annotations
@@ -48,19 +48,22 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
     {
         "name": "nginx",
         "format": "regex",
-        "regex": r"^(?<remote>[^ ]*) (?<host>[^ ]*) (?<user>[^ ]*) " + _HTTP,
+        "regex": r"^(?<remote>[^ ]*) (?<host>[^ ]*) (?<user>[^ ]*) \[(?<time>[^\]]*)\] "
+        r'"(?<method>\S+)(?: +(?<path>[^\"]*?)(?: +\S*)?)?" (?<code>[^ ]*) (?<size>[^ ]*)'
+        r'(?: "(?<referer>[^\"]*)" "(?<agent>[^\"]*)")',
         "time_key": "time",
         "time_format": _CLF_TIME,
     },
     {
         "name": "k8s-nginx-ingress",
         "format": "regex",
-        "regex": r"^(?<host>[^ ]*) - \[(?<real_ip>[^ ]*)\] - (?<user>[^ ]*) \[(?<time>[^\]]*)\] "
+        "regex": r"^(?<host>[^ ]*) - (?<user>[^ ]*) \[(?<time>[^\]]*)\] "
         r'"(?<method>\S+)(?: +(?<path>[^\"]*?)(?: +\S*)?)?" (?<code>[^ ]*) (?<size>[^ ]*) '
         r'"(?<referer>[^\"]*)" "(?<agent>[^\"]*)" (?<request_length>[^ ]*) '
-        r"(?<request_time>[^ ]*) \[(?<proxy_upstream_name>[^ ]*)\] (?<upstream_addr>[^ ]*) "
+        r"(?<request_time>[^ ]*) \[(?<proxy_upstream_name>[^ ]*)\] "
+        r"(\[(?<proxy_alternative_upstream_name>[^ ]*)\] )?(?<upstream_addr>[^ ]*) "
         r"(?<upstream_response_length>[^ ]*) (?<upstream_response_time>[^ ]*) "
-        r"(?<upstream_status>[^ ]*) (?<last>[^$]*)",
+        r"(?<upstream_status>[^ ]*) (?<reg_id>[^ ]*).*$",
         "time_key": "time",
         "time_format": _CLF_TIME,
     },
@@ -80,7 +83,6 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "time_key": "time",
         "time_format": "%Y-%m-%dT%H:%M:%S.%L",
         "time_keep": "on",
-        "decode_field_as": "escaped_utf8 log do_next",
     },
     {
         "name": "docker-daemon",
@@ -94,7 +96,7 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "name": "syslog-rfc5424",
         "format": "regex",
         "regex": r"^\<(?<pri>[0-9]{1,5})\>1 (?<time>[^ ]+) (?<host>[^ ]+) (?<ident>[^ ]+) "
-        r"(?<pid>[-0-9]+) (?<msgid>[^ ]+) (?<extradata>(\[(.*)\]|-)) (?<message>.+)$",
+        r"(?<pid>[-0-9]+) (?<msgid>[^ ]+) (?<extradata>(\[(.*?)\]|-)) (?<message>.+)$",
         "time_key": "time",
         "time_format": "%Y-%m-%dT%H:%M:%S.%L%z",
         "time_keep": "on",
@@ -127,9 +129,62 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "time_key": "time",
     },
     {
+        "name": "envoy",
+        "format": "regex",
+        "regex": r'^\[(?<start_time>[^\]]*)\] "(?<method>\S+)(?: +(?<path>[^\"]*?)(?: +\S*)?)? '
+        r'(?<protocol>\S+)" (?<code>[^ ]*) (?<response_flags>[^ ]*) (?<bytes_received>[^ ]*) '
+        r"(?<bytes_sent>[^ ]*) (?<duration>[^ ]*) (?<x_envoy_upstream_service_time>[^ ]*) "
+        r'"(?<x_forwarded_for>[^ ]*)" "(?<user_agent>[^\"]*)" "(?<request_id>[^\"]*)" '
+        r'"(?<authority>[^ ]*)" "(?<upstream_host>[^ ]*)"',
+        "time_format": "%Y-%m-%dT%H:%M:%S.%L%z",
+        "time_keep": "on",
+        "time_key": "start_time",
+    },
+    {
+        "name": "istio-envoy-proxy",
+        "format": "regex",
+        "regex": r'^\[(?<start_time>[^\]]*)\] "(?<method>\S+)(?: +(?<path>[^\"]*?)(?: +\S*)?)? '
+        r'(?<protocol>\S+)" (?<response_code>[^ ]*) (?<response_flags>[^ ]*) '
+        r"(?<response_code_details>[^ ]*) (?<connection_termination_details>[^ ]*) "
+        r'"(?<upstream_transport_failure_reason>[^ ]*)" (?<bytes_received>[^ ]*) '
+        r"(?<bytes_sent>[^ ]*) (?<duration>[^ ]*) (?<x_envoy_upstream_service_time>[^ ]*) "
+        r'"(?<x_forwarded_for>[^ ]*)" "(?<user_agent>[^\"]*)" "(?<x_request_id>[^\"]*)" '
+        r'"(?<authority>[^ ]*)" "(?<upstream_host>[^ ]*)" (?<upstream_cluster>[^ ]*) '
+        r"(?<upstream_local_address>[^ ]*) (?<downstream_local_address>[^ ]*) "
+        r"(?<downstream_remote_address>[^ ]*) (?<requested_server_name>[^ ]*) "
+        r"(?<route_name>[^  ]*)$",
+        "time_format": "%Y-%m-%dT%H:%M:%S.%L%z",
+        "time_keep": "on",
+        "time_key": "start_time",
+    },
+    {
         "name": "cri",
         "format": "regex",
         "regex": r"^(?<time>[^ ]+) (?<stream>stdout|stderr) (?<logtag>[^ ]*) (?<message>.*)$",
+        "time_key": "time",
+        "time_format": "%Y-%m-%dT%H:%M:%S.%L%z",
+        "time_keep": "on",
+    },
+    {
+        "name": "kube-custom",
+        "format": "regex",
+        "regex": r"(?<tag>[^.]+)?\.?(?<pod_name>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+        r"(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)_(?<namespace_name>[^_]+)_"
+        r"(?<container_name>.+)-(?<docker_id>[a-z0-9]{64})\.log$",
+    },
+    {
+        "name": "kmsg-netfilter-log",
+        "format": "regex",
+        "regex": r"^\<(?<pri>[0-9]{1,5})\>1 (?<time>[^ ]+) (?<host>[^ ]+) kernel - - - "
+        r"\[[0-9\.]*\] (?<logprefix>[^ ]*)\s?IN=(?<in>[^ ]*) OUT=(?<out>[^ ]*) "
+        r"MAC=(?<macsrc>[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}):"
+        r"(?<macdst>[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}):"
+        r"(?<ethtype>[0-9a-f]{2}:[0-9a-f]{2}) SRC=(?<saddr>[^ ]*) DST=(?<daddr>[^ ]*) "
+        r"LEN=(?<len>[^ ]*) TOS=(?<tos>[^ ]*) PREC=(?<prec>[^ ]*) TTL=(?<ttl>[^ ]*) "
+        r"ID=(?<id>[^ ]*) (D*F*)\s*PROTO=(?<proto>[^ ]*)\s?((SPT=)?(?<sport>[0-9]*))\s?"
+        r"((DPT=)?(?<dport>[0-9]*))\s?((LEN=)?(?<protolen>[0-9]*))\s?"
+        r"((WINDOW=)?(?<window>[0-9]*))\s?((RES=)?(?<res>0?x?[0-9]*))\s?(?<flag>[^ ]*)\s?"
+        r"((URGP=)?(?<urgp>[0-9]*))",
         "time_key": "time",
         "time_format": "%Y-%m-%dT%H:%M:%S.%L%z",
     },
