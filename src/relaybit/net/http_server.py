@@ -59,7 +59,7 @@ from relaybit.net.forward_server import (
     _tls_hint,
     _tls_reason,
 )
-from relaybit.net.limits import ConnectionStats, SummarisedLog
+from relaybit.net.limits import ConnectionStats, SummarisedLog, refusal_log
 
 #: Largest request head (request line and headers) read, in bytes (431 above).
 MAX_HEAD = 64 * 1024
@@ -185,7 +185,7 @@ class HttpServer:
         self.stats = ConnectionStats(settings.max_connections)
         # the plugin's logger names the instance already
         self.log_rejects = SummarisedLog(logger, "", what="requests rejected")
-        self.log_refused = SummarisedLog(logger, "", what="connections refused", first=1)
+        self.log_refused = refusal_log(logger, name)
         self._listeners: list[socket.socket] = []
         self._acceptors: list[asyncio.Task[None]] = []
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -249,17 +249,9 @@ class HttpServer:
                 self.log.error("no longer accepting clients: %s", exc)
                 return
             peer = _address_name(addr)
-            if self.stats.full():
-                self.stats.refused += 1
+            if not self.stats.admit(self.log_refused, "http_server.max_connections"):
                 sock.close()
-                self.log_refused.log(
-                    "max_connections",
-                    "refusing new connections: %d open, the most http_server.max_connections"
-                    " allows (existing clients are served)",
-                    self.stats.open,
-                )
                 continue
-            self.stats.opened()
             if self.settings.ssl is None:
                 try:
                     await loop.connect_accepted_socket(self._factory(peer), sock)

@@ -32,12 +32,10 @@ from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError
 from relaybit.net.http_server import Handler, HttpServer, Reply, Request, ServerSettings
 from relaybit.net.jwt_auth import OAUTH2_JWT_OPTIONS, JwtValidator
+from relaybit.net.limits import DEFAULT_MAX_CONNECTIONS
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import new_server_context
-
-#: relaybit's default connection ceiling (Fluent Bit's 0 means unlimited).
-DEFAULT_MAX_CONNECTIONS = 10_000
 
 _TLS_VERSIONS = {
     "tlsv1.1": ssl.TLSVersion.TLSv1_1,
