@@ -135,7 +135,7 @@ def render_plugin(kind: registry.Kind, cls: type) -> str:
     desc = getattr(cls, "description", "")
     skip = _COMMON[kind] + NET_OPTIONS if kind == "output" else _COMMON[kind]
     common = f"[keys every {kind} accepts](../../reference.md#keys-every-{kind}-accepts)"
-    if set(NET_OPTIONS.names()) & set(cmap.names()):
+    if kind == "output" and set(NET_OPTIONS.names()) & set(cmap.names()):  # inputs list theirs
         common += " and the [`net.*` keys](../../reference.md#net-keys-every-network-output)"
     out = [desc if desc.endswith(".") else f"{desc}.", ""] if desc else []
     own = table(cmap, skip=skip)

@@ -438,7 +438,8 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self.h2 is None and self.phase == "handler":
             self.eof = True  # half-closed after its request: answer, then close
-            return True
+            # (TLS cannot half-close: there the connection ends with the answer unsent)
+            return self.transport is None or self.transport.get_extra_info("sslcontext") is None
         if self.conn is not None and self.phase in ("head", "body"):
             self.conn.receive_data(b"")
             self._process()
