@@ -37,6 +37,17 @@ def _rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
+def _peak_rss(pid: int) -> int:
+    """The process's peak RSS (VmHWM), else its RSS now."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _rss(pid)
+
+
 def _post(port: int, path: str, records: list[dict[str, Any]]) -> int:
     body = json.dumps(records).encode()
     request = urllib.request.Request(
@@ -153,9 +164,44 @@ def test_http_input_under_abuse(procs: Processes, tmp_path: Path) -> None:
     rejected_lines = agent.log_lines("rejected a request")
     assert len(rejected_lines) <= 3 * 5, rejected_lines
     assert "Traceback" not in agent.log()
-    # the idle clients are still connected and the agent is alive
+    # the idle clients are still connected and the agent is alive, in bounded memory
     assert metrics()["connections"] >= IDLE
     assert agent.alive
+    peak = _peak_rss(agent.pid)
+    print(f"peak RSS of the agent: {peak / 2**20:.0f} MiB; the 100 MB body: {big}")
+    assert peak < 150 * 2**20
     for sock in idle + slow:
         sock.close()
+    assert agent.terminate() == 0
+
+
+def test_elasticsearch_input_refuses_a_100_mb_bulk_early(procs: Processes, tmp_path: Path) -> None:
+    receiver = procs.receiver("node-1")
+    (tmp_path / "upstream.conf").write_text(upstream_conf([node(receiver)]))
+    port = free_port()
+    es_input = {"name": "elasticsearch", "listen": "127.0.0.1", "port": port, "tag": "es"}
+    config = tmp_path / "agent.conf"
+    config.write_text(agent_conf([es_input], forward_output()))
+    agent = procs.agent(config)
+    agent.wait_started()
+    big: dict[str, Any] = {}
+    bigger = threading.Thread(target=_big_body, args=(port, big))
+    bigger.start()
+    lines = b"".join(
+        b'{"index":{}}\n' + json.dumps({"seq": n}).encode() + b"\n" for n in range(1, 501)
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/_bulk",
+        data=lines,
+        headers={"Content-Type": "application/x-ndjson"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["errors"] is False
+    bigger.join()
+    assert big["sent"] < 20 * 1024 * 1024, big
+    wait_until(lambda: tally(received([receiver]), 500).complete, timeout=30, what="the records")
+    assert agent.log_lines("rejected a request", "body larger than buffer_max_size")
+    assert "Traceback" not in agent.log()
     assert agent.terminate() == 0

@@ -419,6 +419,16 @@ class _Connection(asyncio.Protocol):
         self.conn = None
 
     def data_received(self, data: bytes) -> None:
+        try:
+            self._received(data)
+        except Exception as exc:  # a bug must cost this connection only, never a traceback
+            self.server.reject(
+                self.peer, "malformed", f"closed on an unexpected {type(exc).__name__}: {exc}"
+            )
+            self.server.log.debug("unexpected error on a connection", exc_info=True)
+            self.abort()
+
+    def _received(self, data: bytes) -> None:
         if self.phase == "closed":
             return
         if self.phase == "drain":

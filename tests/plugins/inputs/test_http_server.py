@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import h2.config
+import h2.connection
 import httpx
 import jwt
 import pytest
@@ -251,6 +253,20 @@ async def test_fuzzed_requests_never_log_a_traceback(
             seed[pos] = rng.randrange(256)
         payloads.append(bytes(seed[: rng.randint(1, len(seed))]))
     payloads += [rng.randbytes(rng.randint(1, 300)) for _ in range(30)]
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # an empty SETTINGS frame
+    payloads += [preface + settings + rng.randbytes(rng.randint(1, 300)) for _ in range(30)]
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    headers = [(":method", "POST"), (":path", "/f"), (":scheme", "http"), (":authority", "x")]
+    client.send_headers(1, headers)
+    client.send_data(1, b'{"a":1}', end_stream=True)
+    request = client.data_to_send()
+    for _ in range(40):  # a valid HTTP/2 request, a few bytes after the preface changed
+        mutated = bytearray(request)
+        for _ in range(rng.randint(1, 4)):
+            mutated[rng.randrange(len(preface), len(mutated))] = rng.randrange(256)
+        payloads.append(bytes(mutated))
     await asyncio.gather(*(raw_exchange(plugin.port, p, timeout=0.5) for p in payloads))
     # the server still serves
     assert (await raw_exchange(plugin.port, valid)).startswith(b"HTTP/1.1 201 ")
