@@ -34,7 +34,7 @@ from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.config.loader import check_keys, full_configmap, load_plugin
 from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.schema import Options, suggest
-from relaybit.config.service import SERVICE_OPTIONS, ServiceSettings
+from relaybit.config.service import ServiceSettings, resolve_service
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import counted, plugin_logger, setup_logging
 from relaybit.monitoring.events import EventHub
@@ -144,7 +144,18 @@ class Agent:
         """Resolve every section and instantiate every plugin; ConfigErrors lists all problems."""
         if self._built:
             return
-        options = SERVICE_OPTIONS.resolve(self.config.service, section="[SERVICE]")
+        options, unknown = resolve_service(self.config.service)
+        for message, origin in unknown:
+            self._note(logging.WARNING, "%s%s", f"{origin}: " if origin else "", message)
+        for key, reason, origin in options.without_effect():
+            where = f"{origin}: " if origin is not None else ""
+            self._note(
+                logging.WARNING,
+                "%s[SERVICE]: '%s' has no effect in relaybit (%s)",
+                where,
+                key,
+                reason,
+            )
         self.settings = ServiceSettings.from_options(options)
         self.service = dict(options)
         self.service["parsers"] = self._parsers()
@@ -183,6 +194,16 @@ class Agent:
         label = f"[{kind.upper()}] {plugin}"
         cls = load_plugin(kind, plugin, instance.origin)
         opts = full_configmap(kind, cls).resolve(instance.properties, section=label)
+        for key, reason, origin in opts.without_effect():
+            where = f"{origin}: " if origin is not None else ""
+            self._note(
+                logging.WARNING,
+                "%s%s: '%s' has no effect in relaybit (%s)",
+                where,
+                label,
+                key,
+                reason,
+            )
         index = counts.get((kind, plugin), 0)
         counts[(kind, plugin)] = index + 1
         name = opts.opt_str("alias") or f"{plugin}.{index}"
@@ -707,7 +728,7 @@ def run(
     file ``config.path``).  Configuration problems raise :class:`ConfigError`
     (the CLI reports them).
     """
-    options = SERVICE_OPTIONS.resolve(config.service, section="[SERVICE]")
+    options = resolve_service(config.service)[0]
     settings = ServiceSettings.from_options(options)
     try:
         setup_logging(log_level or settings.log_level, settings.log_file)

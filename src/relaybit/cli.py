@@ -461,6 +461,10 @@ def _help(parser: argparse.ArgumentParser, items: Sequence[tuple[str, str]], out
             table.add_column(column)
         for opt in own.options:
             notes = [n for n, on in _NOTES if getattr(opt, on)]
+            if opt.no_effect:
+                notes.append(f"no effect: {opt.no_effect}")
+            if opt.refused:
+                notes.append(f"refused unless off: {opt.refused}")
             description = opt.description + (f" ({', '.join(notes)})" if notes else "")
             default = "" if opt.default is None else _display(opt.default)
             table.add_row(

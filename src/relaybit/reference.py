@@ -62,6 +62,12 @@ def table(cmap: ConfigMap, *, skip: ConfigMap | None = None) -> str:
             notes.append("per node")
         if opt.secret:
             notes.append("secret")
+        if opt.prefix:
+            notes.append(f"any key starting with {opt.name}")
+        if opt.no_effect:
+            notes.append(f"no effect in relaybit: {opt.no_effect}")
+        if opt.refused:
+            notes.append(f"refused unless off: {opt.refused}")
         desc = opt.description + (f" ({', '.join(notes)})" if notes else "")
         rows.append(
             f"| `{opt.name}` | {_escape(opt.describe_type())} | {_escape(default)} | {_escape(desc)} |"

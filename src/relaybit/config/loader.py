@@ -22,12 +22,18 @@ from relaybit.config.env import Env
 from relaybit.config.model import AgentConfig, PluginInstance, PluginKind, Section
 from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, RawProperty, suggest
-from relaybit.config.service import SERVICE_OPTIONS, ServiceSettings
+from relaybit.config.service import ServiceSettings, resolve_service
 from relaybit.config.yaml import is_yaml_path, read_yaml
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.plugins import registry
-from relaybit.plugins.base import FILTER_COMMON, INPUT_COMMON, OUTPUT_COMMON
-from relaybit.upstream.node import NET_OPTIONS, TLS_OPTIONS
+from relaybit.plugins.base import (
+    FILTER_COMMON,
+    INPUT_COMMON,
+    OUTPUT_COMMON,
+    SERVER_INPUT_EXTRA,
+    SERVER_TLS_EXTRA,
+)
+from relaybit.upstream.node import NET_OPTIONS, OUTPUT_TLS_EXTRA, TLS_OPTIONS
 from relaybit.upstream.spec import load_upstream_file
 
 __all__ = [
@@ -257,11 +263,16 @@ def _check_parsers(sections: Iterable[Section]) -> list[ConfigError]:
 
 def full_configmap(kind: PluginKind, plugin_cls: type | None) -> ConfigMap:
     """Every key an instance of ``plugin_cls`` accepts: the kind's common keys,
-    for outputs ``net.*`` and ``tls.*``, then the plugin's own (which win)."""
+    for outputs ``net.*`` and ``tls.*``, for server inputs (those with ``listen``)
+    Fluent Bit's downstream ``net.*`` keys, then the plugin's own (which win)."""
     base = _COMMON[kind]
-    if kind == "output":
-        base = base + NET_OPTIONS + TLS_OPTIONS
     own = getattr(plugin_cls, "options", None)
+    if kind == "output":
+        base = base + NET_OPTIONS + TLS_OPTIONS + OUTPUT_TLS_EXTRA
+    elif kind == "input" and isinstance(own, ConfigMap) and own.get("listen") is not None:
+        base = base + SERVER_INPUT_EXTRA
+        if own.get("tls") is not None:
+            base = base + SERVER_TLS_EXTRA
     return base + own if isinstance(own, ConfigMap) else base
 
 
@@ -292,9 +303,7 @@ def load_plugin(kind: PluginKind, name: str, origin: Origin | None = None) -> ty
 
 def service_settings(config: AgentConfig) -> ServiceSettings:
     """The typed ``[SERVICE]`` settings of ``config`` (ConfigErrors when invalid)."""
-    return ServiceSettings.from_options(
-        SERVICE_OPTIONS.resolve(config.service, section="[SERVICE]")
-    )
+    return ServiceSettings.from_options(resolve_service(config.service)[0])
 
 
 def check_keys(config: AgentConfig) -> None:

@@ -42,6 +42,14 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    #: non-empty: accepted for Fluent Bit compatibility but does nothing in relaybit;
+    #: the reason is logged once at start-up when the key is written
+    no_effect: str = ""
+    #: non-empty: a key Fluent Bit declares that relaybit refuses (a configuration
+    #: error saying this reason) unless it is left at its default / off
+    refused: str = ""
+    #: any key starting with ``name`` is this option (``parser_`` takes ``parser_1``)
+    prefix: bool = False
 
     def convert(self, raw: str) -> Any:
         """Convert one raw string to this option's type; ValueError with the reason."""
@@ -156,6 +164,16 @@ class Options(Mapping[str, Any]):
                 out.append((name, value, self._origins.get(name)))
         return out
 
+    def without_effect(self) -> builtins.list[tuple[builtins.str, builtins.str, Origin | None]]:
+        """``(key, reason, origin)`` of each key the user wrote that relaybit accepts
+        without effect (:attr:`Option.no_effect`), for one warning at start-up."""
+        out = []
+        for name in self.configmap.names():
+            opt = self.configmap.get(name)
+            if opt is not None and opt.no_effect and name in self._set:
+                out.append((name, opt.no_effect, self._origins.get(name)))
+        return out
+
     def str(self, key: builtins.str) -> builtins.str:
         value = self._values.get(key)
         return "" if value is None else str(value)
@@ -205,8 +223,22 @@ class ConfigMap:
         names = {o.name for o in other.options}
         return ConfigMap(tuple(o for o in self.options if o.name not in names) + other.options)
 
+    @staticmethod
+    def joined(*maps: ConfigMap) -> ConfigMap:
+        """``maps`` in one (a later map's option wins over an earlier one's)."""
+        out = ConfigMap(())
+        for cmap in maps:
+            out = out + cmap
+        return out
+
     def get(self, name: str) -> Option | None:
-        return self._index.get(name.lower())
+        low = name.lower()
+        found = self._index.get(low)
+        if found is None:
+            for opt in self.options:
+                if opt.prefix and low.startswith(opt.name) and low != opt.name:
+                    return opt
+        return found
 
     def names(self) -> list[str]:
         return [o.name for o in self.options]
@@ -260,6 +292,10 @@ class ConfigMap:
             except ValueError as exc:
                 errors.append(ConfigError(str(exc), prop.origin, section=section, key=opt.name))
                 continue
+            if opt.refused and not _harmless(opt, value):
+                message = f"'{opt.name}' is not supported by relaybit: {opt.refused}"
+                errors.append(ConfigError(message, prop.origin, section=section, key=opt.name))
+                continue
             if opt.multiple:
                 values.setdefault(opt.name, []).append(value)
             else:
@@ -292,6 +328,11 @@ class ConfigMap:
                 entry["enum"] = list(o.choices)
             props[o.name] = {"type": "array", "items": entry} if o.multiple else entry
         return {"type": "object", "properties": props, "additionalProperties": False}
+
+
+def _harmless(opt: Option, value: Any) -> bool:
+    """A refused key left at what does nothing (``tls off``, its default) is accepted."""
+    return value == opt.default or (opt.type == "bool" and value is False)
 
 
 def suggest(key: str, known: Iterable[str]) -> str | None:

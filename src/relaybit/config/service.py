@@ -7,9 +7,19 @@ turns the result into a frozen dataclass the agent uses.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.config.origin import Origin
+from relaybit.config.schema import ConfigMap, Option, Options, OptionType, RawProperty
+
+_BOOL: OptionType = "bool"
+_STR: OptionType = "str"
+
+DAEMON_REFUSED = (
+    "relaybit does not fork into the background; run it in the foreground under"
+    " systemd (Type=simple), a container runtime or 'relaybit --supervisor'"
+)
 
 LOG_LEVELS = ("off", "error", "warn", "warning", "info", "debug", "trace")
 
@@ -17,11 +27,23 @@ SERVICE_OPTIONS = ConfigMap(
     (
         Option("flush", "time", 1.0, "Seconds between flushes of buffered records"),
         Option("grace", "time", 5.0, "Seconds to finish pending flushes at shutdown"),
-        Option("daemon", "bool", False, "Accepted for compatibility (relaybit stays in front)"),
+        Option(
+            "daemon",
+            "bool",
+            False,
+            "Run in the background",
+            refused=DAEMON_REFUSED,
+        ),
         Option("log_level", "str", "info", "Log level", choices=LOG_LEVELS),
         Option("log_file", "str", None, "Write the log to this file instead of stderr"),
         Option("parsers_file", "str", None, "File of [PARSER] sections", multiple=True),
-        Option("plugins_file", "str", None, "Accepted for compatibility"),
+        Option(
+            "plugins_file",
+            "str",
+            None,
+            "File of shared-library plugins to load",
+            no_effect="relaybit plugins are Python packages (entry points relaybit.plugins)",
+        ),
         Option("http_server", "bool", False, "Serve the monitoring HTTP API"),
         Option("http_listen", "str", "0.0.0.0", "Address of the monitoring HTTP API"),
         Option("http_port", "port", 2020, "Port of the monitoring HTTP API"),
@@ -36,7 +58,12 @@ SERVICE_OPTIONS = ConfigMap(
         Option("hc_period", "time", 60.0, "Health check period in seconds"),
         Option("storage.path", "str", None, "Directory of filesystem storage"),
         Option("storage.sync", "str", "normal", "Filesystem sync mode", choices=("normal", "full")),
-        Option("storage.checksum", "bool", False, "Accepted; chunk blocks are always CRC-checked"),
+        Option(
+            "storage.checksum",
+            "bool",
+            False,
+            "CRC32 of chunk data (relaybit always checks every block, on or off)",
+        ),
         Option("storage.backlog.mem_limit", "size", 5 * 1024 * 1024, "Memory for backlog chunks"),
         Option("storage.max_chunks_up", "int", 128, "Chunks kept in memory at once", minimum=1),
         Option(
@@ -46,7 +73,13 @@ SERVICE_OPTIONS = ConfigMap(
             "relaybit: bytes memory inputs without mem_buf_limit may buffer together"
             " before they pause (0 = no bound)",
         ),
-        Option("storage.metrics", "bool", False, "Accepted for compatibility (no /api/v1/storage)"),
+        Option(
+            "storage.metrics",
+            "bool",
+            False,
+            "Storage metrics (/api/v1/storage)",
+            no_effect="no /api/v1/storage; chunk counts are in /api/v1/metrics",
+        ),
         Option(
             "storage.delete_irrecoverable_chunks",
             "bool",
@@ -62,9 +95,181 @@ SERVICE_OPTIONS = ConfigMap(
             "SIGHUP and PUT /api/v2/reload re-read the whole configuration"
             " (off: SIGHUP re-reads upstream files only)",
         ),
-        Option("coro_stack_size", "size", 24576, "Accepted for compatibility"),
+        Option(
+            "coro_stack_size",
+            "size",
+            24576,
+            "Coroutine stack size",
+            no_effect="relaybit has no C coroutines",
+        ),
+        Option(
+            "enable_chunk_trace",
+            "bool",
+            False,
+            "Fluent Bit's chunk trace (/api/v1/trace, --trace)",
+            no_effect="relaybit has no chunk trace: /api/v1/trace answers 501 and"
+            " --trace* are refused; use an stdout output with a match to see records",
+        ),
+        *(
+            Option(
+                name,
+                typ,
+                None,
+                "Adaptive flush interval",
+                no_effect="relaybit flushes every 'flush' seconds",
+            )
+            for name, typ in (
+                ("flush.adaptive", _BOOL),
+                ("flush.adaptive.min_interval", _STR),
+                ("flush.adaptive.max_interval", _STR),
+                ("flush.adaptive.low_pressure", _STR),
+                ("flush.adaptive.medium_pressure", _STR),
+                ("flush.adaptive.high_pressure", _STR),
+                ("flush.adaptive.up_steps", _STR),
+                ("flush.adaptive.down_steps", _STR),
+            )
+        ),
+        Option(
+            "json.convert_nan_to_null",
+            "bool",
+            False,
+            "NaN as null in JSON",
+            no_effect="relaybit's JSON formats follow orjson (NaN is written null)",
+        ),
+        Option(
+            "json.escape_unicode",
+            "bool",
+            True,
+            "Escape non-ASCII characters in JSON",
+            no_effect="relaybit writes UTF-8 JSON",
+        ),
+        Option(
+            "security.fips_mode",
+            "bool",
+            False,
+            "Require OpenSSL FIPS mode",
+            refused="relaybit cannot require OpenSSL's FIPS mode (use a FIPS-enabled Python"
+            " build and OpenSSL configuration)",
+        ),
+        *(
+            Option(name, "str", None, "DNS", no_effect="relaybit uses the system resolver")
+            for name in ("dns.mode", "dns.resolver", "dns.prefer_ipv4", "dns.prefer_ipv6")
+        ),
+        Option(
+            "storage.backlog.flush_on_shutdown",
+            "bool",
+            False,
+            "Flush backlog chunks at shutdown",
+            no_effect="at shutdown relaybit flushes for 'grace' seconds; what is left stays"
+            " in the chunk files for the next start",
+        ),
+        Option(
+            "storage.trim_files",
+            "bool",
+            False,
+            "Trim chunk files",
+            no_effect="relaybit deletes a chunk file once delivered",
+        ),
+        Option(
+            "storage.type",
+            "str",
+            "memory",
+            "Storage of Fluent Bit's internal inputs",
+            no_effect="set storage.type on each [INPUT]",
+        ),
+        Option(
+            "storage.inherit",
+            "bool",
+            False,
+            "Inputs take [SERVICE] storage.type",
+            refused="set storage.type on each [INPUT] (records would stay in memory)",
+        ),
+        Option(
+            "storage.keep.rejected",
+            "bool",
+            False,
+            "Keep chunks outputs rejected",
+            refused="rejected chunks are dropped and counted; relaybit keeps no dead-letter copies",
+        ),
+        Option(
+            "storage.rejected.path",
+            "str",
+            None,
+            "Folder of rejected chunks",
+            refused="relaybit keeps no dead-letter copies (storage.keep.rejected)",
+        ),
+        Option(
+            "storage.rejected.limit",
+            "str",
+            None,
+            "Size of rejected chunks kept",
+            refused="relaybit keeps no dead-letter copies (storage.keep.rejected)",
+        ),
+        Option(
+            "multiline_buffer_limit",
+            "size",
+            None,
+            "Bytes a multiline record may hold",
+            no_effect="joined records are bounded by the multiline parsers' own limits",
+        ),
+        Option(
+            "streams_file",
+            "str",
+            None,
+            "Stream processor tasks",
+            refused="relaybit has no stream processor",
+        ),
+        Option(
+            "sp.convert_from_str_to_num",
+            "bool",
+            True,
+            "Stream processor number conversion",
+            no_effect="relaybit has no stream processor",
+        ),
+        Option(
+            "hot_reload.ensure_thread_safety",
+            "bool",
+            True,
+            "Hot reload waits for threads",
+            no_effect="relaybit reloads on its event loop",
+        ),
+        Option(
+            "hot_reload.timeout",
+            "time",
+            None,
+            "Hot reload time limit",
+            no_effect="the old pipeline drains for 'grace' seconds",
+        ),
+        Option(
+            "http_monitor",
+            "bool",
+            False,
+            "Fluent Bit 0.x's name of http_server",
+            no_effect="a legacy key Fluent Bit 5 ignores too; http_server turns the API on",
+        ),
     )
 )
+
+
+def resolve_service(
+    properties: Iterable[RawProperty],
+) -> tuple[Options, list[tuple[str, Origin | None]]]:
+    """``[SERVICE]`` options, and a warning per unknown key.
+
+    Fluent Bit ignores ``[SERVICE]`` keys it does not know; relaybit goes on too,
+    with a warning that gives the closest known key ("did you mean").  Bad
+    values of known keys are still errors (ConfigErrors).
+    """
+    known: list[RawProperty] = []
+    warnings: list[tuple[str, Origin | None]] = []
+    for prop in properties:
+        if SERVICE_OPTIONS.get(prop.key) is not None:
+            known.append(prop)
+            continue
+        hint = SERVICE_OPTIONS.suggest(prop.key)
+        message = f"[SERVICE]: unknown key '{prop.key}' ignored, as Fluent Bit does"
+        warnings.append((message + (f"; did you mean '{hint}'?" if hint else ""), prop.origin))
+    return SERVICE_OPTIONS.resolve(known, section="[SERVICE]"), warnings
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

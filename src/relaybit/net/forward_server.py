@@ -84,6 +84,7 @@ class ForwardServer:
         buffer_chunk_size: int = 1024 * 1024,
         buffer_max_size: int = DEFAULT_MAX_BUFFER_SIZE,
         handshake_timeout: float = 10.0,
+        io_timeout: float = 0.0,
         udp_heartbeat: bool = True,
         logger: logging.Logger | None = None,
         name: str = "forward",
@@ -100,6 +101,8 @@ class ForwardServer:
         self.buffer_chunk_size = max(buffer_chunk_size, 1024)
         self.buffer_max_size = buffer_max_size
         self.handshake_timeout = handshake_timeout
+        #: ``net.io_timeout``: a connection silent this long is closed (0 = never)
+        self.io_timeout = io_timeout
         self.udp_heartbeat = udp_heartbeat
         self.log = logger or logging.getLogger("relaybit.forward")
         self.name = name
@@ -270,7 +273,20 @@ class ForwardServer:
             while True:
                 event = conn.next_event()
                 if isinstance(event, NeedData):
-                    conn.receive_data(await reader.read(self.buffer_chunk_size))
+                    if self.io_timeout > 0:
+                        try:
+                            async with asyncio.timeout(self.io_timeout):
+                                data = await reader.read(self.buffer_chunk_size)
+                        except TimeoutError:
+                            idle = f"silent for net.io_timeout ({self.io_timeout:g}s)"
+                            if conn.buffered:  # a frame started and never finished
+                                self._drop(peer, f"{idle} with {conn.buffered} bytes of a frame")
+                            else:
+                                self.log.debug("%s: closing %s: %s", self.name, peer, idle)
+                            return
+                    else:
+                        data = await reader.read(self.buffer_chunk_size)
+                    conn.receive_data(data)
                     continue
                 if isinstance(event, ConnectionClosed):
                     return

@@ -32,6 +32,15 @@ class FlushResult(enum.Enum):
     ERROR = "error"
 
 
+#: ``log_suppress_interval``: every kind of plugin has it.
+LOG_SUPPRESS = Option(
+    "log_suppress_interval",
+    "time",
+    0.0,
+    "Suppress repeated log lines for this long",
+    no_effect="relaybit logs state changes once, never a line per record",
+)
+
 #: Keys every input accepts (handled by the engine, not by the plugin).
 INPUT_COMMON = ConfigMap(
     (
@@ -53,8 +62,128 @@ INPUT_COMMON = ConfigMap(
             False,
             "Filesystem: pause the input while storage.max_chunks_up chunks are up",
         ),
-        Option("threaded", "bool", False, "Accepted for compatibility (inputs run on the loop)"),
-        Option("routable", "bool", True, "Accepted for compatibility"),
+        Option(
+            "threaded",
+            "bool",
+            False,
+            "Run the input in its own thread",
+            no_effect="inputs run on the event loop",
+        ),
+        Option(
+            "routable",
+            "bool",
+            True,
+            "Whether records of this input are routed",
+            refused="every input's records are routed; leave it on",
+        ),
+        LOG_SUPPRESS,
+        *(
+            Option(name, "str", None, "Threaded input ring buffer", no_effect="no input threads")
+            for name in ("thread.ring_buffer.capacity", "thread.ring_buffer.window")
+        ),
+        *(
+            Option(
+                name,
+                "str",
+                None,
+                "Fluent Bit's ingestion rate gate",
+                no_effect="relaybit does not rate-limit inputs (mem_buf_limit bounds memory)",
+            )
+            for name in (
+                "rate_window",
+                "rate_gate",
+                "rate_gate.max_bytes",
+                "rate_gate.max_records",
+                "rate_gate.backpressure",
+                "rate_gate.resume_ratio",
+            )
+        ),
+    )
+)
+
+#: Keys Fluent Bit gives every server input (its downstream map and core keys) that
+#: relaybit accepts without effect; a plugin's own table wins where it implements one.
+SERVER_INPUT_EXTRA = ConfigMap(
+    (
+        Option(
+            "host",
+            "str",
+            None,
+            "Host name of the instance",
+            no_effect="a server input listens on 'listen'",
+        ),
+        Option(
+            "ipv6",
+            "bool",
+            False,
+            "IPv6 listener",
+            no_effect="set listen to an IPv6 address such as '::'",
+        ),
+        Option(
+            "net.share_port",
+            "bool",
+            False,
+            "SO_REUSEPORT on the listening socket",
+            no_effect="one listening socket per input",
+        ),
+        Option(
+            "net.backlog",
+            "int",
+            128,
+            "Backlog of the listening socket",
+            no_effect="the event loop's default backlog",
+        ),
+        Option(
+            "net.io_timeout",
+            "time",
+            0.0,
+            "Close a connection idle this long",
+            no_effect="connections stay open until the client closes them",
+        ),
+        Option(
+            "net.accept_timeout",
+            "time",
+            10.0,
+            "Time an accepted connection may take to set up",
+            no_effect="no per-connection set-up timeout on this input",
+        ),
+        Option(
+            "net.accept_timeout_log_error",
+            "bool",
+            True,
+            "Log accept timeouts as errors",
+            no_effect="no accept timeout on this input",
+        ),
+        Option(
+            "net.keepalive",
+            "bool",
+            True,
+            "Keep client connections open",
+            no_effect="connections stay open until the client closes them",
+        ),
+    )
+)
+
+#: ``tls.*`` keys of Fluent Bit's TLS map beside :data:`TLS_OPTIONS` for a TLS server input.
+SERVER_TLS_EXTRA = ConfigMap(
+    (
+        Option(
+            "tls.verify_client_cert",
+            "bool",
+            False,
+            "Require a client certificate",
+            refused="this input does not check client certificates",
+        ),
+        *(
+            Option(
+                f"tls.proxy.{key}",
+                "str",
+                None,
+                "TLS to an HTTP proxy",
+                no_effect="a server input connects to no proxy",
+            )
+            for key in ("verify", "verify_hostname", "ca_path", "ca_file")
+        ),
     )
 )
 
@@ -66,6 +195,7 @@ FILTER_COMMON = ConfigMap(
         Option("match", "str", None, "Tag pattern with * wildcards"),
         Option("match_regex", "str", None, "Tag regular expression"),
         Option("log_level", "str", None, "Log level of this instance"),
+        LOG_SUPPRESS,
     )
 )
 
@@ -96,6 +226,7 @@ OUTPUT_COMMON = ConfigMap(
             "Bytes of filesystem chunks queued for this output; the oldest are dropped"
             " above it (0 = no limit)",
         ),
+        LOG_SUPPRESS,
     )
 )
 

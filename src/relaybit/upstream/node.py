@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relaybit.config.origin import Origin
-from relaybit.config.schema import ConfigMap, Option, Options, RawProperty
+from relaybit.config.schema import ConfigMap, Option, Options, OptionType, RawProperty
+
+#: ``tls.min_version`` / ``tls.max_version`` values (Fluent Bit's spellings, lower-cased)
+TLS_VERSIONS = ("tlsv1.1", "tlsv1.2", "tlsv1.3")
 
 #: Keys a [NODE] section knows itself; every other key is a plugin key (node.extra).
 TLS_OPTIONS = ConfigMap(
@@ -19,7 +22,14 @@ TLS_OPTIONS = ConfigMap(
         Option(
             "tls.verify_hostname", "bool", False, "Check the certificate's hostname", per_node=True
         ),
-        Option("tls.debug", "int", 1, "TLS debug level (accepted, not used)", per_node=True),
+        Option(
+            "tls.debug",
+            "int",
+            1,
+            "OpenSSL debug level",
+            per_node=True,
+            no_effect="TLS failures are logged as warnings naming the peer and the reason",
+        ),
         Option("tls.vhost", "str", None, "SNI host name to send", per_node=True),
         Option("tls.ca_path", "str", None, "Directory of CA certificates", per_node=True),
         Option("tls.ca_file", "str", None, "CA certificate file (PEM)", per_node=True),
@@ -27,6 +37,25 @@ TLS_OPTIONS = ConfigMap(
         Option("tls.key_file", "str", None, "Client private key file (PEM)", per_node=True),
         Option(
             "tls.key_passwd", "str", None, "Password of the private key", per_node=True, secret=True
+        ),
+        Option(
+            "tls.min_version",
+            "str",
+            None,
+            "Lowest TLS version allowed",
+            per_node=True,
+            choices=TLS_VERSIONS,
+        ),
+        Option(
+            "tls.max_version",
+            "str",
+            None,
+            "Highest TLS version allowed",
+            per_node=True,
+            choices=TLS_VERSIONS,
+        ),
+        Option(
+            "tls.ciphers", "str", None, "OpenSSL cipher list (TLS 1.2 and below)", per_node=True
         ),
     )
 )
@@ -103,6 +132,9 @@ class TLSSettings:
     crt_file: str | None = None
     key_file: str | None = None
     key_passwd: str | None = field(default=None, repr=False)
+    min_version: str | None = None
+    max_version: str | None = None
+    ciphers: str | None = None
 
     @classmethod
     def from_options(cls, opts: Options) -> TLSSettings:
@@ -117,7 +149,14 @@ class TLSSettings:
             crt_file=opts.opt_str("tls.crt_file"),
             key_file=opts.opt_str("tls.key_file"),
             key_passwd=opts.opt_str("tls.key_passwd"),
+            min_version=_lower(opts.opt_str("tls.min_version")),
+            max_version=_lower(opts.opt_str("tls.max_version")),
+            ciphers=opts.opt_str("tls.ciphers"),
         )
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +252,124 @@ NET_OPTIONS = ConfigMap(
         Option("net.max_worker_connections", "int", 0, "Most connections per node (0 = no limit)"),
         Option("net.source_address", "str", None, "Local address to bind outgoing connections"),
         Option("net.dns.ttl", "time", 30.0, "relaybit: seconds a DNS answer is cached"),
+        Option(
+            "net.dns.mode",
+            "str",
+            None,
+            "DNS over UDP or TCP",
+            no_effect="relaybit resolves with the system resolver (getaddrinfo)",
+        ),
+        Option(
+            "net.dns.resolver",
+            "str",
+            None,
+            "DNS resolver (LEGACY or ASYNC)",
+            no_effect="relaybit resolves with the system resolver (getaddrinfo)",
+        ),
+        Option(
+            "net.dns.prefer_ipv4",
+            "bool",
+            False,
+            "Try IPv4 addresses first",
+            no_effect="every address is tried, in the resolver's order",
+        ),
+        Option(
+            "net.dns.prefer_ipv6",
+            "bool",
+            False,
+            "Try IPv6 addresses first",
+            no_effect="every address is tried, in the resolver's order",
+        ),
+        Option(
+            "net.tcp_keepalive",
+            "bool",
+            False,
+            "TCP keepalive probes on connections",
+            no_effect="idle connections close after net.keepalive_idle_timeout",
+        ),
+        Option(
+            "net.tcp_keepalive_time",
+            "int",
+            -1,
+            "Seconds idle before the first TCP keepalive probe",
+            no_effect="idle connections close after net.keepalive_idle_timeout",
+        ),
+        Option(
+            "net.tcp_keepalive_interval",
+            "int",
+            -1,
+            "Seconds between TCP keepalive probes",
+            no_effect="idle connections close after net.keepalive_idle_timeout",
+        ),
+        Option(
+            "net.tcp_keepalive_probes",
+            "int",
+            -1,
+            "Unanswered TCP keepalive probes before the connection is dropped",
+            no_effect="idle connections close after net.keepalive_idle_timeout",
+        ),
+        Option(
+            "net.connect_timeout_log_error",
+            "bool",
+            True,
+            "Log connect timeouts as errors",
+            no_effect="a node's failures are logged once per state change",
+        ),
+        Option(
+            "net.proxy_env_ignore",
+            "bool",
+            False,
+            "Ignore HTTP_PROXY/HTTPS_PROXY",
+            no_effect="relaybit connects directly and reads no proxy variables",
+        ),
+        Option(
+            "ipv6",
+            "bool",
+            False,
+            "Allow IPv6 addresses",
+            no_effect="IPv4 and IPv6 addresses are both tried",
+        ),
+    )
+)
+
+_BOOL: OptionType = "bool"
+_STR: OptionType = "str"
+
+#: ``tls.*`` keys Fluent Bit's TLS map gives outputs besides :data:`TLS_OPTIONS`.
+OUTPUT_TLS_EXTRA = ConfigMap(
+    (
+        Option(
+            "tls.verify_client_cert",
+            "bool",
+            False,
+            "Servers only",
+            no_effect="it applies to servers; an output is a client",
+        ),
+        *(
+            Option(
+                f"tls.windows.{key}",
+                "str",
+                None,
+                "Windows certificate store",
+                no_effect="Windows only; relaybit reads PEM files (tls.ca_file, tls.crt_file)",
+            )
+            for key in ("certstore_name", "use_enterprise_store", "client_thumbprints")
+        ),
+        *(
+            Option(
+                f"tls.proxy.{key}",
+                typ,
+                default,
+                "TLS to an HTTP proxy",
+                refused="relaybit does not connect through an HTTP proxy",
+            )
+            for key, typ, default in (
+                ("verify", _BOOL, True),
+                ("verify_hostname", _BOOL, False),
+                ("ca_path", _STR, None),
+                ("ca_file", _STR, None),
+            )
+        ),
     )
 )
 

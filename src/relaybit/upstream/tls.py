@@ -56,9 +56,32 @@ def _load_ca(ctx: ssl.SSLContext, tls: TLSSettings, base_dir: Path | None) -> bo
     return True
 
 
+_VERSIONS = {
+    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
+    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
+    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _limit(ctx: ssl.SSLContext, tls: TLSSettings) -> None:
+    """``tls.min_version``, ``tls.max_version`` and ``tls.ciphers``."""
+    if tls.min_version:
+        ctx.minimum_version = _VERSIONS[tls.min_version]
+    if tls.max_version:
+        ctx.maximum_version = _VERSIONS[tls.max_version]
+    if tls.ciphers:
+        try:
+            ctx.set_ciphers(tls.ciphers)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"no cipher of {tls.ciphers!r} is available", key="tls.ciphers"
+            ) from None
+
+
 @functools.lru_cache(maxsize=64)
 def _client_context(tls: TLSSettings, base_dir: Path | None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    _limit(ctx, tls)
     if tls.verify:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.check_hostname = tls.verify_hostname
@@ -81,6 +104,7 @@ def _server_context(
             key="tls.crt_file" if not tls.crt_file else "tls.key_file",
         )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    _limit(ctx, tls)
     _load_chain(ctx, tls, base_dir)
     verify = tls.verify if require_client_cert is None else require_client_cert
     if verify and _load_ca(ctx, tls, base_dir):

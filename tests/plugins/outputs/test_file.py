@@ -173,3 +173,39 @@ def test_a_write_that_fails_half_way_is_cut_back_so_the_retry_adds_no_duplicate(
     else:
         numbers = [int(line.split(b",")[1]) for line in content.splitlines()]
     assert numbers == list(range(200))  # every record once, in order
+
+
+async def test_rotate_by_size_gzip_and_keep_max_files(tmp_path: Path) -> None:
+    import gzip
+
+    out = make(
+        path=str(tmp_path),
+        file="app.log",
+        format="plain",
+        rotate="on",
+        rotate_max_size="100",
+        rotate_max_files="2",
+    )
+    for _ in range(10):  # a flush writes 52 bytes: every second flush rotates
+        assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK
+    rotated = sorted(p.name for p in tmp_path.iterdir() if p.name != "app.log")
+    assert len(rotated) == 2 and all(n.startswith("app.log.") for n in rotated)
+    assert all(n.endswith(".gz") for n in rotated)
+    text = gzip.decompress((tmp_path / rotated[-1]).read_bytes()).decode()
+    assert text.count('"message":"hello"') == 2  # whole flushes in each rotated file
+    assert not (tmp_path / "app.log").exists()  # the 10th flush rotated it away
+
+
+async def test_rotate_without_gzip(tmp_path: Path) -> None:
+    out = make(
+        path=str(tmp_path),
+        file="a.log",
+        format="plain",
+        rotate="on",
+        rotate_max_size="10",
+        rotate_gzip="off",
+    )
+    assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 1 and names[0].startswith("a.log.") and not names[0].endswith(".gz")
+    assert "hello" in (tmp_path / names[0]).read_text()

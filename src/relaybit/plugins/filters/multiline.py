@@ -81,6 +81,13 @@ class MultilineFilter(FilterPlugin):
             ),
             Option("buffer", "bool", True, "Keep records being joined across batches"),
             Option("flush_ms", "int", 2000, "Emit a pending record after this long", minimum=1),
+            Option(
+                "debug_flush",
+                "bool",
+                False,
+                "Print each joined record to stdout",
+                no_effect="joined records are not printed; use an stdout output",
+            ),
             *EMITTER_OPTIONS,
         )
     )

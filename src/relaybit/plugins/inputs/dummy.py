@@ -46,6 +46,13 @@ class DummyInput(InputPlugin):
             Option("start_time_nsec", "int", -1, "Time of the first record, nanoseconds"),
             Option("fixed_timestamp", "bool", False, "Every record keeps the first timestamp"),
             Option("flush_on_startup", "bool", False, "Emit the first tick at start"),
+            Option(
+                "test_hang_on_exit",
+                "bool",
+                False,
+                "Fluent Bit's test hook: hang at exit",
+                no_effect="a test hook of Fluent Bit's own test suite",
+            ),
         )
     )
 

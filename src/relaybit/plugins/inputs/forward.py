@@ -43,7 +43,28 @@ FORWARD_INPUT_OPTIONS = (
                 multiple=True,
                 secret=True,
             ),
-            Option("threaded", "bool", False, "Accepted for compatibility"),
+            Option(
+                "workers",
+                "int",
+                1,
+                "Fluent Bit's worker threads",
+                no_effect="connections are served on the event loop",
+            ),
+            Option(
+                "empty_shared_key",
+                "bool",
+                False,
+                "Require the secure handshake with an empty shared key",
+            ),
+            Option(
+                "net.io_timeout",
+                "time",
+                0.0,
+                "Close a connection that sends nothing for this long (0 = never)",
+            ),
+            Option(
+                "net.accept_timeout", "time", 10.0, "Time a TLS handshake may take", minimum=0.001
+            ),
             Option(
                 "tls.verify_client_cert",
                 "bool",
@@ -81,6 +102,8 @@ class ForwardInput(InputPlugin):
         self.tag_override = opts.opt_str("tag") if opts.is_set("tag") else None
         users = parse_users(opts.list("security.users"))
         shared_key = opts.opt_str("shared_key")
+        if shared_key is None and opts.bool("empty_shared_key"):
+            shared_key = ""
         if users and shared_key is None:
             raise ConfigError("security.users needs shared_key", key="security.users")
         perm = opts.opt_str("unix_perm")
@@ -111,6 +134,8 @@ class ForwardInput(InputPlugin):
             users=users,
             buffer_chunk_size=opts.int("buffer_chunk_size"),
             buffer_max_size=opts.int("buffer_max_size"),
+            handshake_timeout=opts.float("net.accept_timeout"),
+            io_timeout=opts.float("net.io_timeout"),
             logger=log,
             name=ctx.name,
         )
@@ -129,6 +154,9 @@ class ForwardInput(InputPlugin):
 
     async def start(self) -> None:
         await self.server.start()
+        where = self.server.unix_path or f"{self.server.host}:{self.server.port}"
+        tls = " (TLS)" if self.server.ssl is not None else ""
+        self.ctx.logger.info("listening on %s%s", where, tls)
 
     async def stop(self) -> None:
         await self.server.stop()

@@ -11,16 +11,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable
+
+from relaybit.config.schema import ConfigMap, Option
+from relaybit.plugins.base import InputContext
+from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
+from relaybit.upstream.tls import server_context
+
+#: TLS keys of a TCP server input (tcp, syslog): Fluent Bit's TLS map
+SERVER_TLS_OPTIONS = (
+    ConfigMap(
+        (
+            Option(
+                "tls.verify_client_cert",
+                "bool",
+                None,
+                "Require a client certificate signed by tls.ca_file (default: tls.verify"
+                " with a CA given)",
+            ),
+        )
+    )
+    + TLS_OPTIONS
+)
+
+
+def tls_server(ctx: InputContext) -> ssl_module.SSLContext | None:
+    """The TLS context of a server input's ``tls.*`` keys (None when ``tls`` is off)."""
+    opts = ctx.options
+    return server_context(
+        TLSSettings.from_options(opts),
+        ctx.config_dir,
+        require_client_cert=(
+            opts.bool("tls.verify_client_cert") if opts.is_set("tls.verify_client_cert") else None
+        ),
+    )
+
 
 ClientHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 async def start_tcp_server(
-    handler: ClientHandler, host: str, port: int, limit: int
+    handler: ClientHandler,
+    host: str,
+    port: int,
+    limit: int,
+    ssl: ssl_module.SSLContext | None = None,
+    handshake_timeout: float | None = None,
 ) -> tuple[asyncio.Server, int]:
-    """A TCP server on ``host:port`` and the port it got (``port`` 0 picks a free one)."""
-    server = await asyncio.start_server(handler, host, port, limit=limit)
+    """A TCP (or TLS, with ``ssl``) server on ``host:port`` and the port it got
+    (``port`` 0 picks a free one)."""
+    server = await asyncio.start_server(
+        handler,
+        host,
+        port,
+        limit=limit,
+        ssl=ssl,
+        ssl_handshake_timeout=handshake_timeout if ssl is not None else None,
+    )
     sockets = server.sockets
     if sockets:
         port = sockets[0].getsockname()[1]

@@ -32,7 +32,12 @@ from relaybit.errors import ConfigError
 from relaybit.parsers import BUILTIN_PARSERS, Parser
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import apply_parser
-from relaybit.plugins.inputs.stream_clients import StreamClients, start_tcp_server
+from relaybit.plugins.inputs.stream_clients import (
+    SERVER_TLS_OPTIONS,
+    StreamClients,
+    start_tcp_server,
+    tls_server,
+)
 
 MODES = ("udp", "tcp", "unix_udp", "unix_tcp")
 
@@ -129,26 +134,52 @@ class SyslogInput(InputPlugin):
     """A syslog server (UDP, TCP or Unix socket) parsing each message."""
 
     description = "Syslog over UDP, TCP or Unix sockets"
-    options = ConfigMap(
-        (
-            Option("mode", "str", "unix_udp", "udp, tcp, unix_udp or unix_tcp", choices=MODES),
-            Option("listen", "str", "0.0.0.0", "Address to listen on (udp/tcp)"),
-            Option(
-                "port", "int", 5140, "Port (udp/tcp; 0 = any free port)", minimum=0, maximum=65535
-            ),
-            Option("path", "str", None, "Unix socket path (unix_udp/unix_tcp)"),
-            Option("unix_perm", "str", "0644", "Unix socket permissions (octal)"),
-            Option(
-                "parser",
-                "str",
-                None,
-                "Parser of each message (syslog-rfc5424 for udp/tcp, syslog-rfc3164-local for unix)",
-            ),
-            Option("buffer_chunk_size", "size", 32000, "Bytes read at once", minimum=1),
-            Option("buffer_max_size", "size", 0, "Largest message (0: buffer_chunk_size)"),
-            Option("receive_buffer_size", "size", 0, "SO_RCVBUF of datagram sockets (0: system)"),
-            Option("source_address_key", "str", None, "Add the sender's address under this key"),
-        )
+    options = ConfigMap.joined(
+        ConfigMap(
+            (
+                Option("mode", "str", "unix_udp", "udp, tcp, unix_udp or unix_tcp", choices=MODES),
+                Option("listen", "str", "0.0.0.0", "Address to listen on (udp/tcp)"),
+                Option(
+                    "port",
+                    "int",
+                    5140,
+                    "Port (udp/tcp; 0 = any free port)",
+                    minimum=0,
+                    maximum=65535,
+                ),
+                Option("path", "str", None, "Unix socket path (unix_udp/unix_tcp)"),
+                Option("unix_perm", "str", "0644", "Unix socket permissions (octal)"),
+                Option(
+                    "parser",
+                    "str",
+                    None,
+                    "Parser of each message (syslog-rfc5424 for udp/tcp, syslog-rfc3164-local for unix)",
+                ),
+                Option("buffer_chunk_size", "size", 32000, "Bytes read at once", minimum=1),
+                Option("buffer_max_size", "size", 0, "Largest message (0: buffer_chunk_size)"),
+                Option(
+                    "receive_buffer_size", "size", 0, "SO_RCVBUF of datagram sockets (0: system)"
+                ),
+                Option(
+                    "source_address_key", "str", None, "Add the sender's address under this key"
+                ),
+                Option(
+                    "raw_message_key",
+                    "str",
+                    None,
+                    "Add the message as received (bytes) under this key",
+                ),
+                Option(
+                    "format",
+                    "str",
+                    "newline",
+                    "TCP framing: newline or octet_counting (RFC 6587); relaybit reads both"
+                    " whatever is set (each frame says which it is)",
+                    choices=("newline", "octet_counting", "octet"),
+                ),
+            )
+        ),
+        SERVER_TLS_OPTIONS,
     )
 
     def __init__(self, ctx: InputContext) -> None:
@@ -194,6 +225,15 @@ class SyslogInput(InputPlugin):
         self.max_size = opts.int("buffer_max_size") or self.chunk_size
         self.receive_buffer_size = opts.int("receive_buffer_size")
         self.source_key = opts.opt_str("source_address_key")
+        self.raw_key = opts.opt_str("raw_message_key")
+        self.ssl = tls_server(ctx)
+        if self.ssl is not None and self.mode != "tcp":
+            raise ConfigError(
+                f"tls needs mode tcp (mode is {self.mode})",
+                opts.origin("tls"),
+                section=section,
+                key="tls",
+            )
         self.tag = ctx.tag or ctx.name
         self._packer = msgpack.Packer(
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
@@ -216,7 +256,7 @@ class SyslogInput(InputPlugin):
             self._transport = transport
         elif self.mode == "tcp":
             self._server, self.port = await start_tcp_server(
-                self._serve, self.listen, self.port, limit=self.chunk_size
+                self._serve, self.listen, self.port, limit=self.chunk_size, ssl=self.ssl
             )
         else:
             assert self.path is not None
@@ -226,7 +266,8 @@ class SyslogInput(InputPlugin):
             )
             os.chmod(self.path, self.unix_perm)
         where = self.path if self.mode.startswith("unix") else f"{self.listen}:{self.port}"
-        self.ctx.logger.info("listening on %s (%s)", where, self.mode)
+        tls = ", TLS" if self.ssl is not None else ""
+        self.ctx.logger.info("listening on %s (%s%s)", where, self.mode, tls)
 
     def _unlink_stale(self) -> None:
         assert self.path is not None
@@ -289,6 +330,8 @@ class SyslogInput(InputPlugin):
             if when is None:
                 now = now or EventTime.from_float(self.ctx.clock.time())
                 when = now
+            if self.raw_key:
+                record[self.raw_key] = raw.rstrip(b"\r\n\0")
             if self.source_key and address is not None:
                 record[self.source_key] = address
             try:

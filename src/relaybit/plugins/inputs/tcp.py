@@ -21,9 +21,15 @@ import orjson
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.parsers.json import msgpack_safe
+from relaybit.parsers.packing import ParsedLines, entry_head
 from relaybit.plugins.base import InputContext, InputPlugin
-from relaybit.plugins.inputs.lines import LinePacker, now_ext
-from relaybit.plugins.inputs.stream_clients import StreamClients, start_tcp_server
+from relaybit.plugins.inputs.lines import LinePacker, Parser, lookup_parser, now_ext
+from relaybit.plugins.inputs.stream_clients import (
+    SERVER_TLS_OPTIONS,
+    StreamClients,
+    start_tcp_server,
+    tls_server,
+)
 
 _DECODER = json.JSONDecoder()
 _ESCAPES = {"\\n": "\n", "\\r": "\r", "\\t": "\t", "\\0": "\0"}
@@ -113,17 +119,40 @@ class TcpInput(InputPlugin):
     """A TCP server: each client sends JSON objects or separated lines."""
 
     description = "TCP"
-    options = ConfigMap(
-        (
-            Option("listen", "str", "0.0.0.0", "Address to listen on"),
-            Option("port", "int", 5170, "TCP port (0 = any free port)", minimum=0, maximum=65535),
-            Option("format", "str", "json", "json or none", choices=("json", "none")),
-            Option("separator", "str", "\\n", "Record separator with format none"),
-            Option("chunk_size", "size", 32 * 1024, "Bytes read at once", minimum=1),
-            Option("buffer_size", "size", 64 * 1024, "Largest incomplete record kept", minimum=1),
-            Option("source_address_key", "str", None, "Add the client's address under this key"),
-            Option("key", "str", "log", "Key of the line with format none"),
-        )
+    options = ConfigMap.joined(
+        ConfigMap(
+            (
+                Option("listen", "str", "0.0.0.0", "Address to listen on"),
+                Option(
+                    "port", "int", 5170, "TCP port (0 = any free port)", minimum=0, maximum=65535
+                ),
+                Option("format", "str", "json", "json or none", choices=("json", "none")),
+                Option("separator", "str", "\\n", "Record separator with format none"),
+                Option("chunk_size", "size", 32 * 1024, "Bytes read at once", minimum=1),
+                Option(
+                    "buffer_size", "size", 64 * 1024, "Largest incomplete record kept", minimum=1
+                ),
+                Option(
+                    "source_address_key", "str", None, "Add the client's address under this key"
+                ),
+                Option("key", "str", "log", "Key of the line with format none"),
+                Option(
+                    "parser",
+                    "str",
+                    None,
+                    "A [PARSER] applied to each separated piece (format none; a piece it does"
+                    " not match is sent as {key: piece})",
+                ),
+                Option(
+                    "workers",
+                    "int",
+                    1,
+                    "Fluent Bit's worker threads",
+                    no_effect="connections are served on the event loop",
+                ),
+            )
+        ),
+        SERVER_TLS_OPTIONS,
     )
 
     def __init__(self, ctx: InputContext) -> None:
@@ -137,6 +166,17 @@ class TcpInput(InputPlugin):
         self.buffer_size = max(opts.int("buffer_size"), self.chunk_size)
         self.source_key = opts.opt_str("source_address_key")
         self.key = opts.str("key") or "log"
+        self.parser: Parser | None = lookup_parser(
+            opts.opt_str("parser"), ctx.service, ctx_options=opts, section=f"[INPUT] {ctx.name}"
+        )
+        if self.parser is not None and self.format != "none":
+            ctx.logger.warning(
+                "'parser' reads separated pieces: format '%s' switched to 'none'"
+                " (as Fluent Bit does)",
+                self.format,
+            )
+            self.format = "none"
+        self.ssl = tls_server(ctx)
         self.tag = ctx.tag or ctx.name
         self._packer = msgpack.Packer(
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
@@ -148,9 +188,10 @@ class TcpInput(InputPlugin):
 
     async def start(self) -> None:
         self._server, self.port = await start_tcp_server(
-            self._serve, self.listen, self.port, limit=self.buffer_size
+            self._serve, self.listen, self.port, limit=self.buffer_size, ssl=self.ssl
         )
-        self.ctx.logger.info("listening on %s:%d", self.listen, self.port)
+        tls = " (TLS)" if self.ssl is not None else ""
+        self.ctx.logger.info("listening on %s:%d%s", self.listen, self.port, tls)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -163,7 +204,9 @@ class TcpInput(InputPlugin):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         address = f"tcp://{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        lines = LinePacker(self.key, [(self.source_key, address)] if self.source_key else ())
+        extra = [(self.source_key, address)] if self.source_key else []
+        lines = LinePacker(self.key, extra)
+        parsed = ParsedLines(self.parser, self.key, extra, None) if self.parser else None
         pending = b""
         warned = False
         async with self._clients.serving(writer, address):
@@ -195,7 +238,12 @@ class TcpInput(InputPlugin):
                     while len(pending) > self.buffer_size:
                         pieces.append(pending[: self.buffer_size])
                         pending = pending[self.buffer_size :]
-                    if pieces:
+                    if pieces and parsed is not None:
+                        now = EventTime.from_float(self.ctx.clock.time())
+                        data = parsed.pack(pieces, entry_head(now)[1:], None)
+                        await self.ctx.emit(self.tag, data, len(pieces))
+                        self.records += len(pieces)
+                    elif pieces:
                         await self.ctx.emit(
                             self.tag, lines.pack(pieces, now_ext(self.ctx.clock)), len(pieces)
                         )

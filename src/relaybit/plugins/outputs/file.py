@@ -9,9 +9,14 @@ as JSON), ``json_lines`` (record with the time under ``json_date_key``),
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
 import os
 import re
+import secrets
+import shutil
 import threading
+import time as time_module
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,40 @@ class FileOutput(OutputPlugin):
             Option(
                 "json_date_format", "str", "double", "json_lines: time format", choices=DATE_FORMATS
             ),
+            Option(
+                "rotate",
+                "bool",
+                False,
+                "Rotate the file once it reaches rotate_max_size (renamed to"
+                " FILE.YYYYMMDD_HHMMSS_xxxxxxxx)",
+            ),
+            Option("rotate_max_size", "size", 100 * 1024 * 1024, "Size that rotates the file"),
+            Option("rotate_max_files", "int", 7, "Rotated files kept per file", minimum=1),
+            Option("rotate_gzip", "bool", True, "Compress rotated files (.gz)"),
+            Option(
+                "enable_strftime",
+                "bool",
+                False,
+                "strftime placeholders in path and file",
+                refused="path and file are used as written; use the tag in file names",
+            ),
+            *(
+                Option(
+                    name,
+                    "str",
+                    None,
+                    "Record-accessor destinations",
+                    no_effect="path and file take no record accessors, so there is no"
+                    " dynamic destination",
+                )
+                for name in (
+                    "max_dynamic_files",
+                    "on_missing_field",
+                    "on_limit_reached",
+                    "fallback_path",
+                    "fallback_file",
+                )
+            ),
         )
     )
 
@@ -98,6 +137,10 @@ class FileOutput(OutputPlugin):
         self.mkdir = opts.bool("mkdir")
         self.date_key = date_key_option(opts.opt_str("json_date_key"))
         self.date_format = opts.str("json_date_format").lower()
+        self.rotate = opts.bool("rotate")
+        self.rotate_max_size = opts.int("rotate_max_size")
+        self.rotate_max_files = opts.int("rotate_max_files")
+        self.rotate_gzip = opts.bool("rotate_gzip")
         self.records = 0
         #: one append at a time (``workers`` > 1): a failed one is cut back alone
         self._lock = threading.Lock()
@@ -195,8 +238,39 @@ class FileOutput(OutputPlugin):
                             exc,
                         )
                     raise
+                size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
+            if self.rotate and size >= self.rotate_max_size:
+                self._rotate(path)
+
+    def _rotate(self, path: Path) -> None:
+        """Rename the full file aside (gzip it), keep ``rotate_max_files`` of them.
+
+        A failure is logged and tried again after the next write, as Fluent Bit."""
+        stamp = time_module.strftime("%Y%m%d_%H%M%S", time_module.localtime())
+        rotated = path.with_name(f"{path.name}.{stamp}_{secrets.token_hex(4)}")
+        try:
+            os.rename(path, rotated)
+        except OSError as exc:
+            self.ctx.logger.warning("could not rotate %s: %s", path, exc)
+            return
+        self.ctx.logger.info("rotated %s to %s", path, rotated)
+        if self.rotate_gzip:
+            try:
+                with open(rotated, "rb") as src, gzip.open(f"{rotated}.gz", "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                os.unlink(rotated)
+            except OSError as exc:
+                self.ctx.logger.warning("keeping uncompressed rotated file %s: %s", rotated, exc)
+        pattern = re.compile(re.escape(path.name) + r"\.\d{8}_\d{6}(_[0-9a-f]{8})?(\.gz)?$")
+        kept = sorted(
+            (p for p in path.parent.iterdir() if pattern.match(p.name)),
+            key=lambda p: (p.stat().st_mtime_ns, p.name),
+        )
+        for old in kept[: max(len(kept) - self.rotate_max_files, 0)]:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
     async def flush(self, chunk: Chunk) -> FlushResult:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from relaybit.config.schema import ConfigMap, Option
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
 
@@ -12,6 +13,18 @@ class NullOutput(OutputPlugin):
     """Discards records, counting them."""
 
     description = "Throw away records"
+    options = ConfigMap(
+        tuple(
+            Option(
+                name,
+                "str",
+                None,
+                "Format of the discarded records",
+                no_effect="null writes nothing to format",
+            )
+            for name in ("format", "json_date_format", "json_date_key")
+        )
+    )
 
     def __init__(self, ctx: OutputContext) -> None:
         super().__init__(ctx)

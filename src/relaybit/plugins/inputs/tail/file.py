@@ -9,8 +9,11 @@ bytes (nothing is lost; Fluent Bit stops reading the file instead).
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 READ_BLOCK = 1 << 20
 
@@ -45,6 +48,30 @@ class TailedFile:
     warned_long: bool = False
     saved_offset: int = -1
     lines_read: int = field(default=0)
+    #: a ``.gz`` file: read through this, offsets count decompressed bytes
+    gz: gzip.GzipFile | None = None
+    gz_done: bool = False
+    gz_raw: BinaryIO | None = None
+
+    def open_gzip(self, offset: int) -> None:
+        """Read this (static) file decompressed, from decompressed ``offset``."""
+        self.gz_raw = os.fdopen(os.dup(self.fd), "rb")
+        self.gz = gzip.GzipFile(fileobj=self.gz_raw, mode="rb")
+        if offset:
+            self.gz.seek(offset)
+
+    def _read(self, block: int) -> bytes:
+        if self.gz is None:
+            return os.pread(self.fd, block, self.read_position)
+        if self.gz_done:
+            return b""
+        try:
+            data = self.gz.read(block)
+        except (EOFError, OSError, zlib.error):  # truncated or not gzip: what was read stays
+            data = b""
+        if not data:
+            self.gz_done = True
+        return data
 
     @property
     def read_position(self) -> int:
@@ -52,6 +79,8 @@ class TailedFile:
         return self.offset + len(self.pending)
 
     def size(self) -> int:
+        if self.gz is not None:  # decompressed: unknown until read to its end
+            return self.read_position + (0 if self.gz_done else 1)
         return os.fstat(self.fd).st_size
 
     def read_lines(
@@ -62,9 +91,13 @@ class TailedFile:
         skip_empty: bool,
         want_starts: bool = False,
         block: int = READ_BLOCK,
+        truncate: bool = False,
     ) -> Batch | None:
-        """Read up to ``block`` bytes; the complete lines in them, or None at end of file."""
-        data = os.pread(self.fd, block, self.read_position)
+        """Read up to ``block`` bytes; the complete lines in them, or None at end of file.
+
+        ``truncate`` (truncate_long_lines): a long line keeps its first ``max_line``
+        bytes, the rest is dropped."""
+        data = self._read(block)
         if not data:
             return None
         base = self.offset  # file offset of buf[0]
@@ -93,7 +126,7 @@ class TailedFile:
         if lines and b"\r" in buf:
             lines[:] = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
         if lines and max(map(len, lines)) > max_line:
-            self._long_lines(batch, max_line, skip_long)
+            self._long_lines(batch, max_line, skip_long, truncate)
         if skip_empty and lines:
             keep = [i for i, ln in enumerate(lines) if ln]
             if len(keep) != len(lines):
@@ -102,8 +135,14 @@ class TailedFile:
                     batch.starts = [batch.starts[i] for i in keep]
         # the incomplete line: keep it, unless it is already too long
         if len(tail) > max_line:
-            if skip_long:
-                batch.skipped_long += 1
+            if skip_long or truncate:
+                if truncate:
+                    batch.lines.append(tail[:max_line])
+                    if batch.starts is not None:
+                        batch.starts.append(base + consumed)
+                    batch.split_long += 1
+                else:
+                    batch.skipped_long += 1
                 self.skipping = True
                 self.pending = b""
                 batch.end_offset = base + len(buf)
@@ -124,13 +163,17 @@ class TailedFile:
         self.lines_read += len(batch.lines)
         return batch
 
-    def _long_lines(self, batch: Batch, max_line: int, skip_long: bool) -> None:
+    def _long_lines(self, batch: Batch, max_line: int, skip_long: bool, truncate: bool) -> None:
         lines: list[bytes] = []
         starts: list[int] = []
         for i, line in enumerate(batch.lines):
             start = batch.starts[i] if batch.starts is not None else 0
             if len(line) <= max_line:
                 lines.append(line)
+                starts.append(start)
+            elif truncate:
+                batch.split_long += 1
+                lines.append(line[:max_line])
                 starts.append(start)
             elif skip_long:
                 batch.skipped_long += 1
@@ -151,6 +194,12 @@ class TailedFile:
         return data
 
     def close(self) -> None:
+        if self.gz is not None:
+            self.gz.close()
+            self.gz = None
+        if self.gz_raw is not None:  # the dup'ed descriptor: GzipFile does not close it
+            self.gz_raw.close()
+            self.gz_raw = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

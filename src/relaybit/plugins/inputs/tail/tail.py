@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from typing import Any
 
@@ -43,7 +44,61 @@ _ROUND_BYTES = 8 * READ_BLOCK
 #: rotated files whose end is remembered at most (the oldest are forgotten)
 _FINISHED_KEPT = 4096
 
-_UNSUPPORTED = ("parser_firstline", "multiline_flush")
+#: Fluent Bit's generic.encoding names (and aliases) -> Python codecs
+ENCODINGS = {
+    "shiftjis": "cp932",
+    "sjis": "cp932",
+    "cp932": "cp932",
+    "windows-31j": "cp932",
+    "gb18030": "gb18030",
+    "gbk": "gbk",
+    "cp936": "gbk",
+    "uhc": "cp949",
+    "cp949": "cp949",
+    "windows-949": "cp949",
+    "big5": "cp950",
+    "cp950": "cp950",
+    **{f"win{n}": f"cp{n}" for n in (866, 874, 1250, 1251, 1252, 1253, 1254, 1255, 1256)},
+    **{f"cp{n}": f"cp{n}" for n in (866, 874, 1250, 1251, 1252, 1253, 1254, 1255, 1256)},
+}
+
+
+def _codec(opts: Any, section: str) -> str | None:
+    name = opts.opt_str("generic.encoding")
+    if not name:
+        return None
+    codec = ENCODINGS.get(name.strip().lower())
+    if codec is None:
+        raise ConfigError(
+            f"unknown encoding {name!r}; known: ShiftJIS, GB18030, GBK, UHC, BIG5, Win866,"
+            " Win874, Win1250..Win1256 (or their aliases SJIS, CP932, CP936, CP949, CP950 ...)",
+            opts.origin("generic.encoding"),
+            section=section,
+            key="generic.encoding",
+        )
+    return codec
+
+
+def _compile(opts: Any, key: str, section: str) -> re.Pattern[str] | None:
+    text = opts.opt_str(key)
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ConfigError(
+            f"invalid regular expression: {exc}", opts.origin(key), section=section, key=key
+        ) from None
+
+
+def regex_tag(tag: str, pattern: re.Pattern[str], path: str) -> str:
+    """``tag_regex``: ``<name>`` in ``tag`` replaced by that named group of ``path``."""
+    match = pattern.search(path)
+    if match is None:
+        return tag
+    groups = {k: v for k, v in match.groupdict().items() if v is not None}
+    return re.sub(r"<([^<>]+)>", lambda m: groups.get(m.group(1), m.group(0)), tag)
+
 
 OPTIONS = ConfigMap(
     (
@@ -57,7 +112,13 @@ OPTIONS = ConfigMap(
         Option("read_from_head", "bool", False, "Read files found at start from the head"),
         Option("rotate_wait", "time", 5.0, "Seconds a rotated file is still read"),
         Option("ignore_older", "time", 0.0, "Ignore files not modified for this long (0 = none)"),
-        Option("buffer_chunk_size", "size", 32 * 1024, "Accepted; relaybit reads 1 MB blocks"),
+        Option(
+            "buffer_chunk_size",
+            "size",
+            32 * 1024,
+            "Initial read buffer",
+            no_effect="relaybit reads 1 MB blocks",
+        ),
         Option("buffer_max_size", "size", 32 * 1024, "Longest line kept whole"),
         Option(
             "skip_long_lines",
@@ -71,10 +132,111 @@ OPTIONS = ConfigMap(
         Option("db.sync", "str", "normal", "SQLite synchronous mode", choices=SYNC_MODES),
         Option("db.locking", "bool", False, "Lock the DB file exclusively"),
         Option("db.journal_mode", "str", "WAL", "SQLite journal mode"),
-        Option("inotify_watcher", "bool", True, "Accepted; relaybit polls with stat()"),
+        Option(
+            "inotify_watcher",
+            "bool",
+            True,
+            "Use inotify",
+            no_effect="relaybit polls with stat() every poll_interval",
+        ),
         Option("poll_interval", "time", 0.25, "relaybit: seconds between stat() polls"),
-        Option("static_batch_size", "size", 0, "Accepted for compatibility"),
-        Option("file_cache_advise", "bool", True, "Accepted for compatibility"),
+        Option(
+            "static_batch_size",
+            "size",
+            0,
+            "Bytes read from a static file per round",
+            no_effect="relaybit reads 8 MB per file per round",
+        ),
+        Option(
+            "event_batch_size",
+            "size",
+            0,
+            "Records per event batch",
+            no_effect="relaybit reads 8 MB per file per round",
+        ),
+        Option(
+            "file_cache_advise",
+            "bool",
+            True,
+            "posix_fadvise(DONTNEED) on read files",
+            no_effect="the page cache is left to the kernel",
+        ),
+        Option(
+            "watcher_interval",
+            "time",
+            2.0,
+            "Interval of the stat() watcher (rotation checks)",
+            no_effect="relaybit checks every file each poll_interval (0.25 s)",
+        ),
+        Option(
+            "progress_check_interval",
+            "time",
+            2.0,
+            "Interval of the progress check of inotify",
+            no_effect="relaybit checks every file each poll_interval (0.25 s)",
+        ),
+        Option(
+            "progress_check_interval_nsec",
+            "int",
+            0,
+            "Nanoseconds added to progress_check_interval",
+            no_effect="relaybit checks every file each poll_interval (0.25 s)",
+        ),
+        Option(
+            "read_newly_discovered_files_from_head",
+            "bool",
+            True,
+            "Files discovered after start (new or rotated in) are read from the head;"
+            " off: from their end unless read_from_head",
+        ),
+        Option(
+            "ignore_active_older_files",
+            "bool",
+            False,
+            "With ignore_older: stop following a file not written for ignore_older;"
+            " it is picked up again, at its offset, when written to",
+        ),
+        Option(
+            "truncate_long_lines",
+            "bool",
+            False,
+            "Cut lines longer than buffer_max_size to it and drop the rest of the line",
+        ),
+        Option(
+            "tag_regex",
+            "str",
+            None,
+            "Regular expression over the file path; its named groups fill <name> in the tag",
+        ),
+        Option(
+            "db.compare_filename",
+            "bool",
+            False,
+            "A DB offset is used only when the file name matches too (not only the inode)",
+        ),
+        Option(
+            "generic.encoding",
+            "str",
+            None,
+            "Encoding of the files, converted to UTF-8: ShiftJIS, GB18030, GBK, UHC, BIG5,"
+            " Win866, Win874, Win1250..Win1256 (and their CP aliases)",
+        ),
+        Option(
+            "unicode.encoding",
+            "str",
+            None,
+            "UTF-16LE / UTF-16BE files",
+            refused="UTF-16 files are not read; convert them (iconv) or use generic.encoding"
+            " for one-byte and multi-byte encodings",
+        ),
+        Option(
+            "parser_",
+            "str",
+            None,
+            "Legacy multiline: parser_N",
+            prefix=True,
+            no_effect="legacy multiline is not supported; use multiline.parser",
+        ),
         Option(
             "multiline.parser",
             "str",
@@ -82,9 +244,27 @@ OPTIONS = ConfigMap(
             "Comma-separated multiline parsers tried in order: built-in docker, cri, go, "
             "python, java, ruby, or a [MULTILINE_PARSER] name",
         ),
-        Option("multiline", "bool", False, "Legacy multiline: not supported (warning)"),
-        Option("multiline_flush", "time", 4.0, "Legacy multiline: not supported"),
-        Option("parser_firstline", "str", None, "Legacy multiline: not supported"),
+        Option(
+            "multiline",
+            "bool",
+            False,
+            "Legacy multiline",
+            no_effect="legacy multiline is not supported; use multiline.parser",
+        ),
+        Option(
+            "multiline_flush",
+            "time",
+            4.0,
+            "Legacy multiline",
+            no_effect="legacy multiline is not supported; use multiline.parser",
+        ),
+        Option(
+            "parser_firstline",
+            "str",
+            None,
+            "Legacy multiline",
+            no_effect="legacy multiline is not supported; use multiline.parser",
+        ),
         Option("docker_mode", "bool", False, "Rejoin Docker JSON lines split at 16 KB"),
         Option("docker_mode_flush", "time", 4.0, "Seconds before a partial Docker line is sent"),
         Option("docker_mode_parser", "str", None, "docker_mode: a parser matching first lines"),
@@ -157,12 +337,14 @@ class TailInput(InputPlugin):
         self.records = 0
         self.skipped_long = 0
         self.split_long = 0
-        for name in _UNSUPPORTED:
-            if opts.is_set(name) and opts[name]:
-                ctx.logger.warning(
-                    "'%s' is not supported by relaybit; lines are sent one per record",
-                    name,
-                )
+        self.read_new_from_head = opts.bool("read_newly_discovered_files_from_head")
+        self.ignore_active_older = opts.bool("ignore_active_older_files") and self.ignore_older > 0
+        #: files left for ignore_active_older_files: (dev, inode) -> offset
+        self._aged: dict[tuple[int, int], int] = {}
+        self.truncate_long = opts.bool("truncate_long_lines")
+        self.compare_filename = opts.bool("db.compare_filename")
+        self.tag_regex = _compile(opts, "tag_regex", section)
+        self.codec = _codec(opts, section)
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -236,13 +418,19 @@ class TailInput(InputPlugin):
             return None
         offset = 0
         db_id = 0
+        gz = path.lower().endswith(".gz")
         row = self.db.get(st.st_ino) if self.db is not None else None
-        if row is not None and row.offset <= st.st_size:
+        if row is not None and self.compare_filename and row.name != path:
+            row = None  # db.compare_filename: another file on this inode
+        if row is not None and (gz or row.offset <= st.st_size):
             offset, db_id = row.offset, row.id
+        elif ident in self._aged and self._aged[ident] <= st.st_size:
+            offset = self._aged.pop(ident)  # ignore_active_older_files: written again
         elif self._finished_offset(ident, st) is not None:
             offset = self._finished[ident][0]
-        elif at_start and not self.read_from_head:
+        elif not self.read_from_head and (at_start or not self.read_new_from_head):
             offset = st.st_size
+            gz = False  # a compressed file found at start is left alone, as Fluent Bit
         if self.db is not None and not db_id:
             if row is not None:
                 self.db.delete(row.id)  # a stale row (inode reused, file shrank)
@@ -253,10 +441,12 @@ class TailInput(InputPlugin):
             dev=st.st_dev,
             inode=st.st_ino,
             offset=offset,
-            tag=expand_tag(self.tag, path),
+            tag=self._tag(path),
             db_id=db_id,
             saved_offset=offset,
         )
+        if gz:
+            file.open_gzip(offset)
         self.files[ident] = file
         self._packers[ident] = LinePacker(
             self.key, [(self.path_key, path)] if self.path_key else ()
@@ -265,6 +455,11 @@ class TailInput(InputPlugin):
             self._joiners[ident] = self._joiner_factory()
         self.ctx.logger.debug("following %s from offset %d", path, offset)
         return file
+
+    def _tag(self, path: str) -> str:
+        if self.tag_regex is not None:
+            return regex_tag(self.tag, self.tag_regex, path)
+        return expand_tag(self.tag, path)
 
     def _remember_finished(self, file: TailedFile) -> None:
         """Keep where a rotated file ended, in case a glob finds it again.
@@ -290,10 +485,32 @@ class TailInput(InputPlugin):
         return done[0]
 
     def _rescan(self) -> None:
+        if self.ignore_active_older:
+            self._age_out()
         watched = {f.path for f in self.files.values() if f.rotated_at is None}
         for path in self._scan():
             if path not in watched:
                 self._add(path, at_start=False)
+
+    def _age_out(self) -> None:
+        """ignore_active_older_files: leave files not written for ignore_older (their
+        offset is kept: written again, they are picked up where they were left)."""
+        limit = time.time() - self.ignore_older
+        for ident, file in list(self.files.items()):
+            if file.rotated_at is not None or file.pending:
+                continue
+            try:
+                if os.fstat(file.fd).st_mtime >= limit:
+                    continue
+            except OSError:
+                continue
+            self.ctx.logger.debug("%s not written for ignore_older: left", file.path)
+            self._aged[ident] = file.offset
+            file.close()
+            del self.files[ident]
+            self._packers.pop(ident, None)
+            self._parsed.pop(ident, None)
+            self._joiners.pop(ident, None)
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -358,6 +575,7 @@ class TailInput(InputPlugin):
                 max_line=self.max_line,
                 skip_long=self.skip_long,
                 skip_empty=self.skip_empty,
+                truncate=self.truncate_long,
                 want_starts=bool(self.offset_key) or self._joiner_factory is not None,
             )
             if batch is None:
@@ -366,7 +584,13 @@ class TailInput(InputPlugin):
             self.split_long += batch.split_long
             if (batch.skipped_long or batch.split_long) and not file.warned_long:
                 file.warned_long = True
-                what = "skipped" if self.skip_long else "cut in pieces"
+                what = (
+                    "truncated"
+                    if self.truncate_long
+                    else "skipped"
+                    if self.skip_long
+                    else "cut in pieces"
+                )
                 self.ctx.logger.warning(
                     "%s has lines longer than buffer_max_size (%d bytes): %s",
                     file.path,
@@ -438,6 +662,8 @@ class TailInput(InputPlugin):
         lines = batch.lines
         if not lines:
             return
+        if self.codec is not None:  # generic.encoding -> UTF-8
+            lines = batch.lines = [ln.decode(self.codec, "replace").encode() for ln in lines]
         if self._joiner_factory is not None:
             await self._emit_joined(file, batch)
             return

@@ -69,7 +69,41 @@ FORWARD_OUTPUT_OPTIONS = (
                 "Send records' metadata ([[time, metadata], record]); off: [time, record] only",
                 per_node=True,
             ),
-            Option("fluentd_compat", "bool", False, "Accepted for compatibility"),
+            Option(
+                "fluentd_compat",
+                "bool",
+                False,
+                "Fluentd's format for metrics and traces",
+                no_effect="relaybit forwards logs only",
+            ),
+            Option(
+                "empty_shared_key",
+                "bool",
+                False,
+                "Do the secure handshake with an empty shared key",
+                per_node=True,
+            ),
+            Option(
+                "unix_path",
+                "str",
+                None,
+                "Connect to a unix socket",
+                refused="the forward output connects over TCP (host/port or an upstream)",
+            ),
+            Option(
+                "add_option",
+                "str",
+                None,
+                "'KEY VALUE' added to the options map of each message",
+                multiple=True,
+                no_effect="the options map carries only size, chunk, compressed, fluent_signal",
+            ),
+            Option(
+                "net.io_timeout",
+                "time",
+                0.0,
+                "A send (and its ack) taking longer fails over to the next node (0 = no limit)",
+            ),
         )
     )
     + NET_OPTIONS
@@ -98,7 +132,11 @@ class ForwardNodeSettings:
     def from_options(cls, opts: Options) -> ForwardNodeSettings:
         compress = opts.opt_str("compress")
         return cls(
-            shared_key=opts.opt_str("shared_key"),
+            shared_key=(
+                ""
+                if opts.opt_str("shared_key") is None and opts.bool("empty_shared_key")
+                else opts.opt_str("shared_key")
+            ),
             self_hostname=opts.str("self_hostname") or "localhost",
             username=opts.opt_str("username"),
             password=opts.opt_str("password"),

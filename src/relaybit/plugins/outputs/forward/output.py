@@ -8,6 +8,7 @@ and a permanent rejection is ERROR.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, cast
@@ -51,6 +52,7 @@ class ForwardOutput(OutputPlugin):
         opts = ctx.options
         self.log = ctx.logger if ctx.logger is not None else logging.getLogger("relaybit")
         self.net = NetSettings.from_options(opts)
+        self.io_timeout = opts.float("net.io_timeout")
         self.spec = ctx.upstream or UpstreamSpec(
             name=ctx.name,
             nodes=(
@@ -100,7 +102,17 @@ class ForwardOutput(OutputPlugin):
         self, tag: str, data: bytes, records: int
     ) -> Callable[[Node, Connection], Awaitable[None]]:
         async def send(node: Node, connection: Connection) -> None:
-            await send_to_node(self._node_settings(node), connection, tag, data, records)
+            settings = self._node_settings(node)
+            if self.io_timeout <= 0:
+                await send_to_node(settings, connection, tag, data, records)
+                return
+            try:
+                async with asyncio.timeout(self.io_timeout):
+                    await send_to_node(settings, connection, tag, data, records)
+            except TimeoutError:
+                raise DeliveryError(
+                    "timeout", f"{node.name}: no answer within net.io_timeout {self.io_timeout:g}s"
+                ) from None
 
         return send
 
