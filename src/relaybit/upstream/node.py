@@ -322,6 +322,16 @@ NET_OPTIONS = ConfigMap(
             "Ignore HTTP_PROXY/HTTPS_PROXY",
             no_effect="relaybit connects directly and reads no proxy variables",
         ),
+    )
+)
+
+_BOOL: OptionType = "bool"
+_STR: OptionType = "str"
+
+#: Keys Fluent Bit gives every network output besides :data:`NET_OPTIONS` and
+#: :data:`TLS_OPTIONS` (``ipv6``, the rest of its TLS map).
+OUTPUT_TLS_EXTRA = ConfigMap(
+    (
         Option(
             "ipv6",
             "bool",
@@ -329,15 +339,6 @@ NET_OPTIONS = ConfigMap(
             "Allow IPv6 addresses",
             no_effect="IPv4 and IPv6 addresses are both tried",
         ),
-    )
-)
-
-_BOOL: OptionType = "bool"
-_STR: OptionType = "str"
-
-#: ``tls.*`` keys Fluent Bit's TLS map gives outputs besides :data:`TLS_OPTIONS`.
-OUTPUT_TLS_EXTRA = ConfigMap(
-    (
         Option(
             "tls.verify_client_cert",
             "bool",
