@@ -160,6 +160,11 @@ def test_http_input_under_abuse(procs: Processes, tmp_path: Path) -> None:
     assert counts["too_large"] == 1
     wait_until(lambda: metrics()["rejected"]["timeout"] >= SLOW, what="slowloris timeouts")
     assert metrics()["rejected"]["malformed"] >= 50
+    url = f"http://127.0.0.1:{api}/api/v1/metrics/prometheus"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        prometheus = response.read().decode()
+    assert 'relaybit_input_rejected_total{name="http.0",reason="too_large"} 1.0' in prometheus
+    assert 'relaybit_input_connections{name="http.0"}' in prometheus
     # the log stays short: the first few per reason, then summaries
     rejected_lines = agent.log_lines("rejected a request")
     assert len(rejected_lines) <= 3 * 5, rejected_lines

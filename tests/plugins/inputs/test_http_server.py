@@ -176,7 +176,26 @@ async def test_curl_http2_prior_knowledge(served: Any) -> None:
     )
     out, _ = await proc.communicate()
     assert out.decode() == "2 201"
-    assert got.records("curl") == [{"curl": True}]
+    # curl --http2 on http:// asks to upgrade (Upgrade: h2c): declined, as Fluent Bit,
+    # the request is answered over HTTP/1.1
+    proc = await asyncio.create_subprocess_exec(
+        "curl",
+        "-sS",
+        "--http2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        '{"curl": 2}',
+        f"http://127.0.0.1:{plugin.port}/curl",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    assert out.decode() == "1.1 201"
+    assert got.records("curl") == [{"curl": True}, {"curl": 2}]
 
 
 async def test_elasticsearch_over_http2(running: list[Any]) -> None:
