@@ -646,6 +646,9 @@ class Agent:
             extra = plugin.metrics()
             if extra:
                 inputs.setdefault(name, {}).update(extra)
+            restarts = getattr(plugin, "restarts", None)  # InputPlugin.spawn's supervisor
+            if restarts is not None:
+                inputs.setdefault(name, {})["restarts"] = restarts.count
         return metrics
 
     def status(self) -> dict[str, Any]:

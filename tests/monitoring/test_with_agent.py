@@ -41,3 +41,30 @@ async def test_agent_serves_the_monitoring_api(tmp_path: Path) -> None:
     finally:
         await agent.stop()
     assert agent.monitoring is None
+
+
+async def test_the_storage_api_shows_each_input_and_the_storage_pause(tmp_path: Path) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        f"[SERVICE]\n    flush 0.1\n    storage.path {tmp_path / 'store'}\n"
+        "[INPUT]\n    name dummy\n    tag t\n    rate 100\n    storage.type filesystem\n"
+        "[OUTPUT]\n    name null\n    match *\n"
+    )
+    agent = Agent(load_config(conf), http_server=True, http_port=0, http_listen="127.0.0.1")
+    await agent.start()
+    try:
+        base = f"http://127.0.0.1:{agent.monitoring.port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/api/v1/storage") as r:
+                body = await r.json()
+            async with http.get(f"{base}/api/v1/metrics/prometheus") as r:
+                text = await r.text()
+        layer = body["storage_layer"]
+        assert layer["type"] == "filesystem" and layer["paused"] is False
+        assert layer["write_errors"] == 0 and layer["free_bytes"] > 0
+        status = body["input_chunks"]["dummy.0"]["status"]
+        assert status["storage"] == "filesystem" and status["paused"] is False
+        assert 'relaybit_input_storage_paused{name="dummy.0"} 0.0' in text
+        assert agent.metrics()["input"]["dummy.0"]["restarts"] == 0
+    finally:
+        await agent.stop()

@@ -74,6 +74,31 @@ def build_info() -> dict[str, Any]:
     return {"relaybit": {"version": relaybit.__version__, "edition": "Community", "flags": flags}}
 
 
+def storage_status(agent: MonitoredAgent) -> dict[str, Any]:
+    """The ``/api/v1/storage`` document: Fluent Bit's ``storage_layer`` and
+    ``input_chunks`` sections from the engine's status, with relaybit's pause
+    state (``storage_layer.paused``: chunk writes fail, the disk is full)."""
+    status = getattr(agent, "status", None)
+    engine: Mapping[str, Any] = status().get("engine", {}) if callable(status) else {}
+    inputs: dict[str, Any] = {}
+    for name, buf in (engine.get("inputs") or {}).items():
+        inputs[name] = {
+            "status": {
+                "overlimit": bool(buf.get("paused")),
+                "paused": bool(buf.get("paused")),
+                "pause_reason": buf.get("pause_reason", ""),
+                "mem_size": buf.get("buffered_bytes", 0),
+                "mem_limit": buf.get("mem_buf_limit", 0),
+                "storage": buf.get("storage", "memory"),
+            },
+            "chunks": {
+                "open": buf.get("open_chunks", 0),
+                "pending": buf.get("pending_chunks", 0),
+            },
+        }
+    return {"storage_layer": dict(engine.get("storage") or {}), "input_chunks": inputs}
+
+
 def uptime_info(seconds: float) -> dict[str, Any]:
     """The ``/api/v1/uptime`` document, as Fluent Bit words it."""
     sec = int(seconds)
@@ -179,6 +204,7 @@ class AgentCollector:
         metrics = self.agent.metrics()
         yield from self._plugin_counters(metrics.get("input", {}), _INPUT_COUNTERS)
         yield from self._connection_metrics(metrics.get("input", {}))
+        yield from self._storage_paused(metrics.get("input", {}))
         yield from self._plugin_counters(metrics.get("output", {}), _OUTPUT_COUNTERS)
         if self.uptime is not None:
             up = GaugeMetricFamily("fluentbit_uptime", "Number of seconds relaybit has run.")
@@ -201,6 +227,21 @@ class AgentCollector:
             for instance, values in plugins.items():
                 family.add_metric([instance], _number(values.get(key, 0)))
             yield family
+
+    @staticmethod
+    def _storage_paused(inputs: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+        """1 while a filesystem input waits for its storage (chunk writes fail)."""
+        stored = {name: v for name, v in inputs.items() if "storage_paused" in v}
+        if not stored:
+            return
+        paused = GaugeMetricFamily(
+            "relaybit_input_storage_paused",
+            "1 while the input is paused because its chunk writes fail (disk full).",
+            labels=["name"],
+        )
+        for name, values in stored.items():
+            paused.add_metric([name], _number(values.get("storage_paused", 0)))
+        yield paused
 
     @staticmethod
     def _connection_metrics(inputs: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:

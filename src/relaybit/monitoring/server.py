@@ -33,6 +33,7 @@ from relaybit.monitoring.metrics import (
     MonitoredAgent,
     build_info,
     render_prometheus,
+    storage_status,
     upstreams_status,
     uptime_info,
 )
@@ -76,6 +77,7 @@ class MonitoringServer:
         app.router.add_get("/api/v1/metrics/prometheus", self._prometheus)
         app.router.add_get("/api/v1/health", self._health)
         app.router.add_get("/api/v1/upstreams", self._upstreams)
+        app.router.add_get("/api/v1/storage", self._storage)
         app.router.add_get("/status", self._status_page)
         app.router.add_route("*", "/api/v2/reload", self._reload)
         return app
@@ -143,6 +145,9 @@ class MonitoringServer:
 
     async def _upstreams(self, request: web.Request) -> web.Response:
         return _json(upstreams_status(self.agent))
+
+    async def _storage(self, request: web.Request) -> web.Response:
+        return _json(storage_status(self.agent))
 
     async def _reload(self, request: web.Request) -> web.Response:
         reloader = getattr(self.agent, "reloader", None)

@@ -37,6 +37,7 @@ from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
 from relaybit.pipeline.chunks_up import ChunksUp
 from relaybit.pipeline.storage import ChunkFile, FileStorage
+from relaybit.pipeline.storage_guard import StorageWriteError
 
 log = logging.getLogger("relaybit.input")
 
@@ -132,7 +133,8 @@ class InputBuffer:
         self.bytes = 0  #: bytes accepted (metrics)
         self.paused_count = 0
         self.paused = False
-        #: why it is paused: "mem_buf_limit", "storage.mem_limit" or "storage.max_chunks_up"
+        #: why it is paused: "mem_buf_limit", "storage.mem_limit", "storage.max_chunks_up"
+        #: or "storage write error"
         self.pause_reason = ""
         self.unrouted_records = 0
         self._resume = asyncio.Event()
@@ -148,6 +150,10 @@ class InputBuffer:
         A chunk is sealed once it reaches the size limit, or before ``data``
         when ``data`` fits a chunk but not the rest of this one (so chunks of
         big emits, like tail's blocks, are one emit each: no copy to join).
+
+        A chunk file write that fails raises :class:`StorageWriteError`:
+        ``data`` is not stored (the torn block is cut back), and a chunk sealed
+        before the write travels in the exception.
         """
         key = (tag, route)
         chunk = self.open.get(key)
@@ -164,12 +170,23 @@ class InputBuffer:
         if chunk is None:
             chunk = OpenChunk(tag, new_stored_chunk_id(), self.clock.time(), route)
             if self.storage is not None:
-                chunk.file = self.storage.create(self.name, chunk.id, tag, chunk.created, route)
+                try:
+                    chunk.file = self.storage.create(self.name, chunk.id, tag, chunk.created, route)
+                except OSError as exc:  # nothing stored; the file is removed
+                    path = self.storage.path_of(self.name, chunk.id)
+                    raise StorageWriteError(
+                        exc, path, [(tag, data, records, route)], sealed
+                    ) from exc
                 if self.chunks_up is not None:
                     chunk.up = self.chunks_up.try_acquire()
             self.open[key] = chunk
         if chunk.file is not None:
-            chunk.file.append(data, records)
+            try:
+                chunk.file.append(data, records)
+            except OSError as exc:  # cut back to the last good block: nothing stored
+                raise StorageWriteError(
+                    exc, chunk.file.path, [(tag, data, records, route)], sealed
+                ) from exc
             self.last_file = chunk.file
             if chunk.up:
                 chunk.parts.append(data)
@@ -233,20 +250,25 @@ class InputBuffer:
             return self.held > self.mem_buf_limit
         return self.budget is not None and self.budget.over
 
-    def pause(self, *, chunks: bool = False) -> None:
+    def pause(self, *, chunks: bool = False, storage: bool = False) -> None:
         """Mark the input paused (logged and counted once per change).
 
         Pauses by ``mem_buf_limit`` are logged at info, as Fluent Bit does;
         pauses by the shared ``storage.mem_limit`` at debug (they are the
         normal pace of a fast input); ``chunks``: paused by
-        ``storage.pause_on_chunks_overlimit``, logged at warning as Fluent Bit.
+        ``storage.pause_on_chunks_overlimit``, logged at warning as Fluent Bit;
+        ``storage``: a chunk write failed (disk full), logged once per storage
+        by :class:`~relaybit.pipeline.storage_guard.StorageGuard`.
         """
         if self.paused:
             return
         self.paused = True
         self.paused_count += 1
         self._resume.clear()
-        if chunks:
+        if storage:  # StorageGuard logs the one line for the whole storage
+            self.pause_reason = "storage write error"
+            log.debug("%s paused (storage write error)", self.name)
+        elif chunks:
             self.pause_reason = "storage.max_chunks_up"
             assert self.chunks_up is not None
             log.warning(
@@ -278,6 +300,8 @@ class InputBuffer:
             )
         elif reason == "mem_buf_limit":
             log.info("%s resume (mem buf overlimit)", self.name)
+        elif reason == "storage write error":
+            log.debug("%s resume (storage write error)", self.name)
         else:
             log.debug("%s resume (storage.mem_limit)", self.name)
 
@@ -306,6 +330,7 @@ class InputBuffer:
             "open_chunks": len(self.open),
             "pending_chunks": self.chunks_pending,
             "paused": self.paused,
+            "pause_reason": self.pause_reason,
             "pause_on_chunks_overlimit": self.pause_on_chunks_overlimit,
             "open_chunks_up": sum(1 for c in self.open.values() if c.file is not None and c.up),
         }

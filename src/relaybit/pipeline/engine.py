@@ -60,6 +60,7 @@ from relaybit.pipeline.filter_chain import FilterChain
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
 from relaybit.pipeline.storage import CorruptChunk, FileStorage, LoadedChunk, StoredChunkRef
+from relaybit.pipeline.storage_guard import StorageWriteError, store_when_possible
 from relaybit.pipeline.task import RouteState, Task, TaskRoute
 from relaybit.plugins.base import EmitterFn, FilterPlugin, FlushResult, OutputPlugin
 
@@ -381,8 +382,14 @@ class Engine:
         await self._emit(self.inputs[input_name], tag, data, records)
 
     async def _emit(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> None:
-        if not self._accept(buf, tag, data, records):
-            return
+        try:
+            if not self._accept(buf, tag, data, records):
+                return
+        except StorageWriteError as exc:  # disk full: held here until stored
+            assert buf.storage is not None
+            await store_when_possible(
+                buf, buf.storage.guard, exc, self._dispatch, lambda: self._stopping
+            )
         if buf.sync_full:  # storage.sync full: on disk before emit returns
             assert buf.last_file is not None
             await buf.last_file.sync()
@@ -439,8 +446,12 @@ class Engine:
                     " discarded; counted in unrouted_records",
                     buf.name,
                 )
-        for share in shares:
-            sealed = buf.append(tag, share.data, share.records, route=share.route)
+        for i, share in enumerate(shares):
+            try:
+                sealed = buf.append(tag, share.data, share.records, route=share.route)
+            except StorageWriteError as exc:  # the shares after it are not stored either
+                exc.pending += [(tag, s.data, s.records, s.route) for s in shares[i + 1 :]]
+                raise
             if sealed is not None:
                 self._dispatch(sealed)
         return bool(shares)
@@ -906,6 +917,8 @@ class Engine:
         self._stopping = True
         for buf in self.inputs.values():
             buf.resume()
+        if self.storage is not None:
+            self.storage.guard.wake()  # emits held by a full disk raise: nothing acked
 
     def force_stop(self) -> None:
         """End the grace period now (a second SIGTERM/SIGINT)."""
@@ -998,11 +1011,19 @@ class Engine:
         return {
             "input": {
                 name: {"records": b.records, "bytes": b.bytes, "paused": b.paused_count}
+                | self._storage_metrics(b)
                 for name, b in self.inputs.items()
             },
             "filter": {},
             "output": {name: slot.metrics() for name, slot in self.outputs.items()},
         }
+
+    @staticmethod
+    def _storage_metrics(buf: InputBuffer) -> dict[str, int]:
+        """A filesystem input's storage pause (1 while its writes wait for room)."""
+        if buf.storage is None:
+            return {}
+        return {"storage_paused": int(buf.name in buf.storage.guard.inputs)}
 
     def status(self) -> dict[str, Any]:
         """Buffers, queues and storage state (JSON-able)."""
@@ -1018,6 +1039,7 @@ class Engine:
                 "irrecoverable_bytes": self.storage.irrecoverable_bytes,
                 "corrupt_files": self.storage.corrupt_files,
                 "delete_irrecoverable_chunks": self.storage.delete_irrecoverable,
+                **self.storage.guard.status(),  # paused: chunk writes fail (disk full)
                 "max_chunks_up": self.chunks_up.limit,
                 "chunks_up": self.chunks_up.count,
                 "chunks_up_peak": self.chunks_up.peak,

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relaybit.logging import counted
+from relaybit.pipeline.storage_guard import StorageGuard
 
 log = logging.getLogger("relaybit.storage")
 
@@ -421,6 +422,8 @@ class FileStorage:
         self._dirs: set[str] = set()
         #: syncs and closes running in threads (awaited by :meth:`wait_idle`)
         self._pending: set[asyncio.Task[None]] = set()
+        #: paused when chunk writes fail (disk full): see relaybit.pipeline.storage_guard
+        self.guard = StorageGuard(self.root)
 
     def _input_dir(self, input_name: str) -> Path:
         path = self.root / input_name
@@ -491,6 +494,7 @@ class FileStorage:
                 done_path(path).unlink(missing_ok=True)
             except OSError as exc:
                 log.error("route-done file of %s cannot be removed: %s", path, exc)
+        self.guard.freed()  # writes waiting for room may retry
 
     def mark_route_done(self, path: Path, output: str, *, dropped: bool = False) -> None:
         """Record in the sidecar of chunk file ``path`` that ``output`` finished it.

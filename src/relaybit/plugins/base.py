@@ -10,6 +10,7 @@ returns :class:`FlushResult`; the engine owns retries.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from abc import ABC, abstractmethod
@@ -21,6 +22,7 @@ from typing import Any, ClassVar
 from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.pipeline.chunk import Chunk
+from relaybit.plugins.supervisor import Restarts, supervise
 from relaybit.upstream.node import UpstreamSpec
 
 
@@ -278,10 +280,22 @@ class InputPlugin(ABC):
 
     def __init__(self, ctx: InputContext) -> None:
         self.ctx = ctx
+        self.restarts = Restarts()
 
     @abstractmethod
     async def start(self) -> None:
         """Begin producing (spawn tasks or servers; return promptly)."""
+
+    def spawn(self, run: Callable[[], Awaitable[None]], what: str = "") -> asyncio.Task[None]:
+        """A task running ``run()`` under :func:`~relaybit.plugins.supervisor.supervise`:
+        an unexpected exception is logged once and ``run()`` starts again after a
+        backoff (counted in the input's ``restarts`` metric); cancel it to stop."""
+        if not hasattr(self, "restarts"):
+            self.restarts = Restarts()
+        name = what or self.ctx.name
+        return asyncio.create_task(
+            supervise(run, self.ctx.logger, name, self.restarts), name=f"{self.ctx.name}.run"
+        )
 
     async def stop(self) -> None:
         """Stop producing; records already emitted stay with the engine."""

@@ -151,7 +151,7 @@ class DummyInput(InputPlugin):
         if self.fixed_timestamp:  # fixed at start, as Fluent Bit packs it at init
             base = self.start_time
             self._fixed = time_ext(*base) if base else now_ext(self.ctx.clock)
-        self._task = asyncio.create_task(self._run(), name=f"{self.ctx.name}.dummy")
+        self._task = self.spawn(self._run, "dummy")
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -28,6 +28,7 @@ from relaybit.config.schema import ConfigMap, Option
 from relaybit.logging import counted
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import LinePacker, apply_parser, lookup_parser, now_ext
+from relaybit.plugins.supervisor import RESTART_BASE, RESTART_CAP
 
 
 class StdinInput(InputPlugin):
@@ -80,9 +81,7 @@ class StdinInput(InputPlugin):
                     break
                 if self._stopping.is_set():
                     break
-                future = asyncio.run_coroutine_threadsafe(self._handle(data, eof=not data), loop)
-                future.result()
-                if not data:
+                if not self._handled(loop, data) or not data:
                     break
         except (RuntimeError, asyncio.CancelledError):
             pass  # the loop closed or the input was stopped
@@ -90,17 +89,43 @@ class StdinInput(InputPlugin):
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self.done.set)
 
+    def _handled(self, loop: asyncio.AbstractEventLoop, data: bytes) -> bool:
+        """Hand ``data`` to the loop; an unexpected error is logged once and the same
+        data handed again after a backoff (the input never dies); False: stopping."""
+        delay = RESTART_BASE
+        while True:
+            future = asyncio.run_coroutine_threadsafe(self._handle(data, eof=not data), loop)
+            try:
+                future.result()
+                return True
+            except (RuntimeError, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                self.restarts.count += 1
+                self.restarts.last_error = f"{type(exc).__name__}: {exc}"
+                self.ctx.logger.error(
+                    "stdin failed on an unexpected error (%s); retrying in %.1f s (restart %d)",
+                    self.restarts.last_error,
+                    delay,
+                    self.restarts.count,
+                )
+                self.ctx.logger.debug("the traceback of the error", exc_info=exc)
+            if self._stopping.wait(delay):
+                return False
+            delay = min(delay * 2, RESTART_CAP)
+
     async def _handle(self, data: bytes, *, eof: bool) -> None:
         buf = self._pending + data
         lines = buf.split(b"\n")
-        self._pending = lines.pop()
-        if eof and self._pending:
-            lines.append(self._pending)
-            self._pending = b""
+        pending = lines.pop()
+        if eof and pending:
+            lines.append(pending)
+            pending = b""
         lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
-        if lines:
+        if lines:  # the emit may raise: then nothing changed, the same data comes again
             await self.ctx.emit(self.tag, self._pack(lines), len(lines))
             self.records += len(lines)
+        self._pending = pending
         if eof:
             self.ctx.logger.info("end of input after %s", counted(self.records, "record"))
 

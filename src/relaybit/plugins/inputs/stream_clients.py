@@ -82,6 +82,7 @@ class StreamClients:
         self._logger = logger
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections = 0
+        self._failed: set[str] = set()  #: kinds of unexpected errors logged already
 
     @contextlib.asynccontextmanager
     async def serving(
@@ -96,6 +97,21 @@ class StreamClients:
             yield
         except (ConnectionError, OSError) as exc:
             self._logger.debug("%s closed: %s", address, exc)
+        except Exception as exc:  # a bug or a storage that stops: this connection only
+            what = type(exc).__name__
+            if what not in self._failed:  # once per kind of error, traceback at debug
+                self._failed.add(what)
+                self._logger.error(
+                    "connection from %s closed on an unexpected error (%s: %s); the input"
+                    " goes on serving (further %s errors at debug)",
+                    address,
+                    what,
+                    exc,
+                    what,
+                )
+            else:
+                self._logger.debug("connection from %s closed: %s: %s", address, what, exc)
+            self._logger.debug("the traceback of the error", exc_info=exc)
         finally:
             self._tasks.discard(task)
             writer.close()

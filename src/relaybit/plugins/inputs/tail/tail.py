@@ -364,7 +364,7 @@ class TailInput(InputPlugin):
             self._own_files = {real + suffix for suffix in ("", "-wal", "-shm", "-journal")}
         for path in self._scan():
             self._add(path, at_start=True)
-        self._task = asyncio.create_task(self._run(), name=f"{self.ctx.name}.tail")
+        self._task = self.spawn(self._run, "tail")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -515,30 +515,27 @@ class TailInput(InputPlugin):
     # --- the loop ----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """Read every followed file in turn.  An unexpected exception ends it: the
+        supervisor (:meth:`InputPlugin.spawn`) logs it and runs it again, going on
+        from the files and offsets kept on the instance."""
         next_scan = time.monotonic() + self.refresh_interval
-        try:
-            while True:
-                busy = False
-                for file in list(self.files.values()):
-                    busy |= await self._poll(file)
-                now = time.monotonic()
+        while True:
+            busy = False
+            for file in list(self.files.values()):
+                busy |= await self._poll(file)
+            now = time.monotonic()
+            if self._joiner_factory is not None:
+                await self._flush_joined(force=False)
+            if now >= next_scan:
+                self._rescan()
+                next_scan = now + self.refresh_interval
+            if self.exit_on_eof and not busy and self._all_at_eof():
                 if self._joiner_factory is not None:
-                    await self._flush_joined(force=False)
-                if now >= next_scan:
-                    self._rescan()
-                    next_scan = now + self.refresh_interval
-                if self.exit_on_eof and not busy and self._all_at_eof():
-                    if self._joiner_factory is not None:
-                        await self._flush_joined(force=True)
-                    self.ctx.logger.info("every file read to its end (exit_on_eof)")
-                    return
-                if not busy:
-                    await asyncio.sleep(self.poll_interval)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self.ctx.logger.exception("tail stopped on an unexpected error")
-            raise
+                    await self._flush_joined(force=True)
+                self.ctx.logger.info("every file read to its end (exit_on_eof)")
+                return
+            if not busy:
+                await asyncio.sleep(self.poll_interval)
 
     def _all_at_eof(self) -> bool:
         for file in self.files.values():
@@ -571,6 +568,7 @@ class TailInput(InputPlugin):
         read = 0
         more = False
         while True:
+            before = (file.offset, file.pending, file.skipping, file.lines_read)
             batch = file.read_lines(
                 max_line=self.max_line,
                 skip_long=self.skip_long,
@@ -597,7 +595,11 @@ class TailInput(InputPlugin):
                     self.max_line,
                     what,
                 )
-            await self._emit(file, batch)
+            try:
+                await self._emit(file, batch)
+            except BaseException:  # not stored: read these lines again (nothing acknowledged)
+                file.offset, file.pending, file.skipping, file.lines_read = before
+                raise
             await self._commit(file)
             await asyncio.sleep(0)  # let the outputs send what was read
             read += READ_BLOCK
