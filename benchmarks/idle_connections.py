@@ -8,13 +8,19 @@ opens N TCP connections that send nothing (for ``http``/``elasticsearch``:
 nothing after connecting; ``http_server.idle_timeout`` is raised so they stay),
 waits until the input counts them (monitoring API, when the input reports
 ``connections``) and prints the agent's RSS before and with them, and the RSS
-per connection.  The client needs N file descriptors (``ulimit -n``).
+per connection, and the agent's peak RSS (VmHWM).  For ``forward`` and ``tcp``
+1 connection in 100 then sends one small valid frame or line (read, stored,
+and the connection idle again) before the RSS is read.  The client needs N
+file descriptors: its soft RLIMIT_NOFILE is raised to the hard limit, and a
+count the limit cannot hold is skipped with the reason (the agent raises its
+own at start).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import socket
 import subprocess
 import sys
@@ -27,6 +33,11 @@ from typing import Any
 import psutil
 
 PORTS = {"http": 9880, "elasticsearch": 9200, "forward": 24224, "tcp": 5170}
+#: one small valid frame or line, sent on 1 connection in 100
+TRAFFIC = {
+    "forward": b"\x93\xa5bench\xce\x65\x53\xf1\x00\x81\xa3msg\xa5hello",
+    "tcp": b'{"msg": "hello"}\n',
+}
 
 
 def free_port() -> int:
@@ -40,6 +51,8 @@ def config(plugin: str, port: int, api: int) -> str:
     extra = ""
     if plugin in ("http", "elasticsearch"):
         extra = "    http_server.idle_timeout 0\n    http_server.max_connections 0\n"
+    elif plugin == "forward":
+        extra = "    max_connections 0\n"
     return (
         "[SERVICE]\n    flush 1\n    log_level warn\n"
         f"    http_server on\n    http_listen 127.0.0.1\n    http_port {api}\n"
@@ -89,7 +102,11 @@ def run(plugin: str, count: int) -> dict[str, float]:
                 wait(lambda: input_metrics(api)["connections"] >= count, 60, "the connections")
             else:
                 time.sleep(1.0)
+            for sock in socks[::100] if plugin in TRAFFIC else ():
+                sock.sendall(TRAFFIC[plugin])
+            time.sleep(1.0)  # read, stored, idle again
             rss = proc.memory_info().rss
+            peak = vm_hwm(agent.pid) or rss
         finally:
             for sock in socks:
                 sock.close()
@@ -100,7 +117,28 @@ def run(plugin: str, count: int) -> dict[str, float]:
         "rss_before_mb": base / 2**20,
         "rss_with_mb": rss / 2**20,
         "per_connection_kb": (rss - base) / count / 1024,
+        "peak_mb": peak / 2**20,
     }
+
+
+def vm_hwm(pid: int) -> int | None:
+    """The peak RSS of ``pid`` (VmHWM), in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def raise_nofile() -> int:
+    """Raise this process's soft RLIMIT_NOFILE to the hard limit; returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return soft
 
 
 def main() -> None:
@@ -108,12 +146,20 @@ def main() -> None:
     parser.add_argument("--input", default="http", choices=sorted(PORTS))
     parser.add_argument("--connections", default="1000,3000")
     args = parser.parse_args()
-    print(f"{'input':<14} {'connections':>11} {'RSS before':>11} {'RSS with':>10} {'per conn':>9}")
+    limit = raise_nofile()
+    print(
+        f"{'input':<14} {'connections':>11} {'RSS before':>11} {'RSS with':>10} {'per conn':>9}"
+        f" {'peak':>9}"
+    )
     for count in (int(n) for n in args.connections.split(",")):
+        if count + 100 > limit:
+            print(f"skipped {count} connections: this process may open {limit} files")
+            continue
         row = run(args.input, count)
         print(
             f"{args.input:<14} {count:>11} {row['rss_before_mb']:>9.1f}MB"
             f" {row['rss_with_mb']:>8.1f}MB {row['per_connection_kb']:>7.1f}KB"
+            f" {row['peak_mb']:>7.1f}MB"
         )
 
 

@@ -81,6 +81,10 @@ class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol forbids."""
 
 
+class FrameTooLarge(RemoteProtocolError):
+    """The peer sent or declared a frame larger than the receiver accepts."""
+
+
 class UpstreamError(RelaybitError):
     """A problem of the Upstream as a whole."""
 

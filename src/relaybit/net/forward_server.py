@@ -1,17 +1,33 @@
 """An asyncio Forward server (in_forward): TCP, TLS or a unix socket, plus UDP heartbeats.
 
-Each client connection runs the sans-IO codec.  Data events go to the async
-``on_entries(tag, entries, records)`` handler; the ack (the client's chunk id,
-byte for byte) is written only after the handler returned, i.e. after the
-records are stored.  A bad client (malformed or oversize frame, failed
-handshake, disconnect mid-frame) gets its connection closed with one log line
-naming the peer and the reason; every other client goes on.  A client that
-closes (or resets) its connection between frames is not an error.
+Each client connection is a :class:`_Client` protocol that runs the sans-IO
+codec: no task, no read buffer and no unpacker while it is idle (a few KB a
+connection), the codec's buffer only while a frame is in flight.  Data events
+go to the async ``on_entries(tag, entries, records)`` handler; reading pauses
+until it returned, then the ack (the client's chunk id, byte for byte) is
+written, i.e. only after the records are stored.
+
+Abuse is bounded per connection and never touches the others:
+
+- a frame that declares more than ``buffer_max_size`` (its headers say so)
+  or grows past it closes the connection at once; so do bytes that cannot
+  start a frame and malformed msgpack (``too_large``, ``malformed``);
+- a frame still incomplete ``frame_timeout`` seconds after its first bytes
+  (a slow client), or no PING ``handshake_timeout`` seconds after HELO,
+  closes it (``timeout``); with ``io_timeout`` (Fluent Bit's
+  ``net.io_timeout``) a connection that sends nothing that long is closed;
+- over ``max_connections`` open connections a new one is closed at once,
+  with one log line per burst;
+- every close is counted by reason (:class:`ConnectionStats`) and logged
+  through a :class:`SummarisedLog`: the first lines per reason, then one
+  summary line per interval, so no client floods the log.
+
+A client that closes (or resets) its connection between frames is not an error.
 
 With TLS the server accepts itself and hands each socket to
 ``loop.connect_accepted_socket(ssl=...)``: the event loop does the handshake
-from the first byte and its failure is raised here, so it is logged once with
-the peer.  (Upgrading with ``start_tls`` after accept loses the ClientHello
+from the first byte and its failure is raised here, so it is logged with the
+peer.  (Upgrading with ``start_tls`` after accept loses the ClientHello
 when it was read before the upgrade: uvloop#707, CPython#142352; and
 ``start_server(ssl=...)`` drops a failed handshake silently.)
 """
@@ -45,9 +61,16 @@ from relaybit.codec.forward.events import (
     Pong,
 )
 from relaybit.codec.forward.state import Role
-from relaybit.errors import RemoteProtocolError
+from relaybit.errors import FrameTooLarge, RemoteProtocolError
+from relaybit.net.limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionStats,
+    SummarisedLog,
+    refusal_log,
+)
 
 OnEntries = Callable[[str, bytes, int], Awaitable[None]]
+Data = Message | Forward | PackedForward | CompressedPackedForward
 
 _DATA = (Message, Forward, PackedForward, CompressedPackedForward)
 
@@ -85,6 +108,9 @@ class ForwardServer:
         buffer_max_size: int = DEFAULT_MAX_BUFFER_SIZE,
         handshake_timeout: float = 10.0,
         io_timeout: float = 0.0,
+        frame_timeout: float = 30.0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        backlog: int = socket.SOMAXCONN,
         udp_heartbeat: bool = True,
         logger: logging.Logger | None = None,
         name: str = "forward",
@@ -103,15 +129,22 @@ class ForwardServer:
         self.handshake_timeout = handshake_timeout
         #: ``net.io_timeout``: a connection silent this long is closed (0 = never)
         self.io_timeout = io_timeout
+        #: a frame must be whole this long after its first bytes (0 = no limit)
+        self.frame_timeout = frame_timeout
+        self.backlog = backlog
         self.udp_heartbeat = udp_heartbeat
         self.log = logger or logging.getLogger("relaybit.forward")
         self.name = name
+        self.stats = ConnectionStats(max_connections)
+        self.log_closed = SummarisedLog(self.log, name)
+        self.log_refused = refusal_log(self.log, name)
         self._server: asyncio.Server | None = None
         self._listeners: list[socket.socket] = []
         self._acceptors: list[asyncio.Task[None]] = []
         self._accepted: set[socket.socket] = set()  # not yet owned by a transport
         self._udp: asyncio.DatagramTransport | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # TLS handshakes, handlers running
+        self._clients: set[_Client] = set()
         self.connections_total = 0
         self.records_total = 0
         self.errors_total = 0
@@ -121,33 +154,34 @@ class ForwardServer:
         tls = " tls" if self.ssl else ""
         auth_ = " shared_key" if self._shared_key is not None else ""
         return (
-            f"<ForwardServer {where}{tls}{auth_} clients={len(self._tasks)}"
+            f"<ForwardServer {where}{tls}{auth_} clients={len(self._clients)}"
             f" records={self.records_total}>"
         )
 
     async def start(self) -> None:
         """Bind and start serving (TCP + UDP heartbeat, or the unix socket)."""
+        loop = asyncio.get_running_loop()
         if self.unix_path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_path)
-            self._server = await asyncio.start_unix_server(
-                self._client, path=self.unix_path, limit=self.buffer_chunk_size
+            self._server = await loop.create_unix_server(
+                self._protocol, path=self.unix_path, backlog=self.backlog
             )
             if self.unix_perm is not None:
                 os.chmod(self.unix_path, self.unix_perm)
             return
         if self.ssl is None:
-            self._server = await asyncio.start_server(
-                self._client,
+            self._server = await loop.create_server(
+                self._protocol,
                 self.host,
                 self.port,
-                limit=self.buffer_chunk_size,
                 reuse_address=True,
+                backlog=self.backlog,
             )
             family = self._server.sockets[0].family
             self.port = self._server.sockets[0].getsockname()[1]
         else:
-            self._listeners = _listen(self.host, self.port)
+            self._listeners = _listen(self.host, self.port, backlog=self.backlog)
             family = self._listeners[0].family
             self.port = self._listeners[0].getsockname()[1]
             self._acceptors = [
@@ -155,7 +189,6 @@ class ForwardServer:
                 for sock in self._listeners
             ]
         if self.udp_heartbeat:
-            loop = asyncio.get_running_loop()
             try:
                 transport, _ = await loop.create_datagram_endpoint(
                     _HeartbeatProtocol, local_addr=(self.host, self.port), family=family
@@ -189,18 +222,32 @@ class ForwardServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for sock in list(self._accepted):  # accepted, but its task never ran
+        for sock in list(self._accepted):  # accepted, but its handshake never ran
             sock.close()
         self._accepted.clear()
+        for client in list(self._clients):
+            client.close()
+        if self._clients:  # connection_lost runs on the next loop iterations
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    while self._clients:
+                        await asyncio.sleep(0.01)
         if self._server is not None:
-            await self._server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._server.wait_closed()
             self._server = None
         if self.unix_path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_path)
+        self.log_closed.close()
+        self.log_refused.close()
+
+    def _protocol(self) -> _Client:
+        return _Client(self)
 
     async def _accept_tls(self, listener: socket.socket) -> None:
-        """Accept TLS clients on ``listener`` until cancelled; one task per client."""
+        """Accept TLS clients on ``listener`` until cancelled; a task per handshake."""
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -214,134 +261,240 @@ class ForwardServer:
                     continue
                 self.log.error("%s: no longer accepting TLS clients: %s", self.name, exc)
                 return
+            if not self.stats.admit(self.log_refused):
+                sock.close()
+                continue
+            self.connections_total += 1
             self._accepted.add(sock)
-            task = asyncio.create_task(self._tls_client(sock, _address_name(addr)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._tls_client(sock, _address_name(addr)))
 
     async def _tls_client(self, sock: socket.socket, peer: str) -> None:
-        """Do the TLS handshake on an accepted socket, then serve it like any client."""
+        """Do the TLS handshake on an accepted socket; the protocol then serves it."""
         assert self.ssl is not None
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=self.buffer_chunk_size)
-        protocol = asyncio.StreamReaderProtocol(reader)
         self._accepted.discard(sock)
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
+            await loop.connect_accepted_socket(
+                lambda: _Client(self, peer),
                 sock,
                 ssl=self.ssl,
-                ssl_handshake_timeout=self.handshake_timeout,
+                ssl_handshake_timeout=self.handshake_timeout or None,
             )
         except asyncio.CancelledError:
             sock.close()
+            self.stats.closed()
             return
         except Exception as exc:  # ssl.SSLError, reset, handshake timeout
             sock.close()
-            self.connections_total += 1
-            self._drop(peer, f"TLS handshake failed: {_tls_reason(exc)} ({_tls_hint(exc)})")
-            return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        await self._client(reader, writer)
+            self.stats.closed()
+            self.drop(peer, "tls", f"TLS handshake failed: {_tls_reason(exc)} ({_tls_hint(exc)})")
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        self.connections_total += 1
-        peer = _peer_name(writer)
-        try:
-            await self._serve(reader, writer, peer)
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await writer.wait_closed()
+        task.add_done_callback(self._tasks.discard)
 
-    async def _serve(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> None:
-        conn = ForwardConnection(Role.SERVER, buffer_max_size=self.buffer_max_size)
-        try:
-            if self._shared_key is not None and not await self._handshake(
-                reader, writer, conn, peer
-            ):
+    def drop(self, peer: str, reason: str, message: str) -> None:
+        """Count a connection closed for ``reason`` and log it (summarised)."""
+        self.errors_total += 1
+        self.stats.reject(reason)
+        self.log_closed.log(reason, "%s: closing connection from %s: %s", self.name, peer, message)
+
+    def status(self) -> dict[str, Any]:
+        """Counters for the monitoring API."""
+        return {
+            "listen": self.unix_path or f"{self.host}:{self.port}",
+            "tls": self.ssl is not None,
+            "clients": len(self._clients),
+            "connections_total": self.connections_total,
+            "records_total": self.records_total,
+            "errors_total": self.errors_total,
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """Connection counters for ``/api/v1/metrics`` (open, refused, rejected by reason)."""
+        return self.stats.metrics()
+
+
+class _Client(asyncio.Protocol):
+    """One client connection: bytes to the codec, events to the handler, acks back.
+
+    Idle, it holds its transport, this object and a codec without buffers.
+    """
+
+    __slots__ = (
+        "admitted",
+        "busy",
+        "closing",
+        "conn",
+        "handshake",
+        "idle_timer",
+        "last_read",
+        "paused",
+        "peer",
+        "server",
+        "timer",
+        "transport",
+    )
+
+    def __init__(self, server: ForwardServer, peer: str | None = None) -> None:
+        self.server = server
+        self.peer = peer or "?"
+        self.admitted = peer is not None  # TLS clients were admitted at accept
+        self.transport: asyncio.Transport | None = None
+        self.conn = ForwardConnection(Role.SERVER, buffer_max_size=server.buffer_max_size)
+        self.busy = False  # a data event is being stored: reading paused
+        self.paused = False  # the client does not read its acks: reading paused
+        self.closing = False
+        self.timer: asyncio.TimerHandle | None = None  # the frame's or the handshake's
+        self.idle_timer: asyncio.TimerHandle | None = None  # net.io_timeout
+        self.last_read = 0.0
+        self.handshake: tuple[bytes, bytes] | None = None  # (nonce, auth salt) sent in HELO
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server = self.server
+        self.transport = cast(asyncio.Transport, transport)
+        if not self.admitted:
+            if not server.stats.admit(server.log_refused):
+                self.closing = True
+                self.transport.abort()
                 return
-            while True:
+            self.admitted = True
+            server.connections_total += 1
+            self.peer = _peer_name(self.transport)
+        server._clients.add(self)
+        if server.io_timeout > 0:
+            loop = asyncio.get_running_loop()
+            self.last_read = loop.time()
+            self.idle_timer = loop.call_later(server.io_timeout, self._idle_check)
+        if server._shared_key is not None:
+            nonce = auth.new_nonce()
+            salt = auth.new_nonce() if server._users else b""
+            self.handshake = (nonce, salt)
+            self.transport.write(self.conn.send(Helo(nonce=nonce, auth=salt, keepalive=True)))
+            if server.handshake_timeout > 0:
+                self.timer = asyncio.get_running_loop().call_later(
+                    server.handshake_timeout, self._handshake_timed_out
+                )
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.idle_timer is not None:
+            self.last_read = asyncio.get_running_loop().time()
+        self.conn.receive_data(data)
+        self._process()
+
+    def eof_received(self) -> bool:
+        if not self.closing:
+            self.conn.receive_data(b"")
+            self._process()
+        # plain TCP stays half open for a pending ack (closed by _process); TLS cannot
+        return self.server.ssl is None
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if not self.busy and not self.closing and self.transport is not None:
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        server = self.server
+        self._cancel_timers()
+        if not self.admitted:
+            return
+        self.admitted = False
+        server._clients.discard(self)
+        server.stats.closed()
+        if self.closing:
+            return
+        self.closing = True
+        buffered = self.conn.buffered
+        if buffered:
+            detail = f": {exc}" if exc is not None else ""
+            self._drop(
+                "malformed", f"connection lost in the middle of a frame ({buffered} bytes){detail}"
+            )
+        elif exc is not None and not isinstance(exc, _CLOSED_BETWEEN_FRAMES):
+            self._drop("malformed", f"connection lost: {exc}")
+        elif exc is not None:  # a reset between frames: nothing lost
+            server.log.debug("%s: %s closed the connection (%s)", server.name, self.peer, exc)
+        self.conn.release()
+
+    # -- serving ------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Handle every whole frame buffered, until one is being stored or bytes are needed."""
+        conn = self.conn
+        while not self.busy and not self.closing:
+            try:
                 event = conn.next_event()
-                if isinstance(event, NeedData):
-                    if self.io_timeout > 0:
-                        try:
-                            async with asyncio.timeout(self.io_timeout):
-                                data = await reader.read(self.buffer_chunk_size)
-                        except TimeoutError:
-                            idle = f"silent for net.io_timeout ({self.io_timeout:g}s)"
-                            if conn.buffered:  # a frame started and never finished
-                                self._drop(peer, f"{idle} with {conn.buffered} bytes of a frame")
-                            else:
-                                self.log.debug("%s: closing %s: %s", self.name, peer, idle)
-                            return
-                    else:
-                        data = await reader.read(self.buffer_chunk_size)
-                    conn.receive_data(data)
-                    continue
-                if isinstance(event, ConnectionClosed):
-                    return
-                if isinstance(event, Heartbeat):
-                    continue
-                if isinstance(event, _DATA):
-                    try:
-                        await self.on_entries(event.tag, event.entries, event.records)
-                    except Exception as exc:  # not stored: close without acking
-                        self._drop(peer, f"records not stored ({type(exc).__name__}: {exc})")
-                        return
-                    self.records_total += event.records
-                    if event.chunk is not None:
-                        writer.write(conn.send(Ack(event.chunk)))
-                        await writer.drain()
-        except RemoteProtocolError as exc:
-            self._drop(peer, str(exc))
-        except OSError as exc:  # reset, TLS error, keepalive timeout, no route to host ...
-            if conn.buffered == 0 and isinstance(exc, _CLOSED_BETWEEN_FRAMES):
-                # the client went away between frames (a TLS client's close often
-                # ends in a reset, an abort never sends close_notify): nothing lost
-                self.log.debug("%s: %s closed the connection (%s)", self.name, peer, exc)
+            except FrameTooLarge as exc:
+                self._drop("too_large", str(exc))
                 return
-            where = f" in the middle of a frame ({conn.buffered} bytes)" if conn.buffered else ""
-            self._drop(peer, f"connection lost{where}: {exc}")
+            except RemoteProtocolError as exc:
+                self._drop("malformed", str(exc))
+                return
+            if isinstance(event, NeedData):
+                if conn.buffered:
+                    self._arm_io_timeout()
+                elif self.handshake is None:
+                    self._cancel_timer()
+                return
+            if self.handshake is None:
+                self._cancel_timer()  # a frame is complete: the next one gets its own time
+            if isinstance(event, ConnectionClosed):
+                self.close()
+                return
+            if isinstance(event, Heartbeat):
+                continue
+            if isinstance(event, Ping):
+                self._ping(event)
+                continue
+            if isinstance(event, _DATA):
+                self.busy = True
+                assert self.transport is not None
+                self.transport.pause_reading()
+                self.server.spawn(self._store(event))
+                return
 
-    async def _handshake(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        conn: ForwardConnection,
-        peer: str,
-    ) -> bool:
-        assert self._shared_key is not None
-        nonce = auth.new_nonce()
-        auth_salt = auth.new_nonce() if self._users else b""
-        writer.write(conn.send(Helo(nonce=nonce, auth=auth_salt, keepalive=True)))
-        await writer.drain()
+    async def _store(self, event: Data) -> None:
+        server = self.server
         try:
-            async with asyncio.timeout(self.handshake_timeout):
-                while isinstance(event := conn.next_event(), NeedData | Heartbeat):
-                    if isinstance(event, NeedData):
-                        conn.receive_data(await reader.read(self.buffer_chunk_size))
-        except TimeoutError:
-            self._drop(peer, f"handshake failed: no PING within {self.handshake_timeout:g}s")
-            return False
-        if isinstance(event, ConnectionClosed):
-            self._drop(peer, "handshake failed: client closed the connection before PING")
-            return False
-        assert isinstance(event, Ping)
+            await server.on_entries(event.tag, event.entries, event.records)
+        except Exception as exc:  # not stored: close without acking
+            self._drop("not_stored", f"records not stored ({type(exc).__name__}: {exc})")
+            return
+        server.records_total += event.records
+        if self.closing or self.transport is None:
+            return
+        if event.chunk is not None:
+            self.transport.write(self.conn.send(Ack(event.chunk)))
+        self.busy = False
+        if not self.paused:
+            self.transport.resume_reading()
+        self._process()
+
+    def _ping(self, event: Ping) -> None:
+        server = self.server
+        assert self.transport is not None and server._shared_key is not None
+        if self.handshake is None:  # the codec allows a PING only after our HELO
+            self._drop("malformed", "unexpected PING")
+            return
+        nonce, auth_salt = self.handshake
+        self.handshake = None
+        self._cancel_timer()
         reason = auth.check_ping(
             nonce=nonce,
             auth_salt=auth_salt,
-            shared_key=self._shared_key,
-            users=self._users,
+            shared_key=server._shared_key,
+            users=server._users,
             hostname=event.hostname,
             salt=event.shared_key_salt,
             digest=event.digest,
@@ -349,34 +502,90 @@ class ForwardServer:
             user_digest=event.password_digest,
         )
         if reason is not None:
-            writer.write(conn.send(Pong(False, reason, self.self_hostname, b"")))
-            await writer.drain()
+            self.transport.write(self.conn.send(Pong(False, reason, server.self_hostname, b"")))
             who = event.hostname.decode("utf-8", "replace")
             user = event.username.decode("utf-8", "replace")
             detail = f" (user {user!r})" if reason == auth.REASON_USER else ""
-            self._drop(peer, f"handshake failed: {reason.decode()} from host {who!r}{detail}")
-            return False
+            self._drop(
+                "auth", f"handshake failed: {reason.decode()} from host {who!r}{detail}", soft=True
+            )
+            return
         digest = auth.pong_digest(
-            event.shared_key_salt, self.self_hostname, nonce, self._shared_key
+            event.shared_key_salt, server.self_hostname, nonce, server._shared_key
         )
-        writer.write(conn.send(Pong(True, b"", self.self_hostname, digest)))
-        await writer.drain()
-        return True
+        self.transport.write(self.conn.send(Pong(True, b"", server.self_hostname, digest)))
 
-    def _drop(self, peer: str, reason: str) -> None:
-        self.errors_total += 1
-        self.log.warning("%s: closing connection from %s: %s", self.name, peer, reason)
+    # -- closing ------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """Counters for the monitoring API."""
-        return {
-            "listen": self.unix_path or f"{self.host}:{self.port}",
-            "tls": self.ssl is not None,
-            "clients": len(self._tasks),
-            "connections_total": self.connections_total,
-            "records_total": self.records_total,
-            "errors_total": self.errors_total,
-        }
+    def close(self) -> None:
+        """Close after writing what is pending (acks)."""
+        self.closing = True
+        self._cancel_timers()
+        if self.transport is not None:
+            self.transport.close()
+
+    def _drop(self, reason: str, message: str, *, soft: bool = False) -> None:
+        """Close for ``reason`` at once (``soft``: after writing what is pending)."""
+        self.server.drop(self.peer, reason, message)
+        self.closing = True
+        self._cancel_timers()
+        if self.transport is not None:
+            if soft:
+                self.transport.close()
+            else:
+                self.transport.abort()
+        self.conn.release()
+
+    def _arm_io_timeout(self) -> None:
+        if self.timer is None and self.server.frame_timeout > 0:
+            self.timer = asyncio.get_running_loop().call_later(
+                self.server.frame_timeout, self._frame_timed_out
+            )
+
+    def _cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_timer()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _frame_timed_out(self) -> None:
+        self.timer = None
+        if not self.closing:
+            self._drop(
+                "timeout",
+                f"frame not complete within frame_timeout ({self.server.frame_timeout:g}s):"
+                f" {self.conn.buffered} bytes received",
+            )
+
+    def _idle_check(self) -> None:
+        """net.io_timeout: close a connection that sent nothing for that long."""
+        self.idle_timer = None
+        if self.closing:
+            return
+        loop = asyncio.get_running_loop()
+        timeout = self.server.io_timeout
+        left = self.last_read + timeout - loop.time()
+        if left > 0 or self.busy:  # bytes came meanwhile, or we are the slow one
+            self.idle_timer = loop.call_later(max(left, timeout / 10), self._idle_check)
+            return
+        idle = f"silent for net.io_timeout ({timeout:g}s)"
+        if self.conn.buffered:  # a frame started and never finished
+            self._drop("timeout", f"{idle} with {self.conn.buffered} bytes of a frame")
+            return
+        self.server.log.debug("%s: closing %s: %s", self.server.name, self.peer, idle)
+        self.close()
+
+    def _handshake_timed_out(self) -> None:
+        self.timer = None
+        if not self.closing:
+            self._drop(
+                "timeout", f"handshake failed: no PING within {self.server.handshake_timeout:g}s"
+            )
 
 
 _ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -450,11 +659,11 @@ def _tls_hint(exc: BaseException) -> str:
     return "is the client using TLS?"
 
 
-def _peer_name(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
+def _peer_name(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
-    sock = writer.get_extra_info("socket")
+    sock = transport.get_extra_info("socket")
     if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
         return f"unix:{sock.getsockname() or '?'}"
     return str(peer or "?")

@@ -38,6 +38,7 @@ from relaybit.codec.forward.events import (
     Pong,
     ack_id_bytes,
 )
+from relaybit.codec.forward.framing import HEAD_LIMIT, check_frame_head
 from relaybit.codec.forward.options import (
     ack_id_of,
     build_options,
@@ -47,12 +48,18 @@ from relaybit.codec.forward.options import (
 )
 from relaybit.codec.forward.state import Role, State, next_state
 from relaybit.codec.msgpack import EventTime, default, ext_hook
-from relaybit.errors import LocalProtocolError, RemoteProtocolError
+from relaybit.errors import FrameTooLarge, LocalProtocolError, RemoteProtocolError
 
 #: Fluent Bit's in_forward ``buffer_max_size`` default: the largest frame accepted.
 DEFAULT_MAX_BUFFER_SIZE = 6 * 1024 * 1024
 #: The most a CompressedPackedForward frame may inflate to.
 DEFAULT_MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
+
+#: The receive buffer's first allocation (it grows as a frame needs, to buffer_max_size).
+_READ_SIZE = 16 * 1024
+
+#: Bytes of small reads kept to find where the next frame starts.
+_TAIL = 4096
 
 _NIL = b"\xc0"
 _DATA = (Message, Forward, PackedForward, CompressedPackedForward)
@@ -92,22 +99,23 @@ class ForwardConnection:
         self.buffer_max_size = buffer_max_size
         self.max_decompressed_size = max_decompressed_size
         self.compress_level = compress_level
-        self._unpacker = msgpack.Unpacker(
-            ext_hook=ext_hook,
-            raw=False,
-            unicode_errors="surrogateescape",
-            strict_map_key=False,
-            max_buffer_size=buffer_max_size,
-        )
-        self._fed = 0
-        self._consumed = 0
+        # Nothing sized for a frame until bytes arrive: the unpacker exists while
+        # bytes are buffered (a server drops it between frames, see release()),
+        # the packers from the first send on.
+        self._unpacker: msgpack.Unpacker | None = None
+        self._fed = 0  # bytes fed to the current unpacker
+        self._consumed = 0  # of which turned into events
         self._eof = False
         self._error: RemoteProtocolError | None = None
         self._pending: set[bytes] = set()
-        self._packer = msgpack.Packer(
-            default=default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
-        self._raw_packer = msgpack.Packer(use_bin_type=False, unicode_errors="surrogateescape")
+        self._packer_: msgpack.Packer | None = None
+        self._raw_packer_: msgpack.Packer | None = None
+        # A server judges each frame from its first bytes (framing.check_frame_head):
+        # _head holds the start of a frame not judged yet (None: judged), _last the
+        # latest bytes received (where the next frame starts when one ends mid-read).
+        self._judge = role is Role.SERVER
+        self._head: bytearray | None = bytearray() if self._judge else None
+        self._last: bytes = b""
 
     def __repr__(self) -> str:
         return (
@@ -116,6 +124,39 @@ class ForwardConnection:
         )
 
     # -- state -------------------------------------------------------------
+
+    @property
+    def _packer(self) -> msgpack.Packer:
+        if self._packer_ is None:
+            self._packer_ = msgpack.Packer(
+                default=default, use_bin_type=True, unicode_errors="surrogateescape"
+            )
+        return self._packer_
+
+    @property
+    def _raw_packer(self) -> msgpack.Packer:
+        if self._raw_packer_ is None:
+            self._raw_packer_ = msgpack.Packer(use_bin_type=False, unicode_errors="surrogateescape")
+        return self._raw_packer_
+
+    def _new_unpacker(self) -> msgpack.Unpacker:
+        return msgpack.Unpacker(
+            ext_hook=ext_hook,
+            raw=False,
+            unicode_errors="surrogateescape",
+            strict_map_key=False,
+            max_buffer_size=self.buffer_max_size,
+            read_size=min(_READ_SIZE, self.buffer_max_size),
+        )
+
+    def release(self) -> None:
+        """Drop the receive buffer and the packers when no byte is buffered (an idle
+        connection keeps a few hundred bytes); they come back when needed."""
+        if self.buffered == 0:
+            self._unpacker = None
+            self._fed = self._consumed = 0
+            self._last = b""
+            self._packer_ = self._raw_packer_ = None
 
     @property
     def buffered(self) -> int:
@@ -147,22 +188,65 @@ class ForwardConnection:
             raise LocalProtocolError("data received after end of stream")
         if self._error is not None:
             return
+        if self._head is not None and not self._judge_head(data):
+            return
+        if self._unpacker is None:
+            self._unpacker = self._new_unpacker()
         try:
             self._unpacker.feed(data)
         except msgpack.BufferFull:
-            self._fail(f"frame larger than buffer_max_size ({self.buffer_max_size} bytes)")
+            self._fail(
+                f"frame larger than buffer_max_size ({self.buffer_max_size} bytes)", FrameTooLarge
+            )
             return
         self._fed += len(data)
+        if self._judge:  # small reads add up, so that a next frame's start is found
+            last = self._last
+            self._last = data if not last or len(data) >= _TAIL else last[-_TAIL:] + data
 
-    def _fail(self, reason: str) -> RemoteProtocolError:
+    def _judge_head(self, data: bytes | bytearray | memoryview) -> bool:
+        """Add ``data`` to the start of the frame not judged yet; False when refused."""
+        head = self._head
+        assert head is not None
+        if len(head) < HEAD_LIMIT:
+            head += data[: HEAD_LIMIT - len(head)]
+        try:
+            judged = check_frame_head(head, self.buffer_max_size) or len(head) >= HEAD_LIMIT
+        except RemoteProtocolError as exc:
+            self.state = State.ERROR
+            self._error = exc
+            self._head = None
+            return False
+        if judged:
+            self._head = None
+        return True
+
+    def _next_head(self) -> None:
+        """A frame was consumed: judge the start of the next one (bytes already fed)."""
+        rest = self.buffered
+        if rest == 0:
+            self._head = bytearray()
+            return
+        self._head = None
+        if rest <= len(self._last):  # the next frame starts in the latest bytes received
+            self._head = bytearray()
+            self._judge_head(memoryview(self._last)[len(self._last) - rest :])
+
+    def _fail(
+        self, reason: str, kind: type[RemoteProtocolError] = RemoteProtocolError
+    ) -> RemoteProtocolError:
         self.state = State.ERROR
-        self._error = RemoteProtocolError(reason)
+        self._error = kind(reason)
         return self._error
 
     def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA``; raises RemoteProtocolError on bad input."""
         if self._error is not None:
             raise self._error
+        if self._unpacker is None:
+            if self._eof:
+                return ConnectionClosed()
+            return NEED_DATA
         try:
             obj = self._unpacker.unpack()
         except msgpack.OutOfData:
@@ -171,7 +255,15 @@ class ForwardConnection:
                     reason = f"connection closed in the middle of a frame ({self.buffered} bytes)"
                     raise self._fail(reason) from None
                 return ConnectionClosed()
+            self._last = b""
+            if self._judge and self.buffered == 0:
+                self.release()
             return NEED_DATA
+        except (ValueError, msgpack.ExtraData) as exc:
+            # over a msgpack limit (max_*_len derive from buffer_max_size)
+            text = str(exc)
+            kind = FrameTooLarge if "exceeds max" in text else RemoteProtocolError
+            raise self._fail(f"malformed msgpack: {type(exc).__name__}: {text}", kind) from None
         except Exception as exc:
             raise self._fail(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
         self._consumed = self._unpacker.tell()
@@ -184,6 +276,8 @@ class ForwardConnection:
             raise
         if isinstance(event, Ack):
             self._pending.discard(ack_id_bytes(event.chunk))
+        if self._judge:
+            self._next_head()  # a refused next frame raises on the next call
         return event
 
     def _decode(self, obj: Any) -> Event:

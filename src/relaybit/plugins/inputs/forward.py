@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.net.forward_server import ForwardServer
+from relaybit.net.limits import DEFAULT_MAX_CONNECTIONS
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
@@ -29,8 +30,57 @@ FORWARD_INPUT_OPTIONS = (
             Option("unix_perm", "str", None, "Permissions of the unix socket (octal, e.g. 0644)"),
             Option("tag_prefix", "str", None, "Prefix added to the tag of incoming records"),
             Option("tag", "str", None, "Replace the tag of incoming records"),
-            Option("buffer_chunk_size", "size", 1024 * 1024, "Read size of a connection"),
-            Option("buffer_max_size", "size", 6 * 1024 * 1024, "Largest frame accepted"),
+            Option(
+                "buffer_chunk_size",
+                "size",
+                1024 * 1024,
+                "Most bytes read from a connection at once (nothing is allocated for an idle"
+                " connection)",
+            ),
+            Option(
+                "buffer_max_size",
+                "size",
+                6 * 1024 * 1024,
+                "Largest frame accepted; a frame that declares or reaches more closes its"
+                " connection",
+            ),
+            Option(
+                "max_connections",
+                "int",
+                DEFAULT_MAX_CONNECTIONS,
+                "relaybit: most concurrent connections; a new one over it is closed at once"
+                " (one log line per burst), existing clients are served. 0 = unlimited",
+                minimum=0,
+            ),
+            Option(
+                "frame_timeout",
+                "time",
+                30.0,
+                "relaybit: time a frame may take from its first byte to its last before the"
+                " connection is closed and counted (slow clients); 0 = no limit",
+            ),
+            Option(
+                "net.io_timeout",
+                "time",
+                0.0,
+                "Close a connection that sends nothing for this long (0 = never)",
+            ),
+            Option(
+                "net.accept_timeout",
+                "time",
+                10.0,
+                "Time a TLS handshake may take, and the client's PING after HELO (shared_key)",
+                minimum=0.001,
+            ),
+            Option(
+                "net.backlog",
+                "int",
+                4096,
+                "Backlog of the listening socket (capped by the kernel's somaxconn); relaybit:"
+                " 4096, so thousands of clients reconnecting at once are not delayed"
+                " (Fluent Bit: 128)",
+                minimum=1,
+            ),
             Option(
                 "shared_key", "str", None, "Require the secure handshake with this key", secret=True
             ),
@@ -55,15 +105,6 @@ FORWARD_INPUT_OPTIONS = (
                 "bool",
                 False,
                 "Require the secure handshake with an empty shared key",
-            ),
-            Option(
-                "net.io_timeout",
-                "time",
-                0.0,
-                "Close a connection that sends nothing for this long (0 = never)",
-            ),
-            Option(
-                "net.accept_timeout", "time", 10.0, "Time a TLS handshake may take", minimum=0.001
             ),
             Option(
                 "tls.verify_client_cert",
@@ -136,6 +177,9 @@ class ForwardInput(InputPlugin):
             buffer_max_size=opts.int("buffer_max_size"),
             handshake_timeout=opts.float("net.accept_timeout"),
             io_timeout=opts.float("net.io_timeout"),
+            frame_timeout=opts.float("frame_timeout"),
+            max_connections=opts.int("max_connections"),
+            backlog=opts.int("net.backlog"),
             logger=log,
             name=ctx.name,
         )
@@ -163,6 +207,9 @@ class ForwardInput(InputPlugin):
 
     def status(self) -> dict[str, Any]:
         return self.server.status()
+
+    def metrics(self) -> dict[str, Any]:
+        return self.server.metrics()
 
     def __repr__(self) -> str:
         return f"<ForwardInput {self.ctx.name} {self.server!r}>"
