@@ -49,6 +49,15 @@ PARSERS_CONF = r"""
     Decode_Field_As    escaped rest
 
 [PARSER]
+    Name        decoders_utf8
+    Format      regex
+    Regex       ^(?<a>[^|]*)\|(?<b>[^|]*)\|(?<c>.*)$
+    Decode_Field_As    escaped_utf8 a
+    Decode_Field       json b do_next
+    Decode_Field_As    escaped b
+    Decode_Field       json c
+
+[PARSER]
     Name        kv
     Format      logfmt
     Time_Key    at
@@ -171,6 +180,12 @@ CASES = {
         b'level=info msg="hello \\"world\\"" took=12ms bare empty= quoted_empty="" caf\xc3\xa9=\xff',
         b"a=1 b=2\nc=3",
         b"",
+    ],
+    "decoders_utf8": [
+        b'caf\\u00e9 \\ud83d\\ude00 \\x41\\101 \\q \\/ \\"|{"k":1}|{"m":2}',
+        b"\\u12 \\udc00 \\ud83dx \\U0001F600 tail\\|not json\\n|[1]",
+        b'plain \xff|{"k":"v"} |{"bad',
+        b'x|  {"k":{"deep":[1,2]}}|  {"m":"n"}',
     ],
     "kv": [
         b"at=2024-05-01T12:00:00+0000 n=42 name=x",

@@ -544,6 +544,12 @@ PARSE = {
         (None, {"a": "1", "b": "2"}),
         None,
     ],
+    "decoders_utf8": [
+        (None, {"a": 'café 😀 AA q / "', "b": '{"k":1}', "c": '{"m":2}', "m": 2}),
+        (None, {"a": "� � �x 😀 tail\\", "b": "not json\n", "c": "[1]"}),
+        (None, {"a": "plain \udcff", "b": '{"k":"v"} ', "c": '{"bad'}),
+        (None, {"a": "x", "b": '  {"k":{"deep":[1,2]}}', "c": '  {"m":"n"}', "m": "n"}),
+    ],
     "kv": [
         (EventTime(seconds=1714564800, nanoseconds=0), {"n": 42, "name": "x"}),
         (None, {"at": "nope", "n": "x"}),
@@ -581,10 +587,20 @@ PARSE = {
         ),
     ],
     "decoders": [
-        (None, {"b": "line\nbreak", "q": "its", "rest": {"inner": [1, 2]}, "x": 1, "y": "z"}),
+        (
+            None,
+            {
+                "a": '{"x":1,"y":"z"}',
+                "b": "line\nbreak",
+                "q": "its",
+                "rest": {"inner": [1, 2]},
+                "x": 1,
+                "y": "z",
+            },
+        ),
         (None, {"a": "notjson", "b": "plain", "q": "q", "rest": "tab\there"}),
-        (None, {"a": [1], "b": "é", "q": '"dq"', "rest": '{"bad'}),
-        (None, {"a": '"dq"', "b": "x", "q": "", "rest": [1, 2]}),
+        (None, {"a": "[1]", "b": "u00e9", "q": '"dq"', "rest": '{"bad'}),
+        (None, {"a": '"dq"', "b": "x", "q": "", "rest": "[1,2]"}),
     ],
 }
 
@@ -1138,6 +1154,24 @@ TAIL = {
         (EventTime(seconds=1700000000, nanoseconds=250000000), {"c": "3"}),
         (EventTime(seconds=1700000000, nanoseconds=250000000), {"log": ""}),
     ],
+    "decoders_utf8": [
+        (
+            EventTime(seconds=1700000000, nanoseconds=250000000),
+            {"a": 'café 😀 AA q / "', "b": '{"k":1}', "c": '{"m":2}', "m": 2},
+        ),
+        (
+            EventTime(seconds=1700000000, nanoseconds=250000000),
+            {"a": "� � �x 😀 tail\\", "b": "not json\n", "c": "[1]"},
+        ),
+        (
+            EventTime(seconds=1700000000, nanoseconds=250000000),
+            {"a": "plain \udcff", "b": '{"k":"v"} ', "c": '{"bad'},
+        ),
+        (
+            EventTime(seconds=1700000000, nanoseconds=250000000),
+            {"a": "x", "b": '  {"k":{"deep":[1,2]}}', "c": '  {"m":"n"}', "m": "n"},
+        ),
+    ],
     "kv": [
         (EventTime(seconds=1714564800, nanoseconds=0), {"n": 42, "name": "x"}),
         (EventTime(seconds=1700000000, nanoseconds=250000000), {"at": "nope", "n": "x"}),
@@ -1180,7 +1214,14 @@ TAIL = {
     "decoders": [
         (
             EventTime(seconds=1700000000, nanoseconds=250000000),
-            {"b": "line\nbreak", "q": "its", "rest": {"inner": [1, 2]}, "x": 1, "y": "z"},
+            {
+                "a": '{"x":1,"y":"z"}',
+                "b": "line\nbreak",
+                "q": "its",
+                "rest": {"inner": [1, 2]},
+                "x": 1,
+                "y": "z",
+            },
         ),
         (
             EventTime(seconds=1700000000, nanoseconds=250000000),
@@ -1188,11 +1229,11 @@ TAIL = {
         ),
         (
             EventTime(seconds=1700000000, nanoseconds=250000000),
-            {"a": [1], "b": "é", "q": '"dq"', "rest": '{"bad'},
+            {"a": "[1]", "b": "u00e9", "q": '"dq"', "rest": '{"bad'},
         ),
         (
             EventTime(seconds=1700000000, nanoseconds=250000000),
-            {"a": '"dq"', "b": "x", "q": "", "rest": [1, 2]},
+            {"a": '"dq"', "b": "x", "q": "", "rest": "[1,2]"},
         ),
     ],
 }

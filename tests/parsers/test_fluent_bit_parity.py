@@ -5,11 +5,12 @@ build it here); CI has none, so this is skipped there with that reason:
 
     FLUENT_BIT=/path/to/fluent-bit .venv/bin/python -m pytest tests/parsers/test_fluent_bit_parity.py
 
-Fluent Bit reads every golden line of every stock parser with the same
-definitions (relaybit's built-ins written as a parsers file: they are Fluent
-Bit 5.1.1's ``conf/parsers.conf``) through tail and its file output; its
-records must equal the tail goldens, times included, but for the differences
-docs/compatibility.md names (listed below).
+Fluent Bit reads every golden line of every parser with the same definitions
+(relaybit's built-ins written as a parsers file: they are Fluent Bit 5.1.1's
+``conf/parsers.conf``; and the golden ``[PARSER]`` sections: time formats,
+types, decoders) through tail and its file output; its records must equal the
+tail goldens, times included, but for the differences docs/compatibility.md
+names (listed below).
 """
 
 from __future__ import annotations
@@ -35,17 +36,26 @@ pytestmark = pytest.mark.skipif(
     reason="set FLUENT_BIT to a Fluent Bit binary to compare the parsers with it",
 )
 
-STOCK = [d["name"] for d in DEFINITIONS if d["name"] in golden_cases.CASES]
+#: Fluent Bit drops a record whose time is out of range: the counts differ
+NOT_COMPARED = {"epoch_json"}
+NAMES = [name for name in golden_cases.CASES if name not in NOT_COMPARED]
 
 #: (parser, line index): documented differences (docs/compatibility.md)
 DIFFERENT = {
     # a lone surrogate escape: Fluent Bit writes U+FFFD, relaybit keeps its WTF-8 bytes
     ("json", 6),
-    # a time that does not follow Time_Format: Fluent Bit drops the field, relaybit keeps it
+    # a time that does not follow Time_Format: Fluent Bit drops the field (logfmt: the
+    # whole parse, the line stays raw), relaybit keeps it
     ("apache", 5),
     ("apache2", 5),
     ("syslog-rfc5424", 2),
     ("cri", 2),
+    ("app_json", 3),
+    ("kv", 1),
+    # Types on a json parser: Fluent Bit ignores them
+    ("app_json", 0),
+    # integer / hex casts past 64 bits: Fluent Bit saturates, relaybit keeps the text
+    ("local_regex", 1),
 }
 
 
@@ -55,7 +65,7 @@ def parsers_file() -> str:
         lines.append("[PARSER]")
         lines += [f"    {key} {value}" for key, value in definition.items()]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + golden_cases.PARSERS_CONF
 
 
 def fluent_bit_entries(tmp_path: Path, name: str, lines: list[bytes]) -> list[Any]:
@@ -83,7 +93,7 @@ def fluent_bit_entries(tmp_path: Path, name: str, lines: list[bytes]) -> list[An
     return entries
 
 
-@pytest.mark.parametrize("name", STOCK)
+@pytest.mark.parametrize("name", NAMES)
 def test_fluent_bit_gives_the_records_of_the_golden(tmp_path: Path, name: str) -> None:
     lines = golden_cases.CASES[name]
     theirs = fluent_bit_entries(tmp_path, name, lines)

@@ -144,7 +144,8 @@ def test_json_decode_field_as_json() -> None:
 def test_json_decode_field_merges_map() -> None:
     p = one(name="j", format="json", decode_field="json log")
     line = '{"log": "{\\"user\\": \\"bob\\"}", "stream": "stdout"}'
-    assert p.parse(line) == (None, {"stream": "stdout", "user": "bob"})
+    # as Fluent Bit 5.1.1: the field stays, the map's keys are appended
+    assert p.parse(line) == (None, {"log": '{"user": "bob"}', "stream": "stdout", "user": "bob"})
     # a value that is not JSON stays as it was
     assert p.parse('{"log": "plain text"}') == (None, {"log": "plain text"})
 

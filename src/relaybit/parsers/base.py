@@ -14,7 +14,6 @@ stores 0).  Nothing the line said is lost.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import re
 from abc import ABC, abstractmethod
@@ -22,9 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-import orjson
-
 from relaybit.codec.msgpack import EventTime
+from relaybit.parsers.decoders import Decoder, apply_decoders, group_rules
 from relaybit.parsers.timefmt import TimeFormat
 
 log = logging.getLogger("relaybit.parsers")
@@ -43,16 +41,6 @@ class Parser(Protocol):
     name: str
 
     def parse(self, text: str) -> ParseResult | None: ...
-
-
-@dataclass(frozen=True)
-class Decoder:
-    """One ``Decode_Field`` / ``Decode_Field_As`` rule."""
-
-    replace: bool  #: True for Decode_Field_As (the field's value is replaced)
-    decoder: str  #: json, escaped, escaped_utf8, mysql_quoted
-    key: str
-    action: str | None = None  #: do_next / try_next
 
 
 @dataclass(frozen=True)
@@ -133,28 +121,6 @@ def _cast_str(value: Any, type_name: str) -> Any:
     return cast(value, type_name) if isinstance(value, str) else value
 
 
-def _decode(decoder: str, value: str) -> Any:
-    """Decode one value; raises ValueError when it does not apply."""
-    if decoder == "json":
-        text = value.strip()
-        if not text or text[0] not in "{[":
-            raise ValueError("not a JSON map or array")
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return json.loads(text)  # raises ValueError too
-    if decoder in ("escaped", "escaped_utf8"):
-        if "\\" not in value:
-            raise ValueError("nothing to unescape")
-        return unescape(value)
-    if decoder == "mysql_quoted":
-        text = value.strip()
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            return unescape(text[1:-1])
-        raise ValueError("not quoted")
-    raise ValueError(f"unknown decoder {decoder}")  # pragma: no cover - validated at build
-
-
 class BaseParser(ABC):
     """Shared parse steps: extract fields, then time, types and decoders."""
 
@@ -173,6 +139,8 @@ class BaseParser(ABC):
         self.needs_finish = bool(
             settings.time_format is not None or self._casts or settings.decoders
         )
+        #: Decode_Field(_As) rules per key (relaybit.parsers.decoders)
+        self._decoders = group_rules(settings.decoders)
         #: True when a record needs types or decoders (not only its time)
         self.needs_more_than_time = bool(self._casts or settings.decoders)
 
@@ -221,23 +189,7 @@ class BaseParser(ABC):
         return when
 
     def _apply_decoders(self, record: dict[str, Any]) -> None:
-        skip_field: set[str] = set()
-        for rule in self.settings.decoders:
-            value = record.get(rule.key)
-            if rule.key in skip_field or not isinstance(value, str):
-                continue
-            try:
-                decoded = _decode(rule.decoder, value)
-            except ValueError:
-                continue
-            if rule.replace or not isinstance(decoded, dict):
-                record[rule.key] = decoded
-            else:
-                del record[rule.key]
-                record.update(decoded)
-            if rule.action != "do_next":
-                # try_next and no action: the first decoder that worked is the last
-                skip_field.add(rule.key)
+        apply_decoders(self._decoders, record)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -14,10 +14,10 @@ from relaybit.parsers.base import (
     DECODERS,
     TYPE_NAMES,
     BaseParser,
-    Decoder,
     Parser,
     ParserSettings,
 )
+from relaybit.parsers.decoders import Decoder
 from relaybit.parsers.json import JsonParser
 from relaybit.parsers.logfmt import LogfmtParser, LtsvParser
 from relaybit.parsers.regex import RegexParser
