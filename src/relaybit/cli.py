@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="relaybit",
         add_help=False,
         description="relaybit: a Fluent Bit compatible log forwarding agent.",
-        epilog="Example: relaybit -c examples/agent.conf --dry-run",
+        epilog=(
+            "Example: relaybit -c examples/agent.conf --dry-run\n"
+            "Live view of a running agent: relaybit top [--url http://127.0.0.1:2020]"
+        ),
     )
     p.set_defaults(pipeline=[])
     p.add_argument("-c", "--config", metavar="FILE", help="configuration file (classic or YAML)")
@@ -137,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``relaybit`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["top"]:  # relaybit top [--url URL]: a live view of a running agent
+        from relaybit import top
+
+        return top.main(argv[1:])
     if "--demo" in argv:  # the demo parses its own flags (--seconds N)
         demo = importlib.import_module("relaybit.demo")  # owned elsewhere; imported lazily
         return int(demo.main([a for a in argv if a != "--demo"]) or 0)

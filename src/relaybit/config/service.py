@@ -78,7 +78,7 @@ SERVICE_OPTIONS = ConfigMap(
             "bool",
             False,
             "Storage metrics (/api/v1/storage)",
-            no_effect="no /api/v1/storage; chunk counts are in /api/v1/metrics",
+            no_effect="/api/v1/storage is always served",
         ),
         Option(
             "storage.delete_irrecoverable_chunks",

@@ -10,6 +10,7 @@ Fluent Bit's ``hc_*`` rules over a sliding window.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -74,31 +75,6 @@ def build_info() -> dict[str, Any]:
     return {"relaybit": {"version": relaybit.__version__, "edition": "Community", "flags": flags}}
 
 
-def storage_status(agent: MonitoredAgent) -> dict[str, Any]:
-    """The ``/api/v1/storage`` document: Fluent Bit's ``storage_layer`` and
-    ``input_chunks`` sections from the engine's status, with relaybit's pause
-    state (``storage_layer.paused``: chunk writes fail, the disk is full)."""
-    status = getattr(agent, "status", None)
-    engine: Mapping[str, Any] = status().get("engine", {}) if callable(status) else {}
-    inputs: dict[str, Any] = {}
-    for name, buf in (engine.get("inputs") or {}).items():
-        inputs[name] = {
-            "status": {
-                "overlimit": bool(buf.get("paused")),
-                "paused": bool(buf.get("paused")),
-                "pause_reason": buf.get("pause_reason", ""),
-                "mem_size": buf.get("buffered_bytes", 0),
-                "mem_limit": buf.get("mem_buf_limit", 0),
-                "storage": buf.get("storage", "memory"),
-            },
-            "chunks": {
-                "open": buf.get("open_chunks", 0),
-                "pending": buf.get("pending_chunks", 0),
-            },
-        }
-    return {"storage_layer": dict(engine.get("storage") or {}), "input_chunks": inputs}
-
-
 def uptime_info(seconds: float) -> dict[str, Any]:
     """The ``/api/v1/uptime`` document, as Fluent Bit words it."""
     sec = int(seconds)
@@ -144,6 +120,115 @@ def upstreams_status(agent: MonitoredAgent) -> dict[str, Any]:
         if isinstance(status, Mapping) and isinstance(status.get("nodes"), list):
             result[name] = redact(status)
     return {"upstreams": result}
+
+
+def engine_status(agent: MonitoredAgent) -> dict[str, Any] | None:
+    """The engine's buffers, queues and storage (``Engine.status()``), if the agent has one."""
+    engine = getattr(agent, "engine", None)
+    status_fn = getattr(engine, "status", None)
+    if status_fn is None:
+        return None
+    status = status_fn()
+    return status if isinstance(status, dict) else None
+
+
+def storage_status(agent: MonitoredAgent) -> dict[str, Any]:
+    """The ``/api/v1/storage`` document: Fluent Bit's ``storage_layer`` (its ``chunks``
+    counts, with the engine's storage state beside them: type, chunks up and down,
+    relaybit's pause when chunk writes fail on a full disk) and ``input_chunks``,
+    plus a ``relaybit`` object: memory, backlog, records lost and output queues."""
+    status = engine_status(agent) or {}
+    storage = status.get("storage") or {"type": "memory"}
+    pending = int(_number(status.get("pending_chunks", 0)))
+    filesystem = storage.get("type") == "filesystem"
+    up = int(_number(storage.get("chunks_up", 0)))
+    down = int(_number(storage.get("chunks_down", 0)))
+    inputs: dict[str, Any] = {}
+    for name, values in (status.get("inputs") or {}).items():
+        limit = _number(values.get("mem_buf_limit", 0))
+        held = _number(values.get("buffered_bytes", 0))
+        inputs[name] = {
+            "status": {
+                "overlimit": bool(values.get("paused")),
+                "paused": bool(values.get("paused")),
+                "pause_reason": values.get("pause_reason", ""),
+                "mem_size": int(held),
+                "mem_limit": int(limit),
+                "storage": values.get("storage", "memory"),
+            },
+            "chunks": {
+                "total": int(_number(values.get("pending_chunks", 0))),
+                "open": int(_number(values.get("open_chunks", 0))),
+                "pending": int(_number(values.get("pending_chunks", 0))),
+            },
+        }
+    memory = status.get("memory") or {}
+    return {
+        "storage_layer": {
+            **storage,
+            "chunks": {
+                "total_chunks": pending,
+                "mem_chunks": 0 if filesystem else pending,
+                "fs_chunks": pending if filesystem else 0,
+                "fs_chunks_up": up,
+                "fs_chunks_down": down,
+            },
+        },
+        "input_chunks": inputs,
+        "relaybit": {
+            "type": storage.get("type", "memory"),
+            "pending_chunks": pending,
+            "chunks_up": up,
+            "chunks_down": down,
+            "max_chunks_up": int(_number(storage.get("max_chunks_up", 0))),
+            "backlog_files_waiting": int(_number(storage.get("backlog_files_waiting", 0))),
+            "buffered_bytes": int(_number(memory.get("buffered_bytes", 0))),
+            "mem_limit": int(_number(memory.get("mem_limit", 0))),
+            "lost_records": int(_number(status.get("lost_records", 0))),
+            "outputs": {
+                name: {
+                    key: values.get(key)
+                    for key in (
+                        "queued",
+                        "in_flight",
+                        "waiting_retry",
+                        "storage_queued_chunks",
+                        "storage_queued_bytes",
+                        "total_limit_size",
+                    )
+                }
+                for name, values in (status.get("outputs") or {}).items()
+            },
+        },
+    }
+
+
+def pipeline_view(agent: MonitoredAgent) -> dict[str, Any]:
+    """``/api/v1/pipeline``: inputs (plugin, tag), filters and outputs (plugin, match),
+    in configuration order, for the ``/status`` page's picture."""
+
+    def describe(plugins: Mapping[str, Any], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        out = []
+        for name, plugin in plugins.items():
+            ctx = getattr(plugin, "ctx", None)
+            entry: dict[str, Any] = {"name": name, "plugin": getattr(ctx, "plugin", "")}
+            options = getattr(ctx, "options", None)
+            for key in keys:
+                value = None
+                if key == "tag":
+                    value = getattr(ctx, "tag", None) or None
+                if value is None and options is not None:
+                    with contextlib.suppress(Exception):
+                        value = options.opt_str(key)
+                entry[key] = value
+            out.append(entry)
+        return out
+
+    return {
+        "inputs": describe(getattr(agent, "inputs", {}), ("tag",)),
+        "filters": describe(getattr(agent, "filters", {}), ("match", "match_regex")),
+        "outputs": describe(agent.outputs, ("match", "match_regex")),
+    }
 
 
 # --------------------------------------------------------------------------- Prometheus
@@ -216,6 +301,80 @@ class AgentCollector:
         info.add_metric([relaybit.__version__, "Community"], 1.0)
         yield info
         yield from self._node_metrics(upstreams_status(self.agent)["upstreams"])
+        yield from self._storage_metrics(engine_status(self.agent))
+
+    @staticmethod
+    def _storage_metrics(status: Mapping[str, Any] | None) -> Iterator[Metric]:
+        """Buffers, chunks and queues (Engine.status()): what 'near its limit' is measured on."""
+        if status is None:
+            return
+        held = GaugeMetricFamily(
+            "relaybit_input_buffered_bytes",
+            "Bytes the input holds that are not yet delivered everywhere.",
+            labels=["name"],
+        )
+        limit = GaugeMetricFamily(
+            "relaybit_input_mem_buf_limit_bytes",
+            "The input's mem_buf_limit (0: none).",
+            labels=["name"],
+        )
+        paused = GaugeMetricFamily(
+            "relaybit_input_paused",
+            "1 while the input is paused (over its limit).",
+            labels=["name"],
+        )
+        for name, values in (status.get("inputs") or {}).items():
+            held.add_metric([name], _number(values.get("buffered_bytes", 0)))
+            limit.add_metric([name], _number(values.get("mem_buf_limit", 0)))
+            paused.add_metric([name], 1.0 if values.get("paused") else 0.0)
+        yield held
+        yield limit
+        yield paused
+        queued = GaugeMetricFamily(
+            "relaybit_output_storage_queued_bytes",
+            "Bytes of filesystem chunks queued for the output.",
+            labels=["name"],
+        )
+        total_limit = GaugeMetricFamily(
+            "relaybit_output_storage_total_limit_bytes",
+            "The output's storage.total_limit_size (0: none).",
+            labels=["name"],
+        )
+        for name, values in (status.get("outputs") or {}).items():
+            queued.add_metric([name], _number(values.get("storage_queued_bytes", 0)))
+            total_limit.add_metric([name], _number(values.get("total_limit_size", 0)))
+        yield queued
+        yield total_limit
+        storage = status.get("storage") or {}
+        memory = status.get("memory") or {}
+        chunks = GaugeMetricFamily(
+            "relaybit_storage_chunks",
+            "Chunks not yet delivered everywhere, by state (up: data in memory, down: on disk only).",
+            labels=["state"],
+        )
+        pending = _number(status.get("pending_chunks", 0))
+        if storage.get("type") == "filesystem":
+            chunks.add_metric(["up"], _number(storage.get("chunks_up", 0)))
+            chunks.add_metric(["down"], _number(storage.get("chunks_down", 0)))
+        else:
+            chunks.add_metric(["up"], pending)
+            chunks.add_metric(["down"], 0.0)
+        yield chunks
+        buffered = GaugeMetricFamily(
+            "relaybit_storage_buffered_bytes", "Bytes held in memory by every input together."
+        )
+        buffered.add_metric([], _number(memory.get("buffered_bytes", 0)))
+        yield buffered
+        mem_limit = GaugeMetricFamily(
+            "relaybit_storage_mem_limit_bytes", "[SERVICE] storage.mem_limit (0: none)."
+        )
+        mem_limit.add_metric([], _number(memory.get("mem_limit", 0)))
+        yield mem_limit
+        lost = CounterMetricFamily(
+            "relaybit_lost_records", "Records lost at shutdown (memory storage, grace over)."
+        )
+        lost.add_metric([], _number(status.get("lost_records", 0)))
+        yield lost
 
     @staticmethod
     def _plugin_counters(

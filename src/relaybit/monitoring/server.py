@@ -8,10 +8,15 @@
 - ``/api/v1/metrics/prometheus``  Prometheus text (Fluent Bit names + ``relaybit_upstream_node_*``)
 - ``/api/v1/health``              ``ok`` (200) or ``error`` (500), Fluent Bit's ``hc_*`` rules
 - ``/api/v1/upstreams``           every upstream-backed output's status (relaybit)
+- ``/api/v1/storage``             chunks, buffers, backlog and output queues (Fluent Bit's
+                                  ``storage_layer``/``input_chunks`` plus ``relaybit``)
+- ``/api/v1/pipeline``            inputs, filters and outputs with their tags and matches
+- ``/api/v1/history``             records/s per input, output and node over the last
+                                  minutes (sampled each second) and recent state changes
 - ``/api/v2/reload``              ``PUT``/``POST``: hot reload (``{"reload", "status"}``; 400 with
                                   an ``error`` when hot_reload is off or a reload runs);
                                   ``GET``: ``{"hot_reload_count": N}``
-- ``/status``                     a small HTML page polling ``/api/v1/upstreams``
+- ``/status``                     a live HTML page over those (no external script)
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from relaybit.monitoring.history import History
 from relaybit.monitoring.metrics import (
     HealthRules,
     HealthTracker,
     MonitoredAgent,
     build_info,
+    pipeline_view,
     render_prometheus,
     storage_status,
     upstreams_status,
@@ -61,7 +68,10 @@ class MonitoringServer:
     ) -> None:
         self.agent = agent
         self.health = HealthTracker(rules)
+        self.history = History()
         self.monotonic = monotonic
+        #: upstreams whose state changes feed the history (id -> upstream)
+        self._watched: dict[int, Any] = {}
         self.started = monotonic()
         self.host = ""
         self.port = 0
@@ -78,6 +88,8 @@ class MonitoringServer:
         app.router.add_get("/api/v1/health", self._health)
         app.router.add_get("/api/v1/upstreams", self._upstreams)
         app.router.add_get("/api/v1/storage", self._storage)
+        app.router.add_get("/api/v1/pipeline", self._pipeline)
+        app.router.add_get("/api/v1/history", self._history)
         app.router.add_get("/status", self._status_page)
         app.router.add_route("*", "/api/v2/reload", self._reload)
         return app
@@ -91,6 +103,7 @@ class MonitoringServer:
         addresses = self._runner.addresses
         self.host = host
         self.port = int(addresses[0][1]) if addresses else port
+        self._watch_upstreams()
         self._sampler = asyncio.create_task(self._sample(), name="relaybit-monitoring-sampler")
         log.info("monitoring API listening on http://%s:%d", host, self.port)
 
@@ -101,6 +114,9 @@ class MonitoringServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sampler
             self._sampler = None
+        for upstream, listener in self._watched.values():
+            upstream.remove_listener(listener)
+        self._watched.clear()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -111,6 +127,43 @@ class MonitoringServer:
         service = getattr(self.agent, "service", None)
         rules = HealthRules.from_service(service if isinstance(service, Mapping) else None)
         self.health = HealthTracker(rules)
+        self._watch_upstreams()
+
+    def _watch_upstreams(self) -> None:
+        """Listen to the state changes of every output's Upstream (new ones after a reload
+        or a late start too; the ones that are gone are let go)."""
+        current: dict[int, Any] = {}
+        for output_name, output in self.agent.outputs.items():
+            upstream = getattr(output, "upstream", None)
+            if upstream is None or not hasattr(upstream, "add_listener"):
+                continue
+            key = id(upstream)
+            if key in self._watched:
+                current[key] = self._watched.pop(key)
+                continue
+            listener = self._state_listener(output_name)
+            upstream.add_listener(listener)
+            current[key] = (upstream, listener)
+        for upstream, listener in self._watched.values():
+            upstream.remove_listener(listener)
+        self._watched = current
+
+    def _state_listener(self, output: str) -> Callable[[Any], None]:
+        def listener(event: Any) -> None:
+            node = getattr(event, "node", None)
+            if node is None:  # PanicChanged
+                return
+            self.history.state_changed(
+                at=float(getattr(event, "at", 0.0)) or time.time(),
+                output=output,
+                upstream=str(getattr(event, "upstream", "")),
+                node=str(node),
+                old=str(getattr(event, "old", "")),
+                new=str(getattr(event, "new", "")),
+                reason=str(getattr(event, "reason", "")),
+            )
+
+        return listener
 
     @property
     def uptime(self) -> float:
@@ -119,7 +172,10 @@ class MonitoringServer:
     async def _sample(self) -> None:
         while True:
             try:
-                self.health.observe(self.monotonic(), self.agent.metrics())
+                metrics = self.agent.metrics()
+                self.health.observe(self.monotonic(), metrics)
+                self._watch_upstreams()
+                self.history.sample(time.time(), metrics, upstreams_status(self.agent)["upstreams"])
             except Exception:
                 log.exception("monitoring: reading the agent's metrics failed")
             await asyncio.sleep(SAMPLE_INTERVAL)
@@ -148,6 +204,12 @@ class MonitoringServer:
 
     async def _storage(self, request: web.Request) -> web.Response:
         return _json(storage_status(self.agent))
+
+    async def _pipeline(self, request: web.Request) -> web.Response:
+        return _json(pipeline_view(self.agent))
+
+    async def _history(self, request: web.Request) -> web.Response:
+        return _json(self.history.to_json())
 
     async def _reload(self, request: web.Request) -> web.Response:
         reloader = getattr(self.agent, "reloader", None)
