@@ -31,7 +31,7 @@ from typing import Any
 
 import relaybit
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.config.loader import check_keys, full_configmap, load_plugin
+from relaybit.config.loader import check_keys, full_configmap, load_plugin, processor_label
 from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.schema import Options, suggest
 from relaybit.config.service import ServiceSettings, resolve_service
@@ -221,6 +221,7 @@ class Agent:
             "logger": logger,
             "service": self.service,
         }
+        processors = self._build_processors(instance, config_dir, name)
         if kind == "input":
             emit = self.engine.add_input(
                 name,
@@ -229,6 +230,7 @@ class Agent:
                 pause_on_chunks_overlimit=opts.bool("storage.pause_on_chunks_overlimit"),
                 routes=instance.routes,
                 route_outputs=self._route_outputs(instance, label),
+                processors=processors,
             )
             ctx = InputContext(**common, emit=emit, tag=opts.opt_str("tag") or name)
             self.inputs[name] = cls(ctx)
@@ -255,7 +257,44 @@ class Agent:
             retry_limit=limit,
             workers=workers,
             total_limit_size=opts.int("storage.total_limit_size"),
+            processors=processors,
         )
+
+    def _build_processors(
+        self, owner: PluginInstance, config_dir: Path, owner_name: str
+    ) -> list[tuple[str, FilterPlugin]]:
+        """The processors of an input or output, built in order (YAML ``processors: logs:``)."""
+        built: list[tuple[str, FilterPlugin]] = []
+        errors: list[ConfigError] = []
+        counts: dict[str, int] = {}
+        for proc in owner.processors:
+            label = processor_label(owner, proc)
+            try:
+                cls = load_plugin("processor", proc.plugin, proc.origin)
+                opts = full_configmap("processor", cls).resolve(proc.properties, section=label)
+                index = counts.get(proc.plugin, 0)
+                counts[proc.plugin] = index + 1
+                name = opts.opt_str("alias") or f"{proc.plugin}.{index}"
+                logger = plugin_logger(
+                    "processor", proc.plugin, f"{owner_name}/{name}", opts.opt_str("log_level")
+                )
+                ctx = PluginContext(
+                    name=name,
+                    plugin=proc.plugin,
+                    options=opts,
+                    config_dir=config_dir,
+                    clock=self.clock,
+                    logger=logger,
+                    service=self.service,
+                )
+                built.append((name, cls(ctx)))
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+            except ConfigError as exc:
+                errors.append(exc if exc.origin is not None else _at(exc, proc))
+        if errors:
+            raise ConfigErrors(errors)
+        return built
 
     def _route_outputs(self, instance: PluginInstance, label: str) -> dict[str, tuple[str, ...]]:
         """Each route's output instance names (outputs are built before inputs).
@@ -700,6 +739,11 @@ def check_config(config: AgentConfig) -> None:
 
 #: ``relaybit.validate(config)``: the public name of :func:`check_config`
 validate = check_config
+
+
+def _at(exc: ConfigError, instance: PluginInstance) -> ConfigError:
+    """``exc`` pointing at ``instance`` when it has no place of its own."""
+    return ConfigError(exc.message, instance.origin, section=exc.section, key=exc.key)
 
 
 def _each_error(exc: ConfigError) -> list[ConfigError]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from relaybit.config.schema import ConfigMap
 from relaybit.plugins import registry
-from relaybit.plugins.base import FILTER_COMMON, INPUT_COMMON, OUTPUT_COMMON
+from relaybit.plugins.base import FILTER_COMMON, INPUT_COMMON, OUTPUT_COMMON, PROCESSOR_COMMON
 from relaybit.upstream.node import NET_OPTIONS, NODE_OPTIONS, UPSTREAM_OPTIONS
 
 START = "<!-- reference:start -->"
@@ -32,13 +32,14 @@ END = "<!-- reference:end -->"
 NAV_START = "# reference:start"
 NAV_END = "# reference:end"
 
-KINDS: tuple[registry.Kind, ...] = ("input", "filter", "output")
+KINDS: tuple[registry.Kind, ...] = ("input", "filter", "output", "processor")
 _COMMON: dict[registry.Kind, ConfigMap] = {
     "input": INPUT_COMMON,
     "filter": FILTER_COMMON,
     "output": OUTPUT_COMMON,
+    "processor": PROCESSOR_COMMON,
 }
-_PLURAL = {"input": "inputs", "filter": "filters", "output": "outputs"}
+_PLURAL = {"input": "inputs", "filter": "filters", "output": "outputs", "processor": "processors"}
 
 
 def _escape(text: str) -> str:
@@ -101,6 +102,14 @@ def render_common() -> str:
         "## Keys every output accepts",
         "",
         table(OUTPUT_COMMON),
+        "",
+        "## Keys every processor accepts",
+        "",
+        "A processor (YAML `processors: logs:` under an input or an output) is "
+        "`content_modifier` or any filter, with the filter's keys; see "
+        "[processors](processors.md).",
+        "",
+        table(PROCESSOR_COMMON),
         "",
         "## `net.*` keys (every network output)",
         "",

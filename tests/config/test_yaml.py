@@ -92,9 +92,9 @@ multiline_parsers:
         ("servce:\n  flush: 1\n", 1, "did you mean 'service'?"),
         ("service:\n  flush:\n", 2, "'flush': has no value"),
         (
-            "pipeline:\n  outputs:\n    - name: x\n      processors:\n        logs: []\n",
+            "pipeline:\n  filters:\n    - name: x\n      processors:\n        logs: []\n",
             5,
-            "processors are not supported",
+            "processors belong under an input or an output",
         ),
         ("service:\n  port: ${RB_TEST_UNSET_Y}\n", 2, "not set"),
     ],

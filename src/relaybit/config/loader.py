@@ -30,6 +30,7 @@ from relaybit.plugins.base import (
     FILTER_COMMON,
     INPUT_COMMON,
     OUTPUT_COMMON,
+    PROCESSOR_COMMON,
     SERVER_INPUT_EXTRA,
     SERVER_TLS_EXTRA,
 )
@@ -53,6 +54,7 @@ _COMMON: dict[PluginKind, ConfigMap] = {
     "input": INPUT_COMMON,
     "filter": FILTER_COMMON,
     "output": OUTPUT_COMMON,
+    "processor": PROCESSOR_COMMON,
 }
 
 
@@ -135,6 +137,7 @@ def _instance(kind: PluginKind, section: Section) -> PluginInstance:
         properties=props,
         origin=name.origin,
         routes=section.routes,
+        processors=tuple(_instance("processor", p) for p in section.processors),
     )
 
 
@@ -323,6 +326,8 @@ def check_keys(config: AgentConfig) -> None:
         errors.extend(exc.errors)
     for instance in (*config.inputs, *config.filters, *config.outputs):
         errors.extend(_validate_instance(instance))
+        for processor in instance.processors:
+            errors.extend(_validate_instance(processor, processor_of=instance))
     if settings is not None and not settings.storage_path:
         errors.extend(_filesystem_without_path(config))
     if errors:
@@ -353,8 +358,17 @@ def _filesystem_without_path(config: AgentConfig) -> list[ConfigError]:
     return errors
 
 
-def _validate_instance(instance: PluginInstance) -> list[ConfigError]:
+def processor_label(owner: PluginInstance, processor: PluginInstance) -> str:
+    """``[INPUT] tail processors.logs grep``: where a processor's errors point."""
+    return f"[{owner.kind.upper()}] {owner.plugin} processors.logs {processor.plugin}"
+
+
+def _validate_instance(
+    instance: PluginInstance, *, processor_of: PluginInstance | None = None
+) -> list[ConfigError]:
     label = f"[{instance.kind.upper()}] {instance.plugin}"
+    if processor_of is not None:
+        label = processor_label(processor_of, instance)
     try:
         cls = load_plugin(instance.kind, instance.plugin, instance.origin)
     except ConfigError as exc:

@@ -15,7 +15,7 @@ from relaybit.config.routes import InputRoute
 from relaybit.config.schema import RawProperty
 from relaybit.upstream.node import UpstreamSpec
 
-PluginKind = Literal["input", "filter", "output"]
+PluginKind = Literal["input", "filter", "output", "processor"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +27,8 @@ class Section:
     origin: Origin | None = field(default=None, compare=False)
     #: an input's conditional routes (YAML ``routes:``)
     routes: tuple[InputRoute, ...] = ()
+    #: an input's or output's processors (YAML ``processors: logs:``), in order
+    processors: tuple[Section, ...] = ()
 
     def get(self, key: str) -> str | None:
         """The last value of ``key`` (case-insensitive), or None."""
@@ -62,6 +64,10 @@ class PluginInstance:
     origin: Origin | None = field(default=None, compare=False)
     #: an input's conditional routes (YAML ``routes:``; :mod:`relaybit.config.routes`)
     routes: tuple[InputRoute, ...] = ()
+    #: an input's or output's processors (YAML ``processors: logs:``; kind "processor"),
+    #: run in order on the input's records before they are buffered, or on a chunk
+    #: just before the output sends it
+    processors: tuple[PluginInstance, ...] = ()
 
     def get(self, key: str) -> str | None:
         low = key.lower()

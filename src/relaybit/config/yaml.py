@@ -250,11 +250,13 @@ class _YamlReader:
         return ConfigError(message, self.origin(self._key_lines.get(id(node), node)))
 
     # -- content --------------------------------------------------------
-    def properties(self, node: yaml.Node, section: str, *, skip: str = "") -> list[RawProperty]:
+    def properties(
+        self, node: yaml.Node, section: str, *, skip: tuple[str, ...] = ()
+    ) -> list[RawProperty]:
         props: list[RawProperty] = []
         for key, value in self.mapping(node, section):
             low = key.lower()
-            if low == skip:
+            if low in skip:
                 continue
             if low == "rules" and isinstance(value, yaml.SequenceNode):
                 props.extend(self.rules(value, section))
@@ -266,9 +268,13 @@ class _YamlReader:
                 for item in value.value:
                     props.append(self.prop(low, item, section))
             elif isinstance(value, yaml.MappingNode):
-                what = "processors are" if low == "processors" else "a nested mapping is"
+                what = (
+                    "processors belong under an input or an output and are"
+                    if low == "processors"
+                    else "a nested mapping is"
+                )
                 raise ConfigError(
-                    f"{what} not supported by relaybit; expected a value or a list of values",
+                    f"{what} not supported here; expected a value or a list of values",
                     self.origin(value),
                     section=section,
                     key=low,
@@ -306,16 +312,57 @@ class _YamlReader:
 
     def add(self, kind: str, node: yaml.Node, section: str) -> None:
         routes: tuple[InputRoute, ...] = ()
-        if kind == "input":
+        processors: tuple[Section, ...] = ()
+        skip: tuple[str, ...] = ()
+        if kind in ("input", "output"):
             fields = {k.lower(): v for k, v in self.mapping(node, section)}
-            if "routes" in fields:
+            if kind == "input" and "routes" in fields:
                 routes = self.routes(fields["routes"], section)
-            props = self.properties(node, section, skip="routes")
-        else:
-            props = self.properties(node, section)
+            if "processors" in fields:
+                processors = self.processors(fields["processors"], section)
+            skip = ("routes", "processors") if kind == "input" else ("processors",)
+        props = self.properties(node, section, skip=skip)
         self.sections.append(
-            Section(kind=kind, properties=tuple(props), origin=self.origin(node), routes=routes)
+            Section(
+                kind=kind,
+                properties=tuple(props),
+                origin=self.origin(node),
+                routes=routes,
+                processors=processors,
+            )
         )
+
+    # -- processors (Fluent Bit 3+) ----------------------------------------
+    def processors(self, node: yaml.Node, section: str) -> tuple[Section, ...]:
+        """``processors: {logs: [{name: grep, regex: ...}, ...]}`` under an input or output."""
+        out: list[Section] = []
+        for signal, items in self.mapping(node, f"{section} processors"):
+            low = signal.lower()
+            if low in ("metrics", "traces", "profiles"):
+                raise ConfigError(
+                    f"processors for {low} are not supported: relaybit carries logs only",
+                    self.origin(items),
+                    section=section,
+                    key="processors",
+                )
+            if low != "logs":
+                raise self.unknown(signal, items, ["logs"], f"{section} processors")
+            for item in self.sequence(items, f"{section} processors.logs"):
+                where = f"{section} processors.logs"
+                fields = {k.lower(): v for k, v in self.mapping(item, where)}
+                if "condition" in fields and isinstance(fields["condition"], yaml.MappingNode):
+                    raise ConfigError(
+                        "processor conditions are not supported by relaybit; use a grep"
+                        " processor before this one, or conditional routes",
+                        self.origin(fields["condition"]),
+                        section=where,
+                        key="condition",
+                    )
+                props = self.properties(item, where)
+                out.append(
+                    Section(kind="processor", properties=tuple(props), origin=self.origin(item))
+                )
+        return tuple(out)
 
     # -- routes (Fluent Bit 5 conditional routing) ------------------------
     def routes(self, node: yaml.Node, section: str) -> tuple[InputRoute, ...]:
@@ -487,7 +534,7 @@ class _YamlReader:
     def upstream_servers(self, node: yaml.Node) -> None:
         for server in self.sequence(node, "upstream_servers"):
             fields = dict((k.lower(), v) for k, v in self.mapping(server, "upstream_servers"))
-            props = self.properties(server, "[UPSTREAM]", skip="nodes")
+            props = self.properties(server, "[UPSTREAM]", skip=("nodes",))
             self.sections.append(
                 Section(kind="upstream", properties=tuple(props), origin=self.origin(server))
             )

@@ -132,9 +132,12 @@ class OutputSlot:
         retry_limit: RetryLimit,
         workers: int,
         total_limit_size: int = 0,
+        processors: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.plugin = plugin
+        #: names of its processors in the engine's filter registry (run before each flush)
+        self.processors = processors
         self.retry_limit = retry_limit
         self.workers = max(1, workers)
         self.queue: asyncio.Queue[Task] = asyncio.Queue()
@@ -235,6 +238,8 @@ class Engine:
         #: inputs with conditional routes: their splitter, and route name -> outputs
         self._splitters: dict[str, RouteSplitter] = {}
         self._input_routes: dict[str, dict[str, tuple[str, ...]]] = {}
+        #: inputs with processors: their names in the filter registry
+        self._input_processors: dict[str, tuple[str, ...]] = {}
         self._stale_routes: set[tuple[str, str]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
@@ -257,6 +262,7 @@ class Engine:
         pause_on_chunks_overlimit: bool = False,
         routes: Sequence[InputRoute] = (),
         route_outputs: Mapping[str, tuple[str, ...]] | None = None,
+        processors: Sequence[tuple[str, FilterPlugin]] = (),
     ) -> EmitFn:
         """Register an input; returns its ``emit(tag, data, records)``.
 
@@ -266,7 +272,11 @@ class Engine:
         ``storage.max_chunks_up`` slot is taken (otherwise its chunks go down).
         With ``routes`` (conditional routing) the input's records go to the
         outputs ``route_outputs`` names for each route they take, not by tag.
+        ``processors`` (name, plugin) run in order on every record the input
+        emits, before the filters of its tag (in the same decoded batch).
         """
+        if processors:
+            self._input_processors[name] = self._add_processors(f"input {name}", processors)
         if routes:
             self._splitters[name] = RouteSplitter(routes)
             self._input_routes[name] = dict(route_outputs or {})
@@ -291,6 +301,22 @@ class Engine:
         )
         self.inputs[name] = buf
         return functools.partial(self._emit, buf)
+
+    def _add_processors(
+        self, owner: str, processors: Sequence[tuple[str, FilterPlugin]]
+    ) -> tuple[str, ...]:
+        """Register the processors of ``owner`` (``input tail.0``, ``output es.0``); their
+        names in the filter registry."""
+        names = []
+        for proc_name, plugin in processors:
+            key = f"{owner}/{proc_name}"
+            self.filters[key] = plugin
+            self.filter_chain.labels[key] = f"processor:{proc_name} of {owner}"
+            bind = getattr(plugin, "bind_engine", None)
+            if bind is not None:
+                bind(self.add_emitter)
+            names.append(key)
+        return tuple(names)
 
     def add_filter(self, name: str, plugin: FilterPlugin, matcher: Matcher) -> None:
         """Register a filter (filters run in the order they are added).
@@ -330,13 +356,17 @@ class Engine:
         retry_limit: RetryLimit | str | int | None = "1",
         workers: int = 1,
         total_limit_size: int = 0,
+        processors: Sequence[tuple[str, FilterPlugin]] = (),
     ) -> OutputSlot:
-        """Register an output with its match, ``retry_limit``, ``workers`` and
-        ``storage.total_limit_size`` (bytes of filesystem chunks queued for it, 0: none)."""
+        """Register an output with its match, ``retry_limit``, ``workers``,
+        ``storage.total_limit_size`` (bytes of filesystem chunks queued for it, 0: none)
+        and ``processors`` ((name, plugin), run in order on each chunk just before
+        this output flushes it; the chunk itself, and other outputs, are unchanged)."""
         limit = (
             retry_limit if isinstance(retry_limit, RetryLimit) else RetryLimit.parse(retry_limit)
         )
-        slot = OutputSlot(name, plugin, limit, workers, max(0, total_limit_size))
+        names = self._add_processors(f"output {name}", processors) if processors else ()
+        slot = OutputSlot(name, plugin, limit, workers, max(0, total_limit_size), names)
         self.outputs[name] = slot
         self.router.add_output(name, matcher)
         return slot
@@ -409,8 +439,12 @@ class Engine:
         buf.records += records
         buf.bytes += len(data)
         route = self.router.route(tag)
-        if route.filters:
-            data, records = self.filter_chain.run(route.filters, tag, data, records)
+        names = route.filters
+        processors = self._input_processors.get(buf.name)
+        if processors:
+            names = processors + names
+        if names:
+            data, records = self.filter_chain.run(names, tag, data, records)
             if not records:
                 return False
         splitter = self._splitters.get(buf.name)
@@ -741,7 +775,10 @@ class Engine:
             route.state = RouteState.FLUSHING
             slot.in_flight += 1
             try:
-                result = await slot.plugin.flush(task.chunk)
+                chunk = task.chunk
+                if slot.processors:
+                    chunk = self._process(slot, chunk)
+                result = await slot.plugin.flush(chunk) if chunk.records else FlushResult.OK
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -759,6 +796,13 @@ class Engine:
                 )
                 result = FlushResult.RETRY
             self._on_result(slot, task, route, result)
+
+    def _process(self, slot: OutputSlot, chunk: Chunk) -> Chunk:
+        """``chunk`` as ``slot``'s processors leave it (a copy; the task keeps the original)."""
+        data, records = self.filter_chain.run(slot.processors, chunk.tag, chunk.data, chunk.records)
+        return Chunk(
+            chunk.tag, data, records, chunk.input_name, chunk.id, chunk.created, route=chunk.route
+        )
 
     def _event(self, event: Event) -> None:
         if self.events is not None:

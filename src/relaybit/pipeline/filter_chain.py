@@ -34,6 +34,8 @@ class FilterChain:
         #: the registry the names are looked up in (the engine adds to it)
         self.filters = filters
         self.kind = kind
+        #: log labels of names that are not filters (processors), by name
+        self.labels: dict[str, str] = {}
         self._packer = new_entry_packer()
 
     def run(self, names: Sequence[str], tag: str, data: bytes, records: int) -> tuple[bytes, int]:
@@ -53,13 +55,12 @@ class FilterChain:
             try:
                 result = filters[name].filter(tag, entries)
             except Exception:
-                log.exception("[%s:%s] failed; records pass unchanged", self.kind, name)
+                log.exception("[%s] failed; records pass unchanged", self._label(name))
                 continue
             if result.__class__ is not list and not isinstance(result, list):
                 log.error(
-                    "[%s:%s] returned %s, not a list of entries; records pass unchanged",
-                    self.kind,
-                    name,
+                    "[%s] returned %s, not a list of entries; records pass unchanged",
+                    self._label(name),
                     type(result).__name__,
                 )
                 continue
@@ -77,6 +78,9 @@ class FilterChain:
                 counted(records, "record passes", "records pass"),
             )
             return data, records
+
+    def _label(self, name: str) -> str:
+        return self.labels.get(name) or f"{self.kind}:{name}"
 
     def __repr__(self) -> str:
         return f"<FilterChain {self.kind} filters={len(self.filters)}>"

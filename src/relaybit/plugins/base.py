@@ -201,6 +201,17 @@ FILTER_COMMON = ConfigMap(
     )
 )
 
+#: Keys every processor accepts (YAML ``processors: logs:`` under an input or an output).
+PROCESSOR_COMMON = ConfigMap(
+    (
+        Option("name", "str", None, "Plugin name"),
+        Option("alias", "str", None, "Instance name used in logs"),
+        Option("log_level", "str", None, "Log level of this instance"),
+        Option("match", "str", None, "Accepted; a processor takes every record it is given"),
+        Option("match_regex", "str", None, "Accepted; a processor takes every record it is given"),
+    )
+)
+
 #: Keys every output accepts.
 OUTPUT_COMMON = ConfigMap(
     (

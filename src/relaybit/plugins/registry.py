@@ -1,7 +1,8 @@
 """Plugin names -> classes, imported lazily (uvicorn's import strings).
 
 Third-party plugins register under the ``relaybit.plugins`` entry-point group as
-``kind.name = "module:Class"`` (e.g. ``output.kafka``).
+``kind.name = "module:Class"`` (e.g. ``output.kafka``).  A processor (YAML
+``processors:``) is a processor-only plugin (``content_modifier``) or any filter.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Literal
 
-Kind = Literal["input", "filter", "output"]
+Kind = Literal["input", "filter", "output", "processor"]
 
 BUILTIN: dict[Kind, dict[str, str]] = {
     "input": {
@@ -42,6 +43,10 @@ BUILTIN: dict[Kind, dict[str, str]] = {
         "http": "relaybit.plugins.outputs.http.output:HttpOutput",
         "es": "relaybit.plugins.outputs.es.output:ElasticsearchOutput",
     },
+    #: processor-only plugins; every filter serves as a processor too
+    "processor": {
+        "content_modifier": "relaybit.plugins.processors.content_modifier:ContentModifier",
+    },
 }
 
 
@@ -67,6 +72,8 @@ def available(kind: Kind) -> list[str]:
     """Names of every plugin of ``kind``, built-in first."""
     names = list(BUILTIN[kind])
     names += [n for n in _external(kind) if n not in names]
+    if kind == "processor":
+        names += [n for n in available("filter") if n not in names]
     return names
 
 
@@ -74,4 +81,6 @@ def load(kind: Kind, name: str) -> type | None:
     """The plugin class of ``kind`` named ``name`` (case-insensitive), or None."""
     key = name.lower()
     target = BUILTIN[kind].get(key) or _external(kind).get(key)
+    if target is None and kind == "processor":
+        return load("filter", name)  # the filters serve as processors
     return import_from_string(target) if target else None
