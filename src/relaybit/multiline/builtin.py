@@ -9,6 +9,7 @@ parsers join raw lines.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from relaybit.multiline.definition import DEFAULT_FLUSH_TIMEOUT, MultilineParser
 from relaybit.multiline.rules import build_rules
@@ -20,8 +21,8 @@ from relaybit.parsers.timefmt import TimeFormat
 _CRI_REGEX = r"^(?<time>.+?) (?<stream>stdout|stderr) (?<_p>F|P) (?<log>.*)$"
 
 GO_RULES = (
-    ("start_state", r"/\bpanic: /", "go_after_panic"),
-    ("start_state", r"/http: panic serving/", "go_goroutine"),
+    ("start_state", r"/\bpanic: /", "go_after_panic", ("panic: ",)),
+    ("start_state", r"/http: panic serving/", "go_goroutine", ("http: panic serving",)),
     ("go_after_panic", r"/^$/", "go_goroutine"),
     ("go_after_panic, go_after_signal, go_frame_1", r"/^$/", "go_goroutine"),
     ("go_after_panic", r"/^\[signal /", "go_after_signal"),
@@ -42,6 +43,7 @@ JAVA_RULES = (
         "start_state, java_start_exception",
         r"/(.)(?:Exception|Error|Throwable|V8 errors stack trace)[:\r\n]/",
         "java_after_exception",
+        ("Exception", "Error", "Throwable", "V8 errors stack trace"),
     ),
     ("java_after_exception", r"/^[\t ]*nested exception is:[\t ]*/", "java_start_exception"),
     ("java_after_exception", r"/^[\r\n]*$/", "java_after_exception"),
@@ -57,7 +59,7 @@ JAVA_RULES = (
 )
 
 RUBY_RULES = (
-    ("start_state, ruby_start_exception", r"/^.+:\d+:in\s+.*/", "ruby_after_exception"),
+    ("start_state, ruby_start_exception", r"/^.+:\d+:in\s+.*/", "ruby_after_exception", (":in",)),
     ("ruby_after_exception, ruby", r"/^\s+from\s+.*:\d+:in\s+.*/", "ruby"),
 )
 
@@ -106,7 +108,7 @@ def cri() -> MultilineParser:
     )
 
 
-def _regex(name: str, rules: tuple[tuple[str, str, str], ...]) -> Callable[[], MultilineParser]:
+def _regex(name: str, rules: tuple[Any, ...]) -> Callable[[], MultilineParser]:
     def make() -> MultilineParser:
         return MultilineParser(
             name, "regex", rules=build_rules(rules), flush_timeout=DEFAULT_FLUSH_TIMEOUT

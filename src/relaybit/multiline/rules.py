@@ -27,6 +27,8 @@ class Rule:
     from_states: tuple[str, ...]
     pattern: str
     to_state: str
+    #: literals one of which every match holds (a cheap test before the regex; built-ins)
+    hints: tuple[str, ...] = ()
     regex: re.Pattern[str] = field(init=False, repr=False)
     #: rules that may follow this one (their from_states hold our to_state), in order
     next_rules: tuple[Rule, ...] = field(default=(), init=False, repr=False)
@@ -42,6 +44,8 @@ class Rule:
 
     def matches(self, text: str) -> bool:
         """True when ``regex`` is found anywhere in ``text`` (Onigmo searches)."""
+        if self.hints and not any(hint in text for hint in self.hints):
+            return False
         return self.regex.search(text) is not None
 
 
@@ -75,7 +79,7 @@ class RuleSet:
     def start(self, text: str) -> Rule | None:
         """The first start rule matching ``text``, or None."""
         for rule in self.start_rules:
-            if rule.regex.search(text) is not None:
+            if rule.matches(text):
                 return rule
         return None
 
@@ -83,7 +87,7 @@ class RuleSet:
     def continuation(state: Rule, text: str) -> Rule | None:
         """The first rule that continues a record after ``state`` with ``text``, or None."""
         for rule in state.next_rules:
-            if not rule.is_start and rule.regex.search(text) is not None:
+            if not rule.is_start and rule.matches(text):
                 return rule
         return None
 
@@ -91,14 +95,18 @@ class RuleSet:
         return f"<RuleSet rules={len(self.rules)} start={len(self.start_rules)}>"
 
 
-def make_rule(from_states: str, pattern: str, to_state: str) -> Rule:
-    """A rule from its three texts (``from_states`` comma-separated); re.error/RuleError."""
+def make_rule(from_states: str, pattern: str, to_state: str, hints: tuple[str, ...] = ()) -> Rule:
+    """A rule from its three texts (``from_states`` comma-separated); re.error/RuleError.
+
+    ``hints``: literals one of which every match of ``pattern`` holds (lines with
+    none of them are not searched).
+    """
     states = tuple(s.strip() for s in from_states.split(",") if s.strip())
     if not states:
         raise RuleError("a rule needs at least one from_state")
     if not to_state.strip():
         raise RuleError("a rule needs a to_state")
-    return Rule(states, pattern, to_state.strip())
+    return Rule(states, pattern, to_state.strip(), hints)
 
 
 def split_rule_line(text: str) -> list[str]:
@@ -142,9 +150,11 @@ def parse_rule_line(text: str) -> Rule:
         raise RuleError(
             f'expected 3 quoted parts "from_state" "/regex/" "to_state", got {len(tokens)}'
         )
-    return make_rule(*tokens)
+    return make_rule(tokens[0], tokens[1], tokens[2])
 
 
-def build_rules(rules: Sequence[tuple[str, str, str]]) -> RuleSet:
+def build_rules(
+    rules: Sequence[tuple[str, str, str] | tuple[str, str, str, tuple[str, ...]]],
+) -> RuleSet:
     """A RuleSet from (from_states, regex, to_state) triples (the built-in parsers)."""
     return RuleSet(tuple(make_rule(*r) for r in rules))

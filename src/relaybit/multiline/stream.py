@@ -22,6 +22,7 @@ from typing import Any
 from relaybit.codec.msgpack import EventTime
 from relaybit.multiline.definition import MultilineParser
 from relaybit.multiline.rules import Rule, RuleSet
+from relaybit.parsers.base import BaseParser
 from relaybit.plugins.inputs.lines import apply_parser
 
 #: a pending record is emitted once its joined text reaches this size (Fluent Bit: 2 MB)
@@ -195,12 +196,19 @@ class MultilineStream:
         return taken
 
     def _prepare(self, parser: MultilineParser, raw: str, stamp: EventTime) -> _Line | None:
-        if parser.parser is None:
+        line_parser = parser.parser
+        if line_parser is None:
             return _Line(raw, raw, None, stamp, None)
-        parsed = apply_parser(parser.parser, raw)
-        if parsed is None or parser.key_content is None:
-            return None
-        when, record = parsed
+        if isinstance(line_parser, BaseParser):  # parse() without its layers
+            record = line_parser.fields(raw)
+            if record is None or parser.key_content is None:
+                return None
+            when = line_parser.finish(record) if line_parser.needs_finish else None
+        else:
+            parsed = apply_parser(line_parser, raw)
+            if parsed is None or parser.key_content is None:
+                return None
+            when, record = parsed
         content = record.get(parser.key_content)
         if not isinstance(content, str):
             return None
