@@ -5,6 +5,12 @@ MATCH`` builds a pipeline on the command line (``-p``, ``-m`` and ``-t`` apply
 to the last ``-i``/``-F``/``-o``).  ``--dry-run`` loads and validates everything
 and prints the resolved configuration, secrets masked.  Exit status: 0 when
 valid (or the agent's status), 1 on a configuration error.
+
+Every flag of Fluent Bit 5.1.1's src/fluent-bit.c is here, with its short and
+long form (``--opt=value`` and ``--opt value``, unique prefixes of long names
+as getopt_long): implemented, accepted without effect (said in ``-h``, warned
+at start), or refused (:data:`REFUSED_FLAGS`, ``--trace*``) with a sentence
+saying why and what to use instead.  docs/compatibility.md lists them.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import logging
+import os
+import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +47,7 @@ from relaybit.config.model import AgentConfig, PluginInstance, PluginKind
 from relaybit.config.origin import COMMAND_LINE
 from relaybit.config.schema import ConfigMap, RawProperty
 from relaybit.config.secrets import mask
-from relaybit.config.service import SERVICE_OPTIONS
+from relaybit.config.service import DAEMON_REFUSED, SERVICE_OPTIONS
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import ROOT as LOG_ROOT
 from relaybit.logging import FluentBitFormatter
@@ -47,6 +56,33 @@ from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
 
 _KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
+
+#: Fluent Bit 5.1.1 flags relaybit refuses: (flags, dest, takes a value, why and what instead)
+REFUSED_FLAGS: tuple[tuple[tuple[str, ...], str, bool, str], ...] = (
+    (("-d", "--daemon"), "daemon", False, DAEMON_REFUSED),
+    (
+        ("-e", "--plugin"),
+        "plugin",
+        True,
+        "relaybit loads no shared-library plugins; install a Python package that"
+        " registers a 'relaybit.plugins' entry point",
+    ),
+    (("-C", "--custom"), "custom", True, "relaybit has no custom plugins"),
+    (
+        ("-r", "--processor"),
+        "processor",
+        True,
+        "processors are set in a YAML configuration, not on the command line",
+    ),
+    (("-T", "--sp-task"), "sp_task", True, "relaybit has no stream processor"),
+    (
+        ("--enable-fips",),
+        "enable_fips",
+        False,
+        "relaybit cannot require OpenSSL's FIPS mode (use a FIPS-enabled Python and OpenSSL)",
+    ),
+    (("-M", "--windows_maxstdio"), "windows_maxstdio", True, "Windows only"),
+)
 #: notes a plugin's option table gives after a description (as the docs' reference)
 _NOTES = (("repeatable", "multiple"), ("per node", "per_node"), ("secret", "secret"))
 
@@ -80,8 +116,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(pipeline=[])
     p.add_argument("-c", "--config", metavar="FILE", help="configuration file (classic or YAML)")
     p.add_argument(
-        "--dry-run", action="store_true", help="load and validate, print the configuration, exit"
+        "-D",
+        "--dry-run",
+        action="store_true",
+        help="load and validate, print the configuration, exit",
     )
+    p.add_argument(
+        "-b", "--storage_path", metavar="PATH", help="storage path ([SERVICE] storage.path)"
+    )
+    p.add_argument("-l", "--log_file", metavar="FILE", help="write the log to FILE")
+    p.add_argument(
+        "-w",
+        "--workdir",
+        metavar="DIR",
+        help="change to DIR first (relative -c, -R and paths are read from there)",
+    )
+    p.add_argument(
+        "-s",
+        "--coro_stack_size",
+        metavar="BYTES",
+        help="accepted, no effect: relaybit has no C coroutines",
+    )
+    p.add_argument(
+        "-Z",
+        "--enable-chunk-trace",
+        action="store_true",
+        help="accepted with a warning: relaybit has no chunk trace (/api/v1/trace answers 501)",
+    )
+    for flag in ("--trace", "--trace-input", "--trace-output", "--trace-output-property"):
+        p.add_argument(
+            flag,
+            metavar="VALUE",
+            action="append",
+            dest="trace",
+            help="refused: relaybit has no chunk trace",
+        )
+    p.add_argument(
+        "--supervisor",
+        action="store_true",
+        help="run the agent in a child process, restarted when it fails (SIGHUP restarts it)",
+    )
+    p.add_argument(
+        "-L", "--http_listen", metavar="ADDRESS", help="address of the monitoring HTTP server"
+    )
+    p.add_argument(
+        "-W",
+        "--disable-thread-safety-on-hot-reload",
+        action="store_true",
+        help="accepted, no effect: relaybit reloads on its event loop",
+    )
+    p.add_argument(
+        "-J",
+        "--help-json",
+        action="store_true",
+        help="the option tables as a JSON schema (of the last -i/-F/-o, or of everything)",
+    )
+    p.add_argument("-S", "--sosreport", action="store_true", help="print a support report and exit")
+    for flags, dest, takes, reason in REFUSED_FLAGS:
+        p.add_argument(
+            *flags,
+            dest=dest,
+            action="append" if takes else "append_const",
+            **({"metavar": "VALUE"} if takes else {"const": True}),
+            help=f"refused: {reason}",
+        )
     p.add_argument(
         "-i", "--input", dest="i", metavar="NAME", action=_PipelineAction, help="add an input"
     )
@@ -119,14 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-R", "--parser", metavar="FILE", action="append", default=[], help="parsers file"
     )
-    p.add_argument("-H", "--http", action="store_true", help="enable the monitoring HTTP server")
+    p.add_argument(
+        "-H",
+        "--http",
+        "--http_server",
+        action="store_true",
+        help="enable the monitoring HTTP server",
+    )
     p.add_argument(
         "-Y",
         "--enable-hot-reload",
         action="store_true",
         help="SIGHUP and PUT /api/v2/reload re-read the configuration ([SERVICE] hot_reload on)",
     )
-    p.add_argument("-P", "--port", metavar="PORT", help="port of the monitoring HTTP server")
+    p.add_argument(
+        "-P", "--port", "--http_port", metavar="PORT", help="port of the monitoring HTTP server"
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logs (-vv: trace)")
     p.add_argument("-q", "--quiet", action="store_true", help="no logs")
     p.add_argument("-V", "--version", action="store_true", help="print the version and exit")
@@ -150,11 +256,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = _console(sys.stdout)
+    refused = _refused_flags(args)
+    if refused:
+        for line in refused:
+            print(f"relaybit: {line}", file=sys.stderr)
+        return 1
+    if args.workdir:
+        try:
+            os.chdir(args.workdir)
+        except OSError as exc:
+            print(f"relaybit: cannot change to --workdir {args.workdir!r}: {exc}", file=sys.stderr)
+            return 1
     if args.version:
         print(f"relaybit v{__version__}")
         return 0
     if args.help:
         return _help(parser, args.pipeline, out)
+    if args.help_json:
+        return _help_json(args.pipeline)
+    if args.sosreport:
+        return _sosreport(args, out)
+    if args.supervisor:
+        from relaybit.supervisor import supervise
+
+        return supervise([a for a in argv if a != "--supervisor"])
     if not args.config and not args.pipeline:
         parser.print_usage(sys.stderr)
         print(
@@ -180,6 +305,76 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_config(config, out)
         return 0
     return _run_agent(config, args)
+
+
+def _refused_flags(args: argparse.Namespace) -> list[str]:
+    """A sentence per Fluent Bit flag relaybit refuses: why, and what to use instead."""
+    lines = []
+    for flags, dest, _takes, reason in REFUSED_FLAGS:
+        if getattr(args, dest, None):
+            lines.append(f"{'/'.join(flags)} is not supported: {reason}")
+    if args.trace:
+        lines.append(
+            "--trace/--trace-input/--trace-output are not supported: relaybit has no chunk"
+            " trace; to see the records a pipeline carries, add an [OUTPUT] stdout with a match"
+        )
+    return lines
+
+
+def _help_json(items: Sequence[tuple[str, str]]) -> int:
+    """``-J``: the JSON schema of the last -i/-F/-o, or of [SERVICE] and every plugin."""
+    plugins = [(_KINDS[f"-{flag}"], value) for flag, value in items if f"-{flag}" in _KINDS]
+    if plugins:
+        kind, value = plugins[-1]
+        name = _plugin_url(value)[0]
+        try:
+            cls = load_plugin(kind, name)
+        except ConfigError as exc:
+            report_config_error(exc)
+            return 1
+        schema: dict[str, Any] = {"type": kind, "name": name}
+        schema["properties"] = full_configmap(kind, cls).json_schema()
+    else:
+        schema = {
+            "fluent-bit": {"version": __version__, "schema_version": "1", "os": sys.platform},
+            "service": SERVICE_OPTIONS.json_schema(),
+        }
+        for kind in ("input", "filter", "output"):
+            entries = []
+            for name in registry.available(kind):
+                try:
+                    cls = load_plugin(kind, name)
+                except ConfigError:
+                    continue
+                entries.append(
+                    {
+                        "name": name,
+                        "description": str(getattr(cls, "description", "")),
+                        "properties": full_configmap(kind, cls).json_schema(),
+                    }
+                )
+            schema[f"{kind}s"] = entries
+    print(json.dumps(schema, indent=2))
+    return 0
+
+
+def _sosreport(args: argparse.Namespace, out: Console) -> int:
+    """``-S``: what a bug report needs (versions, platform, the configuration, masked)."""
+    print(f"relaybit v{__version__}")
+    print(f"python {sys.version.split()[0]} ({sys.executable})")
+    print(f"platform {platform.platform()}")
+    print(f"working directory {os.getcwd()}")
+    for kind in ("input", "filter", "output"):
+        print(f"{kind}s: {', '.join(registry.available(kind))}")
+    if args.config or args.pipeline:
+        try:
+            config = build_config(args)
+            check_keys(config)
+        except ConfigError as exc:
+            report_config_error(exc, sys.stdout)
+            return 0
+        print_config(config, out)
+    return 0
 
 
 def report_config_error(exc: ConfigError, stream: TextIO | None = None) -> None:
@@ -263,8 +458,20 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     inputs, filters, outputs = command_line_pipeline(args.pipeline)
     outputs = resolve_upstreams(outputs, Path.cwd())
     service = list(config.service)
-    if args.flush is not None:
-        service.append(RawProperty("flush", args.flush, COMMAND_LINE))
+    for value, key in (
+        (args.flush, "flush"),
+        (getattr(args, "storage_path", None), "storage.path"),
+        (getattr(args, "log_file", None), "log_file"),
+        (getattr(args, "coro_stack_size", None), "coro_stack_size"),
+        (getattr(args, "http_listen", None), "http_listen"),
+        ("on" if getattr(args, "enable_chunk_trace", False) else None, "enable_chunk_trace"),
+        (
+            "off" if getattr(args, "disable_thread_safety_on_hot_reload", False) else None,
+            "hot_reload.ensure_thread_safety",
+        ),
+    ):
+        if value is not None:
+            service.append(RawProperty(key, value, COMMAND_LINE))
     if args.http:
         service.append(RawProperty("http_server", "on", COMMAND_LINE))
     if getattr(args, "enable_hot_reload", False):

@@ -151,3 +151,16 @@ async def test_status_page_renders_node_states_in_chromium(
     assert "until " in dom  # an ejected node says until when
     node4 = dom[dom.index('data-node="node-4"') :].split("</tr>")[0]
     assert '<span class="state standby">standby</span>' in node4
+
+
+async def test_chunk_trace_api_is_refused_with_the_reason(
+    served: tuple[monitoring.MonitoringServer, str],
+) -> None:
+    """Fluent Bit's /api/v1/trace: 501 saying why, never a silent 404 (issue 13)."""
+    _, base = served
+    async with aiohttp.ClientSession() as http:
+        for method, path in (("GET", "/api/v1/trace"), ("POST", "/api/v1/trace/dummy.0")):
+            async with http.request(method, base + path, json={"output": "stdout"}) as r:
+                assert r.status == 501
+                body = await r.json()
+                assert body["status"] == "error" and "chunk trace" in body["error"]

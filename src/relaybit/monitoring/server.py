@@ -16,6 +16,7 @@
 - ``/api/v2/reload``              ``PUT``/``POST``: hot reload (``{"reload", "status"}``; 400 with
                                   an ``error`` when hot_reload is off or a reload runs);
                                   ``GET``: ``{"hot_reload_count": N}``
+- ``/api/v1/trace``               Fluent Bit's chunk trace: 501 with the reason (relaybit has none)
 - ``/status``                     a live HTML page over those (no external script)
 """
 
@@ -92,6 +93,8 @@ class MonitoringServer:
         app.router.add_get("/api/v1/history", self._history)
         app.router.add_get("/status", self._status_page)
         app.router.add_route("*", "/api/v2/reload", self._reload)
+        app.router.add_route("*", "/api/v1/trace", self._trace)
+        app.router.add_route("*", "/api/v1/trace/{input}", self._trace)
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -222,6 +225,18 @@ class MonitoringServer:
             return _json({"reload": "not enabled", "status": -1, "error": "no reload here"}, 400)
         answer = request_reload("HTTP API")
         return _json(answer.body(), answer.http_status)
+
+    async def _trace(self, request: web.Request) -> web.Response:
+        """Fluent Bit's chunk trace API: refused with the reason (501), never a silent 404."""
+        return _json(
+            {
+                "status": "error",
+                "error": "chunk trace is not available in relaybit (-Z/enable_chunk_trace has"
+                " no effect); to see the records a pipeline carries, add an [OUTPUT] stdout"
+                " with a match",
+            },
+            status=501,
+        )
 
     async def _status_page(self, request: web.Request) -> web.Response:
         return web.Response(text=STATUS_PAGE, content_type="text/html")
