@@ -3,7 +3,8 @@
 Data path (see ``docs/storage.md``)::
 
     emit(tag, data, records)
-      -> filters (only when one matches the tag: decode, filter, re-encode)
+      -> the input's processors and the filters of the tag (only when there are
+         some: decoded once, filtered, encoded once)
       -> InputBuffer.append (bytes appended to the tag's open chunk; with
          filesystem storage one checksummed block written to the chunk file)
       -> sealed at CHUNK_SIZE_LIMIT or at each ``flush`` tick
@@ -12,19 +13,13 @@ Data path (see ``docs/storage.md``)::
       -> the chunk is done (memory released, file deleted) when every route
          confirmed it or gave up (counted and logged with the reason).
 
-Filesystem chunks are *up* (data in memory) or *down* (data only in the
-file): at most ``storage.max_chunks_up`` are up across the agent
-(:class:`~relaybit.pipeline.chunks_up.ChunksUp`).  A chunk created while every
-slot is taken stays down; an output worker reads a down chunk back in a thread
-when it is about to flush it, first putting the newest idle up chunk down if
-no slot is free.  ``storage.total_limit_size`` per output drops the oldest
-filesystem chunks queued for that output to make room for a new one.
-
-With filesystem storage an output that finishes a chunk before the others is
-recorded in the chunk's ``.rbc.done`` sidecar, so a restart re-sends the chunk
-only to the outputs that had not finished it.  At start the chunk files found
-are read back in a worker thread, one at a time and oldest first, while the
-loaded ones stay under ``storage.backlog.mem_limit``.
+Filesystem chunks (the backlog read back at start, chunks *up* or *down*,
+``storage.total_limit_size``) are handled by :class:`~relaybit.pipeline.stored.StoredChunks`,
+which the engine extends; with filesystem storage an output that finishes a
+chunk before the others is recorded in the chunk's ``.rbc.done`` sidecar, so a
+restart re-sends the chunk only to the outputs that had not finished it.
+Filters and processors run in :class:`~relaybit.pipeline.filter_chain.FilterChain`;
+an output's queue and counters are its :class:`~relaybit.pipeline.output_slot.OutputSlot`.
 
 Retries follow :class:`~relaybit.pipeline.scheduler.Scheduler` (Fluent Bit's
 full-jitter backoff and ``retry_limit``).  An exception raised by a flush is
@@ -57,10 +52,12 @@ from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
 from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
 from relaybit.pipeline.conditions import RouteSplitter
 from relaybit.pipeline.filter_chain import FilterChain
+from relaybit.pipeline.output_slot import OutputSlot
 from relaybit.pipeline.router import Matcher, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
-from relaybit.pipeline.storage import CorruptChunk, FileStorage, LoadedChunk, StoredChunkRef
+from relaybit.pipeline.storage import FileStorage, LoadedChunk, StoredChunkRef
 from relaybit.pipeline.storage_guard import StorageWriteError, store_when_possible
+from relaybit.pipeline.stored import StoredChunks
 from relaybit.pipeline.task import RouteState, Task, TaskRoute
 from relaybit.plugins.base import EmitterFn, FilterPlugin, FlushResult, OutputPlugin
 
@@ -122,72 +119,13 @@ class EngineSettings:
         )
 
 
-class OutputSlot:
-    """One output instance inside the engine: its queue, workers and counters."""
+class Engine(StoredChunks):
+    """Buffers, routes and delivers chunks; owns retries and storage.
 
-    def __init__(
-        self,
-        name: str,
-        plugin: OutputPlugin,
-        retry_limit: RetryLimit,
-        workers: int,
-        total_limit_size: int = 0,
-        processors: tuple[str, ...] = (),
-    ) -> None:
-        self.name = name
-        self.plugin = plugin
-        #: names of its processors in the engine's filter registry (run before each flush)
-        self.processors = processors
-        self.retry_limit = retry_limit
-        self.workers = max(1, workers)
-        self.queue: asyncio.Queue[Task] = asyncio.Queue()
-        self.in_flight = 0
-        self.waiting: set[Task] = set()
-        self.proc_records = 0
-        self.proc_bytes = 0
-        self.errors = 0
-        self.retries = 0
-        self.retries_failed = 0
-        self.retried_records = 0
-        self.dropped_records = 0
-        #: ``storage.total_limit_size``: bytes of filesystem chunks queued for it (0: no limit)
-        self.total_limit_size = total_limit_size
-        #: filesystem chunks not yet done for this output, oldest first, with their size
-        self.stored: dict[str, tuple[Task, int]] = {}
-        self.stored_bytes = 0
-
-    def metrics(self) -> dict[str, int]:
-        return {
-            "proc_records": self.proc_records,
-            "proc_bytes": self.proc_bytes,
-            "errors": self.errors,
-            "retries": self.retries,
-            "retries_failed": self.retries_failed,
-            "retried_records": self.retried_records,
-            "dropped_records": self.dropped_records,
-        }
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "workers": self.workers,
-            "retry_limit": str(self.retry_limit),
-            "queued": self.queue.qsize(),
-            "in_flight": self.in_flight,
-            "waiting_retry": len(self.waiting),
-            "storage_queued_chunks": len(self.stored),
-            "storage_queued_bytes": self.stored_bytes,
-            "total_limit_size": self.total_limit_size,
-        }
-
-    def __repr__(self) -> str:
-        return (
-            f"<OutputSlot {self.name} workers={self.workers} queued={self.queue.qsize()}"
-            f" in_flight={self.in_flight} waiting_retry={len(self.waiting)}>"
-        )
-
-
-class Engine:
-    """Buffers, routes and delivers chunks; owns retries and storage."""
+    The filter chain is :class:`~relaybit.pipeline.filter_chain.FilterChain`;
+    the backlog and the chunks up and down are in :class:`StoredChunks`
+    (``pipeline/stored.py``).
+    """
 
     def __init__(
         self,
@@ -537,227 +475,9 @@ class Engine:
         for name in task.routes:
             self.outputs[name].queue.put_nowait(task)
 
-    def _kick_backlog(self) -> None:
-        """Start reading backlog files unless a reader runs already or none wait."""
-        if not self._backlog or self._stopping:
-            return
-        if self._backlog_pump is not None and not self._backlog_pump.done():
-            return  # it re-checks the limit after each file
-        self._backlog_pump = asyncio.get_running_loop().create_task(
-            self._pump_backlog(), name="relaybit-storage-backlog"
-        )
-
     @property
-    def _backlog_loading(self) -> bool:
-        return self._backlog_pump is not None and not self._backlog_pump.done()
-
-    async def _pump_backlog(self) -> None:
-        """Read backlog files in a thread, oldest first, while under ``backlog.mem_limit``.
-
-        One file at a time, dispatched in the order found: an output gets a
-        tag's backlog chunks in the order they were written.
-        """
-        storage = self.storage
-        assert storage is not None
-        limit = self.settings.storage_backlog_mem_limit
-        try:
-            while (
-                self._backlog
-                and not self._stopping
-                and (self._backlog_held == 0 or self._backlog_held < limit)
-            ):
-                ref = self._backlog.popleft()
-                try:
-                    loaded = await asyncio.to_thread(storage.load, ref)
-                except OSError as exc:  # removed or unreadable since the scan: skip it
-                    log.error("[storage] chunk file %s cannot be loaded: %s", ref.path, exc)
-                    continue
-                except Exception:
-                    log.exception("[storage] chunk file %s cannot be loaded", ref.path)
-                    continue
-                if loaded is not None and not self._stopping:  # stopping: the file stays
-                    self._queue_loaded(loaded)
-        finally:
-            self._progress.set()
-
-    def _queue_loaded(self, loaded: LoadedChunk) -> None:
-        """Route a chunk read back at start to the outputs that did not finish it."""
-        assert self.storage is not None
-        outputs = self._outputs_of(loaded)
-        if not outputs:
-            log.warning(
-                "[storage] no output matches tag '%s' of chunk %s; file kept",
-                loaded.tag,
-                loaded.path,
-            )
-            return
-        remaining = [name for name in outputs if name not in loaded.finished]
-        if not remaining:
-            log.info(
-                "[storage] chunk %s was finished by every output before the restart (%s); deleted",
-                loaded.path,
-                ", ".join(outputs),
-            )
-            self.storage.delete(loaded.path, routes_file=loaded.routes_file)
-            return
-        if len(remaining) < len(outputs):
-            log.info(
-                "[storage] chunk %s: already finished by %s; delivering to %s",
-                loaded.path,
-                ", ".join(n for n in outputs if n in loaded.finished),
-                ", ".join(remaining),
-            )
-        chunk = Chunk(
-            loaded.tag,
-            loaded.data,
-            loaded.records,
-            loaded.input_name,
-            loaded.chunk_id,
-            loaded.created,
-            route=loaded.route,
-        )
-        self._backlog_held += chunk.size
-        self.backlog_chunks += 1
-        self.backlog_records += chunk.records
-        task = Task.for_outputs(chunk, remaining, path=loaded.path, backlog=True)
-        task.routes_file = loaded.routes_file
-        self._dispatch(chunk, task=task)
-
-    # -- filesystem chunks up and down ----------------------------------------
-
-    def _track_stored(self, task: Task) -> None:
-        """A filesystem chunk was dispatched: count it for its outputs' limits."""
-        chunk = task.chunk
-        task.stored = True
-        if not task.backlog and type(chunk) is not DownChunk:
-            self._up_tasks[chunk.id] = task  # keeps the slot its open chunk had
-            self._wake_slot_waiters()
-        size = chunk.size
-        for name in task.routes:
-            slot = self.outputs[name]
-            if slot.total_limit_size and slot.stored_bytes + size > slot.total_limit_size:
-                self._make_room(slot, size)
-            slot.stored[chunk.id] = (task, size)
-            slot.stored_bytes += size
-
-    def _make_room(self, slot: OutputSlot, size: int) -> None:
-        """Drop the oldest chunks queued for ``slot`` until ``size`` more bytes fit.
-
-        Chunks being flushed are kept (Fluent Bit's rule); the new chunk is
-        never dropped, so the limit can be passed by what is in flight.
-        """
-        excess = slot.stored_bytes + size - slot.total_limit_size
-        victims: list[Task] = []
-        for task, old_size in slot.stored.values():
-            if excess <= 0:
-                break
-            if task.routes[slot.name].state is RouteState.FLUSHING:
-                continue
-            victims.append(task)
-            excess -= old_size
-        for task in victims:
-            self._drop_route(slot, task, "storage.total_limit_size reached")
-
-    def _drop_route(self, slot: OutputSlot, task: Task, reason: str) -> None:
-        route = task.routes[slot.name]
-        if route.state is RouteState.RETRY_WAIT:
-            if route.timer is not None:
-                route.timer.cancel()
-                route.timer = None
-            slot.waiting.discard(task)
-        self._drop(slot, task, route, reason)
-
-    def _wake_slot_waiters(self) -> None:
-        waiters, self._slot_waiters = self._slot_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _on_chunk_slot_released(self) -> None:
-        self._wake_slot_waiters()
-        if not self.chunks_up.full:
-            for buf in self.inputs.values():
-                if buf.paused and buf.pause_reason == "storage.max_chunks_up":
-                    buf.resume()
-
-    def _put_down_idle(self) -> bool:
-        """Put the newest sealed up chunk no output is flushing down; False if none."""
-        for chunk_id in reversed(self._up_tasks):
-            task = self._up_tasks[chunk_id]
-            if not task.flushing:
-                del self._up_tasks[chunk_id]
-                task.chunk = DownChunk.of(task.chunk)
-                self.chunks_up.release()
-                return True
-        return False
-
-    async def _acquire_chunk_slot(self) -> None:
-        up = self.chunks_up
-        while up.full:
-            if self._put_down_idle():
-                break
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._slot_waiters.append(waiter)
-            await waiter
-        up.acquire()
-
-    async def _bring_up(self, task: Task) -> bool:
-        """Read a down chunk back from its file (one read for all its outputs)."""
-        if task.loading is not None:
-            return bool(await asyncio.shield(task.loading))
-        loading: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        task.loading = loading
-        ok = False
-        try:
-            ok = await self._read_back(task)
-        finally:
-            task.loading = None
-            loading.set_result(ok)
-        return ok
-
-    async def _read_back(self, task: Task) -> bool:
-        path = task.path
-        assert path is not None and self.storage is not None
-        await self._acquire_chunk_slot()
-        try:
-            data, records, discarded = await asyncio.to_thread(FileStorage.read, path)
-        except (OSError, CorruptChunk) as exc:
-            self.chunks_up.release()
-            if self._tasks.get(task.chunk.id) is not task:  # done meanwhile, file deleted
-                return False
-            if isinstance(exc, FileNotFoundError):
-                log.error("[storage] chunk file %s disappeared", path)
-            else:
-                self.storage.set_aside(path, task.chunk.size, exc)
-            task.path = None
-            self._drop_everywhere(task, f"chunk file unreadable ({exc.__class__.__name__})")
-            return False
-        except BaseException:
-            self.chunks_up.release()
-            raise
-        chunk = task.chunk
-        if self._tasks.get(chunk.id) is not task:  # dropped everywhere meanwhile
-            self.chunks_up.release()
-            return False
-        if discarded or records != chunk.records:
-            self.storage.irrecoverable_bytes += discarded
-            log.error(
-                "[storage] chunk file %s read back with %d of %s (%s cut off)",
-                path,
-                records,
-                counted(chunk.records, "record"),
-                counted(discarded, "byte"),
-            )
-        task.chunk = Chunk(
-            chunk.tag, data, records, chunk.input_name, chunk.id, chunk.created, route=chunk.route
-        )
-        self._up_tasks[chunk.id] = task
-        return True
-
-    def _drop_everywhere(self, task: Task, reason: str) -> None:
-        for name, route in list(task.routes.items()):
-            if route.state not in (RouteState.DONE, RouteState.DROPPED):
-                self._drop_route(self.outputs[name], task, reason)
+    def _backlog_mem_limit(self) -> int:
+        return self.settings.storage_backlog_mem_limit
 
     # -- delivering -------------------------------------------------------------
 
