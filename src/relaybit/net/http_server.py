@@ -18,7 +18,10 @@ is sent.  A request whose declared (``Content-Length``) or read body passes
 ``max_body`` is answered 413 and its connection closed without reading the
 rest; a request whose head or body takes longer than ``io_timeout`` is
 answered 408 and closed; a connection idle longer than ``idle_timeout`` is
-closed.  Every rejection is counted by reason (:class:`ConnectionStats`) and
+closed.  The request bodies held at once across connections (read, not yet
+stored) are bounded by ``body_budget`` and the requests being stored by
+``max_pending``: past either a request is answered 503, so memory stays
+bounded however many clients send at once.  Every rejection is counted by reason (:class:`ConnectionStats`) and
 logged through a :class:`SummarisedLog`, so no client can flood the log.
 Errors always get an ``HTTP/1.1`` status line.  Requests Fluent Bit accepts
 and h11 does not (a blank ``Transfer-Encoding:`` beside a ``Content-Length``)
@@ -123,6 +126,10 @@ class Handler:
         """The 413 answer for a body over ``limit``."""
         return Reply(413, b"error: payload larger than buffer_max_size\n", reject="too_large")
 
+    def busy(self) -> Reply:
+        """The 503 answer when the requests in flight are at their limits (Fluent Bit's)."""
+        return Reply(503, b"error: deferred ingress queue is full\n", reject="busy")
+
 
 @dataclass(slots=True)
 class ServerSettings:
@@ -141,6 +148,10 @@ class ServerSettings:
     keepalive: bool = True
     backlog: int = 128
     reuse_port: bool = False
+    #: bytes of request bodies held at once, read and not yet stored (0: no limit)
+    body_budget: int = 256 * 1024 * 1024
+    #: requests whose records are being stored at once (0: no limit)
+    max_pending: int = 8192
 
 
 #: Reason phrases as Fluent Bit writes them where Python's differ.
@@ -192,6 +203,7 @@ class HttpServer:
         self.connections: set[_Connection] = set()
         self.handlers: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.inflight = 0  #: bytes of request bodies held now (read, not yet stored)
         if settings.ssl is not None and settings.http2:
             settings.ssl.set_alpn_protocols(["h2", "http/1.1"])
 
@@ -317,6 +329,27 @@ class HttpServer:
         self.stats.reject(reason)
         self.log_rejects.log(reason, "rejected a request from %s: %s", peer, message)
 
+    def over_budget(self) -> bool:
+        """True when the request bodies held pass ``body_budget``."""
+        return 0 < self.settings.body_budget < self.inflight
+
+    def busy(self, peer: str, *, pending: bool) -> Reply:
+        """Count and log a request refused because the server is at its limits."""
+        if pending:
+            why = (
+                f"{len(self.handlers)} requests are being stored, the most"
+                " http_server.ingress_queue_event_limit allows"
+            )
+        else:
+            why = (
+                f"{self.inflight} bytes of request bodies in flight, more than"
+                " http_server.ingress_queue_byte_limit allows"
+            )
+        self.reject(peer, "busy", f"answered 503: {why}")
+        reply = self.handler.busy()
+        reply.reject = None  # counted here
+        return reply
+
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self.handlers.add(task)
@@ -376,6 +409,7 @@ class _Connection(asyncio.Protocol):
         "eof",
         "first",
         "h2",
+        "held",
         "peer",
         "phase",
         "request",
@@ -396,6 +430,7 @@ class _Connection(asyncio.Protocol):
         self.deadline = 0.0
         self.drain = 0
         self.eof = False
+        self.held = 0  #: body bytes of the current request counted in server.inflight
         self.first = True  #: no request yet (the HTTP/2 preface may come)
 
     # -------------------------------------------------------------- asyncio.Protocol
@@ -409,6 +444,7 @@ class _Connection(asyncio.Protocol):
             self.h2 = _H2Session(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
         if self in self.server.connections:
             self.server.connections.discard(self)
             self.server.stats.closed()
@@ -488,7 +524,7 @@ class _Connection(asyncio.Protocol):
 
     def _process(self) -> None:
         conn = self.conn
-        while conn is not None and self.phase in ("head", "body"):
+        while conn is not None and conn is self.conn and self.phase in ("head", "body"):
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
@@ -505,8 +541,12 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, h11.Data):
                 assert self.body is not None
                 self.body += event.data
+                self.held += len(event.data)
+                self.server.inflight += len(event.data)
                 if len(self.body) > self.server.settings.max_body:
                     self._too_large()
+                elif self.server.over_budget():
+                    self._abort_with(self.server.busy(self.peer, pending=False))
             elif isinstance(event, h11.EndOfMessage):
                 self._dispatch()
             elif isinstance(event, h11.ConnectionClosed):
@@ -553,6 +593,11 @@ class _Connection(asyncio.Protocol):
         assert request is not None and body is not None
         request.body = bytes(body)
         self.body = None
+        if 0 < self.server.settings.max_pending <= len(self.server.handlers):
+            request.body = b""
+            self._release()
+            self._send(self.server.busy(self.peer, pending=True))
+            return
         self.phase = "handler"
         self.deadline = 0.0
         if self.transport is not None:
@@ -561,7 +606,13 @@ class _Connection(asyncio.Protocol):
 
     async def _answer(self, request: Request) -> None:
         reply = await self.server.respond(request)
+        self._release()
         self._send(reply)
+
+    def _release(self) -> None:
+        """The current request's body no longer counts in the server's in-flight bytes."""
+        self.server.inflight -= self.held
+        self.held = 0
 
     def _send(self, reply: Reply) -> None:
         """Write ``reply`` through h11; keep the connection for the next request or close."""
@@ -605,6 +656,7 @@ class _Connection(asyncio.Protocol):
 
     def _abort_with(self, reply: Reply, *, pending: bool = True) -> None:
         """Answer ``reply`` on a request whose body stays unread, then close."""
+        self._release()
         self.transport_write(_raw_response(reply.status, reply.body, reply.headers))
         self.conn = None
         self.body = None
@@ -672,6 +724,7 @@ class _Stream:
     body: bytearray = field(default_factory=bytearray)
     started: float = field(default_factory=time.monotonic)
     done: bool = False  #: the request is whole (handler running or answered)
+    held: int = 0  #: body bytes counted in the server's in-flight bytes
 
 
 class _H2Session:
@@ -718,7 +771,7 @@ class _H2Session:
             elif isinstance(event, h2.events.StreamEnded):
                 self._ended(event.stream_id)
             elif isinstance(event, h2.events.StreamReset):
-                self.streams.pop(event.stream_id, None)
+                self._drop(event.stream_id)
                 self.refused.pop(event.stream_id, None)
             elif isinstance(event, h2.events.WindowUpdated):
                 if self.window is not None:
@@ -769,9 +822,22 @@ class _H2Session:
         stream = self.streams.get(sid)
         if stream is None or stream.done:
             return
-        stream.body += event.data or b""
+        data = event.data or b""
+        stream.body += data
+        stream.held += len(data)
+        self.server.inflight += len(data)
         if len(stream.body) > self.server.settings.max_body:
             self._too_large(sid)
+        elif self.server.over_budget():
+            self._refuse(sid, self.server.busy(self.conn.peer, pending=False))
+
+    def _drop(self, sid: int) -> _Stream | None:
+        """Forget a stream; its body no longer counts in the server's in-flight bytes."""
+        stream = self.streams.pop(sid, None)
+        if stream is not None:
+            self.server.inflight -= stream.held
+            stream.held = 0
+        return stream
 
     def _too_large(self, sid: int) -> None:
         stream = self.streams.get(sid)
@@ -786,7 +852,7 @@ class _H2Session:
     def _refuse(self, sid: int, reply: Reply) -> None:
         """Answer ``reply`` at once; the body is drained up to :data:`DRAIN_LIMIT` bytes
         (so that the client reads the answer), then the stream is reset."""
-        self.streams.pop(sid, None)
+        self._drop(sid)
         self.refused[sid] = (DRAIN_LIMIT, time.monotonic())
         try:
             self._headers(sid, reply, end=not reply.body)
@@ -809,11 +875,15 @@ class _H2Session:
         stream.done = True
         stream.request.body = bytes(stream.body)
         stream.body = bytearray()
+        if 0 < self.server.settings.max_pending <= len(self.server.handlers):
+            self._refuse(sid, self.server.busy(self.conn.peer, pending=True))
+            self.refused.pop(sid, None)  # the client sent it all: nothing to drain
+            return
         self.server.spawn(self._answer(sid, stream.request))
 
     async def _answer(self, sid: int, request: Request) -> None:
         reply = await self.server.respond(request)
-        if self.streams.pop(sid, None) is None or self.conn.transport is None:
+        if self._drop(sid) is None or self.conn.transport is None:
             return  # reset by the client, or the connection is gone
         no_body = reply.status in (204, 304) or request.method == "HEAD"
         body = b"" if no_body else reply.body
@@ -870,6 +940,7 @@ class _H2Session:
         self.conn.close()
 
     def lost(self) -> None:
-        self.streams.clear()
+        for sid in list(self.streams):
+            self._drop(sid)
         if self.window is not None:
             self.window.set()

@@ -290,6 +290,7 @@ async def test_fuzzed_requests_never_log_a_traceback(
     # the server still serves
     assert (await raw_exchange(plugin.port, valid)).startswith(b"HTTP/1.1 201 ")
     no_traceback(caplog)
+    await wait_for(lambda: plugin.server.inflight == 0)
 
 
 # --------------------------------------------------------------------------- limits
@@ -305,6 +306,7 @@ async def test_declared_body_over_limit_is_413_before_reading(served: Any) -> No
     assert head.startswith(b"HTTP/1.1 413 Payload Too Large\r\n")
     writer.close()
     assert plugin.metrics()["rejected"]["too_large"] == 1
+    await wait_for(lambda: plugin.server.inflight == 0)
 
 
 async def test_chunked_body_cut_when_it_passes_the_limit(served: Any) -> None:
@@ -330,6 +332,7 @@ async def test_chunked_body_cut_when_it_passes_the_limit(served: Any) -> None:
     writer.close()
     assert sent < 12 * 1024 * 1024  # cut early (loopback socket buffers hold a few MB)
     assert plugin.metrics()["rejected"]["too_large"] == 1
+    await wait_for(lambda: plugin.server.inflight == 0)
 
 
 async def test_slow_head_and_body_get_408(served: Any) -> None:
@@ -539,7 +542,7 @@ def test_fluent_bit_keys_and_aliases(caplog: pytest.LogCaptureFixture) -> None:
     assert (s.keepalive, s.accept_timeout) == (False, 3.0)
     messages = [r.getMessage() for r in caplog.records]
     assert any("http_server.workers 4 has no effect" in m for m in messages)
-    assert any("ingress_queue_event_limit has no effect" in m for m in messages)
+    assert s.max_pending == 10
     # the http_server.* spelling wins over its alias
     both = make_input(Collector(), http_server__buffer_max_size="2M", buffer_max_size="1M")
     assert both.server.settings.max_body == 2 << 20
@@ -653,6 +656,7 @@ async def test_http2_body_over_limit_is_413_and_the_connection_goes_on(served: A
         assert r.status_code == 201
     assert got.records("h2big") == [{"after": 1}]
     assert plugin.metrics()["rejected"]["too_large"] == 2
+    await wait_for(lambda: plugin.server.inflight == 0)
 
 
 async def test_nothing_is_acknowledged_before_it_is_stored(served: Any) -> None:
@@ -722,3 +726,74 @@ async def test_http2_slow_body_is_timed_out(served: Any) -> None:
         with pytest.raises(httpx.HTTPError):
             await client.post(f"http://127.0.0.1:{plugin.port}/slow", content=slow())
     assert plugin.metrics()["rejected"]["timeout"] == 1
+
+
+class Gate:
+    """An emit() that stores only once opened (storage slow, or the input paused)."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.got = Collector()
+
+    async def __call__(self, tag: str, data: bytes, records: int) -> None:
+        await self.open.wait()
+        await self.got(tag, data, records)
+
+
+async def test_bytes_in_flight_over_ingress_queue_byte_limit_get_503(served: Any) -> None:
+    gate = Gate()
+    plugin = await served(gate, http_server__ingress_queue_byte_limit="100k")
+    body = orjson_body(80_000)
+    url = f"http://127.0.0.1:{plugin.port}/q"
+    async with httpx.AsyncClient() as client:
+        first = asyncio.ensure_future(client.post(url, content=body))
+        await wait_for(lambda: plugin.server.inflight >= 70_000)
+        r = await client.post(url, content=body)  # 160 KB held: over the limit
+        assert r.status_code == 503 and b"ingress queue is full" in r.content
+        gate.open.set()
+        assert (await first).status_code == 201
+        r = await client.post(url, content=body)
+        assert r.status_code == 201
+    assert len(gate.got.batches) == 2  # two requests stored, the refused one not
+    assert plugin.metrics()["rejected"]["busy"] == 1
+    await wait_for(lambda: plugin.server.inflight == 0)
+
+
+@pytest.mark.parametrize("http2", [False, True])
+async def test_requests_over_ingress_queue_event_limit_get_503(served: Any, http2: bool) -> None:
+    gate = Gate()
+    plugin = await served(gate, http_server__ingress_queue_event_limit="1")
+    url = f"http://127.0.0.1:{plugin.port}/e"
+    async with httpx.AsyncClient(http1=not http2, http2=http2) as client:
+        first = asyncio.ensure_future(client.post(url, json={"n": 1}))
+        await wait_for(lambda: len(plugin.server.handlers) == 1)
+        r = await client.post(url, json={"n": 2})
+        assert r.status_code == 503
+        gate.open.set()
+        assert (await first).status_code == 201
+        assert (await client.post(url, json={"n": 3})).status_code == 201
+    assert gate.got.records("e") == [{"n": 1}, {"n": 3}]
+    await wait_for(lambda: plugin.server.inflight == 0)
+
+
+async def test_elasticsearch_busy_is_json(running: list[Any]) -> None:
+    gate = Gate()
+    plugin = make_input(gate, cls=ElasticsearchInput, http_server__ingress_queue_event_limit="1")
+    await plugin.start()
+    running.append(plugin)
+    url = f"http://127.0.0.1:{plugin.port}/_bulk"
+    body = b'{"index":{}}\n{"a":1}\n'
+    async with httpx.AsyncClient() as client:
+        first = asyncio.ensure_future(client.post(url, content=body))
+        await wait_for(lambda: len(plugin.server.handlers) == 1)
+        r = await client.post(url, content=body)
+        assert r.status_code == 503
+        assert r.json()["error"]["type"] == "es_rejected_execution_exception"
+        gate.open.set()
+        assert (await first).status_code == 200
+
+
+def orjson_body(size: int) -> bytes:
+    """A JSON array of records about ``size`` bytes long."""
+    record = b'{"log":"' + b"x" * 90 + b'"}'
+    return b"[" + b",".join([record] * (size // (len(record) + 1))) + b"]"

@@ -134,6 +134,7 @@ _ERROR_TYPES = {
     401: "security_exception",
     413: "content_too_long",
     408: "timeout_exception",
+    503: "es_rejected_execution_exception",
 }
 
 

@@ -109,13 +109,16 @@ SERVER_OPTIONS = (
                 "http_server.ingress_queue_event_limit",
                 "size",
                 8192,
-                "Accepted without effect (applies to http_server.workers above 1)",
+                "Most requests being stored at once; a request over it is answered 503"
+                " (0 = no limit)",
             ),
             Option(
                 "http_server.ingress_queue_byte_limit",
                 "size",
                 256 * 1024 * 1024,
-                "Accepted without effect (applies to http_server.workers above 1)",
+                "Most bytes of request bodies held at once (read, not yet stored); a"
+                " request that passes it is answered 503 and its connection closed (0 = no"
+                " limit)",
             ),
             Option(
                 "net.share_port",
@@ -244,6 +247,8 @@ def server_settings(opts: Options, ssl_context: ssl.SSLContext | None) -> Server
         keepalive=opts.bool("net.keepalive"),
         backlog=opts.int("net.backlog"),
         reuse_port=opts.bool("net.share_port"),
+        body_budget=opts.int("http_server.ingress_queue_byte_limit"),
+        max_pending=opts.int("http_server.ingress_queue_event_limit"),
     )
 
 
@@ -395,12 +400,6 @@ class HttpServerInput(InputPlugin, Handler):
                 " this input on its event loop",
                 workers,
             )
-        for key in (
-            "http_server.ingress_queue_event_limit",
-            "http_server.ingress_queue_byte_limit",
-        ):
-            if opts.is_set(key):
-                ctx.logger.warning("%s has no effect in relaybit (no worker queue)", key)
         self.server = HttpServer(self, settings, name=ctx.name, logger=ctx.logger)
 
     @property
@@ -459,6 +458,9 @@ class HttpServerInput(InputPlugin, Handler):
     def too_large(self, request: Request | None, limit: int) -> Reply:
         self.rejected += 1
         return self.refuse(413, "payload larger than buffer_max_size", "too_large")
+
+    def busy(self) -> Reply:
+        return self.refuse(503, "deferred ingress queue is full", "busy")
 
     def refuse(self, status: int, message: str, reason: str, *, basic: bool = False) -> Reply:
         """The input's error reply (plain text here; JSON for elasticsearch)."""
