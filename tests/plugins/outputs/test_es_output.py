@@ -25,7 +25,13 @@ from relaybit.plugins.base import (
     OutputContext,
 )
 from relaybit.plugins.inputs.elasticsearch import ElasticsearchInput
-from relaybit.plugins.outputs.es.bulk import build_item, read_bulk_response
+from relaybit.plugins.outputs.es.bulk import (
+    BulkEncoder,
+    build_item,
+    decode_chunk,
+    encode_items,
+    read_bulk_response,
+)
 from relaybit.plugins.outputs.es.options import EsSettings, decode_cloud_id
 from relaybit.plugins.outputs.es.output import ElasticsearchOutput
 from relaybit.upstream.node import Node, UpstreamSpec
@@ -436,3 +442,25 @@ async def test_a_chunk_no_node_took_leaves_no_state_behind() -> None:
         assert out.pending_chunks() == 0
     finally:
         await out.stop()
+
+
+def test_errors_false_counts_every_item_delivered_without_reading_them() -> None:
+    body = orjson.dumps({"took": 1, "errors": False, "items": [{"create": {"status": 201}}] * 3})
+    assert read_bulk_response(body, [4, 7, 9]).delivered == [4, 7, 9]
+    with pytest.raises(ValueError, match="3 items for 2"):
+        read_bulk_response(body, [0, 1])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [EsSettings(), EsSettings(logstash_format=True, include_tag_key=True, generate_id=True)],
+)
+def test_a_re_send_of_some_items_is_those_items(settings: EsSettings) -> None:
+    records = [{"n": i, "msg": "x"} for i in range(10)] + [{"@timestamp": "own", "n": 10}]
+    chunk = chunk_of(records)
+    entries = decode_chunk(chunk.data)
+    assert entries.fast
+    every = encode_items(chunk.data, "app", settings, 5.0)
+    some = [1, 4, 10]
+    body = BulkEncoder(settings).encode(entries, some, "app", 5.0)
+    assert body == b"".join(every[i] for i in some)

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable
+from itertools import repeat
+from operator import contains
 from typing import Any
 
 import msgpack
 import orjson
 
-from relaybit.codec.msgpack import EventTime, iter_entries
+from relaybit.codec.msgpack import EventTime, event_time, iter_entries, time_parts, unpack_chunk
+from relaybit.plugins.outputs import fastjson
 
 FORMATS = ("json", "json_lines", "json_stream", "plain", "msgpack")
 DATE_FORMATS = ("double", "epoch", "epoch_ms", "iso8601", "java_sql_timestamp")
@@ -32,15 +34,8 @@ _ORJSON_OPTS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def split_time(value: Any) -> tuple[int, int]:
-    """(seconds, nanoseconds) of an entry's time (EventTime, int or float)."""
-    if isinstance(value, EventTime):
-        return value.seconds, value.nanoseconds
-    if isinstance(value, int):
-        return value, 0
-    if isinstance(value, float):
-        seconds = int(value)
-        return seconds, round((value - seconds) * 1e9) % 1_000_000_000
-    return 0, 0
+    """(seconds, nanoseconds) of an entry's time (EventTime or its ExtType, int or float)."""
+    return time_parts(value)
 
 
 def format_date(value: Any, date_format: str) -> Any:
@@ -66,6 +61,8 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, bytes | bytearray | memoryview):
         return bytes(obj).decode("utf-8", "surrogateescape")
     if isinstance(obj, msgpack.ExtType):
+        if obj.code == 0 and len(obj.data) == 8:  # an EventTime decoded without ext_hook
+            return event_time(obj).to_float()
         return obj.data.decode("latin-1")
     raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
 
@@ -84,6 +81,9 @@ def _fallback_clean(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_fallback_clean(v) for v in obj]
     return obj
+
+
+_dumps = orjson.dumps
 
 
 def to_json(obj: Any) -> bytes:
@@ -115,10 +115,115 @@ def with_date(time: Any, record: Any, date_key: str | None, date_format: str) ->
     return out
 
 
-def _objects(
-    entries: Iterable[tuple[Any, Any]], date_key: str | None, date_format: str
-) -> list[bytes]:
-    return [to_json(with_date(t, r, date_key, date_format)) for t, r in entries]
+class DatedJson:
+    """JSON objects of a chunk's records with the time first under ``date_key``.
+
+    The fast path (:mod:`relaybit.plugins.outputs.fastjson`): the chunk decoded
+    in one call, each record laid behind its date (formatted once per distinct
+    time) and the whole body written by one ``encode``/``encode_lines``.  A
+    chunk the fast path does not take is decoded once without per-value
+    callbacks (:func:`unpack_chunk`) and written record by record
+    (:meth:`objects`): the same records, only slower.
+    """
+
+    _LIMIT = 4096  # distinct times kept
+
+    def __init__(self, date_key: str | None, date_format: str) -> None:
+        if date_format not in DATE_FORMATS:
+            raise ValueError(f"unknown date format {date_format!r}; expected one of {DATE_FORMATS}")
+        self.date_key = date_key or None
+        self.date_format = date_format
+        self._key_json = _dumps(self.date_key) if self.date_key else b""
+        self._prefixes: dict[Any, bytes] = {}
+        self._dates: dict[Any, Any] = {}
+
+    def _prefix(self, time: Any) -> bytes:
+        if len(self._prefixes) >= self._LIMIT:
+            self._prefixes.clear()
+        value = format_date(time, self.date_format)
+        prefix = self._prefixes[time] = b"{" + self._key_json + b":" + to_json(value) + b","
+        return prefix
+
+    def _date(self, key: Any, time: Any) -> Any:
+        if len(self._dates) >= self._LIMIT:
+            self._dates.clear()
+        value = self._dates[key] = format_date(fastjson.plain_time(time), self.date_format)
+        return value
+
+    def lines(self, entries: list[tuple[Any, dict[str, Any]]]) -> bytes:
+        """NDJSON of :func:`fastjson.decode_maps` entries, date first, in one ``encode_lines``.
+
+        A run of one time (tail stamps a read batch once) gets its date by one
+        comprehension; runs where a record holds ``date_key`` go through :meth:`dicts`.
+        """
+        key = self.date_key
+        if key is None:
+            return fastjson.JSON.encode_lines([record for _, record in entries])
+        out: list[Any] = []
+        for time, records in fastjson.runs(entries):
+            if key in records[0] or any(map(contains, records, repeat(key))):
+                out += self.dicts([(time, r) for r in records])
+                continue
+            tkey = fastjson.time_key(time)
+            value = self._dates.get(tkey)
+            if value is None:
+                value = self._date(tkey, time)
+            out += [{key: value, **r} for r in records]
+        return fastjson.JSON.encode_lines(out)
+
+    def dicts(self, entries: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+        """The records of :func:`fastjson.decode_maps` with the date first, ready to encode."""
+        key = self.date_key
+        if key is None:
+            return [record for _, record in entries]
+        out: list[Any] = []
+        append = out.append
+        dates = self._dates
+        time_key = fastjson.time_key
+        for time, record in entries:
+            tkey = time_key(time)
+            value = dates.get(tkey)
+            if value is None:
+                value = self._date(tkey, time)
+            if key in record:
+                obj = {key: value}
+                obj.update((k, v) for k, v in record.items() if k != key)
+            else:
+                obj = {key: value}
+                obj.update(record)
+            append(obj)
+        return out
+
+    def objects(self, items: list[list[Any]]) -> list[bytes]:
+        """One JSON object per entry (``unpack_chunk`` items), in order."""
+        out: list[bytes] = []
+        append = out.append
+        dumps = _dumps
+        default = _json_default
+        opts = _ORJSON_OPTS
+        key = self.date_key
+        prefixes = self._prefixes
+        for item in items:
+            time = item[0]
+            if type(time) is list:
+                time = time[0] if time else 0
+            record = item[1]
+            if type(record) is dict and (key is None or key not in record):
+                try:
+                    data = dumps(record, default=default, option=opts)
+                except (TypeError, orjson.JSONEncodeError):
+                    data = to_json(record)
+                if key is None:
+                    append(data)
+                    continue
+                try:
+                    prefix = prefixes.get(time) or self._prefix(time)
+                except TypeError:  # a malformed, unhashable time
+                    prefix = self._prefix(0)
+                append(prefix + data[1:] if len(data) > 2 else prefix[:-1] + b"}")
+            else:
+                append(to_json(with_date(event_time(time), record, key, self.date_format)))
+        return out
 
 
 def format_records(
@@ -139,15 +244,44 @@ def format_records(
         raise ValueError(f"unknown date format {date_format!r}; expected one of {DATE_FORMATS}")
     if fmt == "msgpack":
         return bytes(chunk_data)
-    entries = iter_entries(chunk_data)
-    if fmt == "json":
-        return b"[" + b",".join(_objects(entries, date_key, date_format)) + b"]"
-    if fmt in ("json_lines", "json_stream"):
-        lines = _objects(entries, date_key, date_format)
-        return b"".join(line + b"\n" for line in lines)
-    if fmt == "plain":
-        return b"".join(to_json(r) + b"\n" for _, r in entries)
-    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return JsonFormatter(fmt, date_key, date_format).format(chunk_data)
+
+
+class JsonFormatter:
+    """``json``, ``json_lines``/``json_stream`` or ``plain`` bodies; keep one per output
+    (it caches the date of each distinct time)."""
+
+    def __init__(
+        self, fmt: str, date_key: str | None = "date", date_format: str = "double"
+    ) -> None:
+        if fmt not in ("json", "json_lines", "json_stream", "plain"):
+            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        self.fmt = fmt
+        self._dated = DatedJson(None if fmt == "plain" else date_key, date_format)
+
+    def format(self, chunk_data: bytes) -> bytes:
+        """The body of one chunk: built by one join."""
+        entries = fastjson.decode_maps(chunk_data)
+        if entries is not None:
+            lines = self._dated.lines(entries)
+            if self.fmt == "json":  # no raw newline inside JSON text: they end objects
+                return b"[" + lines[:-1].replace(b"\n", b",") + b"]"
+            return lines
+        items = unpack_chunk(chunk_data)
+        if self.fmt == "plain":
+            return b"".join([_plain(item[1]) for item in items])
+        objects = self._dated.objects(items)
+        if self.fmt == "json":
+            return b"[" + b",".join(objects) + b"]"
+        if not objects:
+            return b""
+        return b"\n".join(objects) + b"\n"
+
+
+def _plain(record: Any) -> bytes:
+    return to_json(record) + b"\n"
 
 
 def date_key_option(value: str | None) -> str | None:

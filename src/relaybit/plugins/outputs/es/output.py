@@ -14,9 +14,9 @@ Fluent Bit retries the whole chunk, re-sending what already landed.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from relaybit.codec.msgpack import iter_entries
 from relaybit.config.schema import ConfigMap, Options
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
 from relaybit.logging import counted
@@ -24,10 +24,11 @@ from relaybit.net.http_connection import HttpConnection, raise_for_status
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext
 from relaybit.plugins.outputs.es.bulk import (
+    BulkEncoder,
     BulkOutcome,
     ChunkState,
     PendingItems,
-    build_item,
+    decode_chunk,
     read_bulk_response,
 )
 from relaybit.plugins.outputs.es.options import (
@@ -95,6 +96,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         self._trace_error = opts.bool("trace_error")
         check_write_operation(EsSettings.from_values(dict(opts)), opts, self._section)
         self._pending = PendingItems()
+        self._encoders: dict[EsSettings, BulkEncoder] = {}
         self.delivered_records = 0  #: records confirmed by a bulk response
         self.failed_records = 0  #: records refused for good (logged, not retried)
         self.conflicts = 0  #: create answered 409: already there (a re-send)
@@ -124,7 +126,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
 
     async def flush(self, chunk: Chunk) -> FlushResult:
         assert self.upstream is not None, "start() first"
-        state = self._pending.get(chunk.id, lambda: list(iter_entries(chunk.data)))
+        state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data))
         state.attempts += 1
         result = FlushResult.RETRY
         try:
@@ -183,9 +185,15 @@ class ElasticsearchOutput(HttpUpstreamOutput):
     ) -> None:
         assert isinstance(connection, HttpConnection)
         settings = self._settings(node)
-        sent = sorted(state.pending)
+        entries = state.entries
+        assert entries is not None, "entries are loaded while a flush runs"
+        pending = state.pending
+        sent: Sequence[int] = range(state.total) if len(pending) == state.total else sorted(pending)
         now = self.ctx.clock.time()
-        body = b"".join(build_item(*state.entries[i], chunk.tag, settings, now) for i in sent)
+        encoder = self._encoders.get(settings)
+        if encoder is None:
+            encoder = self._encoders[settings] = BulkEncoder(settings)
+        body = encoder.encode(entries, sent, chunk.tag, now)
         if self._trace_output:
             self.ctx.logger.info(
                 "bulk request to %s:\n%s",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relaybit.codec.msgpack import iter_entries
-from relaybit.plugins.outputs.formats import format_records, split_time, to_json
+from relaybit.plugins.outputs.formats import JsonFormatter, split_time, to_json
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -104,6 +104,29 @@ def encode_gelf(chunk_data: bytes, keys: GelfKeys) -> bytes:
     return b"".join(to_json(gelf_message(t, r, keys)) + b"\n" for t, r in iter_entries(chunk_data))
 
 
+class BodyEncoder:
+    """Request bodies of one output's format; keep one per output (it caches dates)."""
+
+    def __init__(
+        self, fmt: str, *, date_key: str | None, date_format: str, gelf: GelfKeys | None = None
+    ) -> None:
+        if fmt not in CONTENT_TYPES:
+            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(CONTENT_TYPES)}")
+        self.fmt = fmt
+        self._gelf = gelf or GelfKeys()
+        self._json = (
+            JsonFormatter(fmt, date_key, date_format) if fmt not in ("gelf", "msgpack") else None
+        )
+
+    def encode(self, chunk_data: bytes) -> bytes:
+        """The request body of one chunk."""
+        if self._json is not None:
+            return self._json.format(chunk_data)
+        if self.fmt == "gelf":
+            return encode_gelf(chunk_data, self._gelf)
+        return bytes(chunk_data)
+
+
 def encode_body(
     chunk_data: bytes,
     tag: str,
@@ -114,9 +137,10 @@ def encode_body(
     gelf: GelfKeys | None = None,
 ) -> bytes:
     """The request body of one chunk in ``fmt``."""
-    if fmt == "gelf":
-        return encode_gelf(chunk_data, gelf or GelfKeys())
-    return format_records(chunk_data, tag, fmt, date_key=date_key, date_format=date_format)
+    del tag  # no format of the http output carries the tag in its body
+    return BodyEncoder(fmt, date_key=date_key, date_format=date_format, gelf=gelf).encode(
+        chunk_data
+    )
 
 
 def gzip_body(body: bytes) -> bytes:

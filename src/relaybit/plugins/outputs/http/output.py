@@ -27,7 +27,7 @@ from relaybit.net.http_connection import (
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
 from relaybit.plugins.outputs.formats import date_key_option
-from relaybit.plugins.outputs.http.encoder import CONTENT_TYPES, GelfKeys, encode_body, gzip_body
+from relaybit.plugins.outputs.http.encoder import CONTENT_TYPES, BodyEncoder, GelfKeys, gzip_body
 from relaybit.plugins.outputs.http.options import (
     OPTIONS,
     NodeSettings,
@@ -169,6 +169,9 @@ class HttpOutput(HttpUpstreamOutput):
             full_message=opts.opt_str("gelf_full_message_key"),
             level=opts.opt_str("gelf_level_key"),
         )
+        self._encoder = BodyEncoder(
+            self._format, date_key=self._date_key, date_format=self._date_format, gelf=self._gelf
+        )
         self.delivered = 0  #: chunks confirmed with 2xx
         self.rejected = 0  #: chunks refused for good (4xx), not retried
         self.retries = 0  #: flushes handed back to the engine (every node failed)
@@ -178,14 +181,8 @@ class HttpOutput(HttpUpstreamOutput):
         return self._encode(chunk.data, chunk.tag)
 
     def _encode(self, data: bytes, tag: str) -> bytes:
-        body = encode_body(
-            data,
-            tag,
-            self._format,
-            date_key=self._date_key,
-            date_format=self._date_format,
-            gelf=self._gelf,
-        )
+        del tag  # no body format carries it (header_tag does)
+        body = self._encoder.encode(data)
         return gzip_body(body) if self._gzip else body
 
     def _sender(self, body: bytes, tag: str) -> Send:
