@@ -133,6 +133,18 @@ def service_keys(source: Path) -> list[str]:
     return keys
 
 
+def command_line_flags(source: Path) -> list[tuple[str, str]]:
+    """(short or '-', long) of src/fluent-bit.c's long_opts (Windows-only ones left out)."""
+    text = _strip_platform_blocks((source / "src/fluent-bit.c").read_text(errors="replace"))
+    body = text[text.index("long_opts[] = {") :]
+    body = body[: body.index("};")]
+    flags = []
+    for name, value in re.findall(r'\{\s*"([^"]+)",\s*\w+\s*,\s*NULL,\s*([^}\s]+)\s*\}', body):
+        short = f"-{value[1]}" if value.startswith("'") else "-"
+        flags.append((short, f"--{name}"))
+    return flags
+
+
 def main(argv: list[str]) -> int:
     source = Path(argv[1])
     print("# Keys Fluent Bit 5.1.1 declares for the plugins relaybit has.")
@@ -146,7 +158,10 @@ def main(argv: list[str]) -> int:
     print("#   listen/host/port/ipv6/tls* are listed only under the network plugins.")
     print("#   Windows/macOS-only entries (#ifdef FLB_SYSTEM_WINDOWS ...) left out.")
     print("#   'service' lines: service_configs[] of src/flb_config.c (names from flb_config.h).")
+    print("#   'flag' lines: long_opts[] of src/fluent-bit.c: flag SHORT LONG ('-': no short form).")
     print("# Format: kind plugin key   (a key ending in '*' is a prefix)")
+    for short, long in command_line_flags(source):
+        print(f"flag {short} {long}")
     for key in service_keys(source):
         print(f"service * {key}")
     for kind, names in PLUGINS.items():

@@ -33,6 +33,16 @@ DATA = Path(__file__).parent / "data" / "fluent_bit_keys.txt"
 SAMPLES = Path(__file__).parent / "data" / "fluent_bit_conf"
 SCRIPT = Path(__file__).parents[1] / "scripts" / "fluent_bit_keys.py"
 
+
+def test_every_fluent_bit_flag_is_known_to_the_command_line() -> None:
+    from relaybit.cli import build_parser
+
+    known = {flag for action in build_parser()._actions for flag in action.option_strings}
+    for short, long in fluent_bit_flags():
+        assert long in known, long
+        assert short == "-" or short in known, short
+
+
 #: Keys other helpers of issue 13 implement in this session; each entry says who.
 #: test_pending_keys_are_still_missing fails once one lands: then drop it here.
 PENDING: dict[tuple[str, str], set[str]] = {
@@ -108,8 +118,19 @@ def fluent_bit_keys() -> list[tuple[str, str, str]]:
     for line in DATA.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             kind, plugin, key = line.split()
-            rows.append((kind, plugin, key))
+            if kind != "flag":
+                rows.append((kind, plugin, key))
     return rows
+
+
+def fluent_bit_flags() -> list[tuple[str, str]]:
+    """(short or '-', long) of every command-line flag of Fluent Bit 5.1.1 (Linux build)."""
+    return [
+        (short, long)
+        for kind, short, long in (
+            line.split() for line in DATA.read_text().splitlines() if line.startswith("flag ")
+        )
+    ]
 
 
 def configmap(kind: str, plugin: str) -> ConfigMap:

@@ -198,7 +198,8 @@ class ForwardInput(InputPlugin):
 
     async def start(self) -> None:
         await self.server.start()
-        where = self.server.unix_path or f"{self.server.host}:{self.server.port}"
+        unix = self.server.unix_path
+        where = f"unix://{unix}" if unix else f"{self.server.host}:{self.server.port}"
         tls = " (TLS)" if self.server.ssl is not None else ""
         self.ctx.logger.info("listening on %s%s", where, tls)
 
