@@ -4,6 +4,7 @@ connection ceiling, TLS failures, malformed requests, health, OAuth2 JWT, metric
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import random
@@ -11,6 +12,7 @@ import shutil
 import ssl
 import subprocess
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import httpx
 import jwt
 import pytest
 import trustme
+import zstandard
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 from input_helpers import BatchCollector as Collector
@@ -797,3 +800,49 @@ def orjson_body(size: int) -> bytes:
     """A JSON array of records about ``size`` bytes long."""
     record = b'{"log":"' + b"x" * 90 + b'"}'
     return b"[" + b",".join([record] * (size // (len(record) + 1))) + b"]"
+
+
+async def test_urlencoded_form_is_one_record(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got)
+    form = b"msg=hello+world%21& level = info &novalue&=x&empty="
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"http://127.0.0.1:{plugin.port}/form", content=form, headers=headers)
+        assert r.status_code == 201
+        r = await client.post(
+            f"http://127.0.0.1:{plugin.port}/form", content=b"&&", headers=headers
+        )
+        assert r.status_code == 400
+    assert got.records("form") == [{"msg": "hello world!", "level": "info", "empty": ""}]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zlib", "deflate", "deflate-raw", "zstd"])
+async def test_content_encodings(served: Any, encoding: str) -> None:
+    got = Collector()
+    plugin = await served(got, buffer_max_size="64k")
+    raw = b'[{"a":1},{"b":2}]'
+    compress = {
+        "gzip": gzip.compress,
+        "zlib": zlib.compress,
+        "deflate": zlib.compress,
+        "deflate-raw": _raw_deflate,
+        "zstd": lambda d: zstandard.ZstdCompressor().compress(d),
+    }[encoding]
+    header = encoding.removesuffix("-raw")
+    url = f"http://127.0.0.1:{plugin.port}/enc"
+    async with httpx.AsyncClient() as client:
+        headers = {"Content-Encoding": header, "Content-Type": "application/json"}
+        r = await client.post(url, content=compress(raw), headers=headers)
+        assert r.status_code == 201
+        bomb = compress(b"[" + b" " * 1_000_000 + b"]")  # 1 MB decoded, over 64k
+        r = await client.post(url, content=bomb, headers=headers)
+        assert r.status_code == 413
+        r = await client.post(url, content=b"not compressed", headers=headers)
+        assert r.status_code == 400
+    assert got.records("enc") == [{"a": 1}, {"b": 2}]
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(wbits=-15)
+    return c.compress(data) + c.flush()

@@ -1,7 +1,8 @@
 """The ``http`` input (Fluent Bit's in_http): POST JSON records to ``/<tag>``.
 
-A body is a JSON object, a JSON array of objects, or NDJSON (one object per
-line, ``Content-Type: application/x-ndjson``), optionally gzip-compressed
+A body is a JSON object, a JSON array of objects, NDJSON (one object per
+line, ``Content-Type: application/x-ndjson``), or a form
+(``application/x-www-form-urlencoded``: one record), optionally gzip-compressed
 (``Content-Encoding: gzip``).  The response is sent only after
 ``await ctx.emit(...)`` returned, so a 2xx means the records are stored.  A body
 that does not parse gets a 400 with the reason, and nothing of it is stored.
@@ -19,13 +20,16 @@ import base64
 import binascii
 import datetime
 import hmac
+import io
 import ssl
+import urllib.parse
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
+import zstandard
 
 from relaybit.codec.msgpack import EventTime, new_packer
 from relaybit.config.schema import ConfigMap, Option, Options
@@ -283,6 +287,23 @@ def parse_json_records(body: bytes, content_type: str) -> list[Any]:
     return records
 
 
+def parse_urlencoded(body: bytes) -> dict[str, str]:
+    """One record from ``key=value&...`` (``application/x-www-form-urlencoded``), as
+    Fluent Bit reads it: keys as written, values percent-decoded (``+`` is a space),
+    both trimmed; a pair without ``=`` or with an empty key is skipped."""
+    record: dict[str, str] = {}
+    for pair in body.split(b"&"):
+        pair = pair.removeprefix(b"\n")
+        key, sep, value = pair.partition(b"=")
+        if not sep or not key:
+            continue
+        decoded = urllib.parse.unquote_to_bytes(value.strip().replace(b"+", b" "))
+        record[key.strip().decode("utf-8", "replace")] = decoded.decode("utf-8", "replace")
+    if not record:
+        raise ValueError("no key=value pair in the form body")
+    return record
+
+
 def check_basic_auth(request: Request, user: str | None, passwd: str | None) -> bool:
     """True when no user is configured, or the request carries the right credentials."""
     if not user:
@@ -301,26 +322,51 @@ def check_basic_auth(request: Request, user: str | None, passwd: str | None) -> 
 
 
 def decode_body(request: Request, limit: int) -> bytes:
-    """The body without its ``Content-Encoding`` (gzip, deflate), at most ``limit`` bytes.
+    """The body without its ``Content-Encoding`` (gzip, zlib, deflate, zstd), at most
+    ``limit`` bytes decoded.
 
     ValueError with the reason for an unknown encoding or a corrupt stream;
-    :class:`BodyTooLarge` when the decoded body passes ``limit`` (a gzip bomb).
+    :class:`BodyTooLarge` when the decoded body passes ``limit`` (a bomb).
     """
     encoding = request.header("content-encoding").strip().lower()
     if encoding in ("", "identity"):
         return request.body
-    if encoding not in ("gzip", "x-gzip", "deflate"):
+    if encoding == "zstd":
+        return _unzstd(request.body, limit)
+    if encoding in ("gzip", "x-gzip"):
+        wbits = [16 + zlib.MAX_WBITS]
+    elif encoding == "zlib":
+        wbits = [zlib.MAX_WBITS]
+    elif encoding == "deflate":  # zlib-wrapped as HTTP says, or raw as some clients send
+        wbits = [zlib.MAX_WBITS, -zlib.MAX_WBITS]
+    else:
         raise ValueError(f"unsupported Content-Encoding {encoding!r}")
-    wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
-    decoder = zlib.decompressobj(wbits)
+    error: zlib.error | None = None
+    for bits in wbits:
+        decoder = zlib.decompressobj(bits)
+        try:
+            data = decoder.decompress(request.body, limit + 1)
+        except zlib.error as exc:
+            error = exc
+            continue
+        if len(data) > limit:
+            raise BodyTooLarge(limit)
+        if not decoder.eof:
+            raise ValueError(f"truncated {encoding} body")
+        return data
+    raise ValueError(f"invalid {encoding} body: {error}")
+
+
+def _unzstd(body: bytes, limit: int) -> bytes:
     try:
-        data = decoder.decompress(request.body, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"invalid {encoding} body: {exc}") from None
+        with zstandard.ZstdDecompressor().stream_reader(
+            io.BytesIO(body), read_across_frames=True
+        ) as reader:
+            data = reader.read(limit + 1)
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"invalid zstd body: {exc}") from None
     if len(data) > limit:
         raise BodyTooLarge(limit)
-    if not decoder.eof:
-        raise ValueError(f"truncated {encoding} body")
     return data
 
 
@@ -546,7 +592,10 @@ class HttpInput(HttpServerInput):
             return error_reply(400, "invalid HTTP method", "malformed")
         try:
             body = decode_body(request, self._max_body)
-            records = parse_json_records(body, request.content_type)
+            if request.content_type == "application/x-www-form-urlencoded":
+                records: list[Any] = [parse_urlencoded(body)]
+            else:
+                records = parse_json_records(body, request.content_type)
             if not all(isinstance(r, dict) for r in records):
                 raise ValueError("every record must be a JSON object")
         except BodyTooLarge:
