@@ -84,3 +84,18 @@ def test_a_record_stops_growing_at_the_limit_as_the_general_stream() -> None:
     steps = [("feed", f"2019-05-07T18:57:50.5Z stdout P {big}", 0.0)] * 3
     steps.append(("feed", "2019-05-07T18:57:50.5Z stdout F end", 0.0))
     assert run(CriStream(cri()), steps) == run(MultilineStream([cri()]), steps)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(step, max_size=25))
+def test_packed_times_are_the_entry_heads_of_the_same_records(
+    steps: list[tuple[str, str, float]],
+) -> None:
+    from relaybit.parsers.packing import entry_head
+
+    plain = run(CriStream(cri()), steps)
+    packed = run(CriStream(cri(), packed_times=True), steps)
+    assert packed == [
+        ([(entry_head(t), r) for t, r in got], pending, offset, deadline)
+        for got, pending, offset, deadline in plain
+    ]

@@ -13,16 +13,20 @@ stream or a line that is not CRI ends what is pending (as Fluent Bit's
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from typing import Any
 
 from relaybit.codec.msgpack import EventTime
 from relaybit.multiline.definition import MultilineParser
 from relaybit.multiline.stream import MAX_RECORD_BYTES, Record
+from relaybit.parsers.packing import entry_head
 from relaybit.parsers.regex import RegexParser
 from relaybit.parsers.timefmt import TimeFormat
 
 _STREAMS = ("stdout", "stderr")
+#: array of 2, fixext 8 of type 0 (EventTime), seconds, nanoseconds
+_HEAD = struct.Struct(">BBBII")
 _TAGS = ("F", "P")
 
 
@@ -35,7 +39,7 @@ class _Pending:
         self.parts: list[str] = []
         self.size = 0
         self.context: dict[str, Any] | None = None
-        self.stamp: EventTime | None = None
+        self.stamp: Any = None  #: EventTime, or entry-head bytes (packed_times)
         self.touched = 0.0
         self.offset: int | None = None
 
@@ -43,7 +47,13 @@ class _Pending:
 class CriStream:
     """The per-file joiner for ``multiline.parser cri`` (MultilineStream's interface)."""
 
-    def __init__(self, parser: MultilineParser) -> None:
+    def __init__(self, parser: MultilineParser, *, packed_times: bool = False) -> None:
+        """``packed_times``: records carry their time as entry-head bytes (tail packs them).
+
+        Each record's time is then ``b"\\x92\\xd7\\x00" + seconds + nanoseconds``
+        (:func:`relaybit.parsers.packing.entry_head` of its EventTime) instead of an
+        EventTime: no object per record on the hot path.
+        """
         regex_parser = parser.parser
         if not isinstance(regex_parser, RegexParser) or regex_parser.settings.time_format is None:
             raise ValueError("CriStream needs the built-in cri multiline parser")
@@ -54,7 +64,10 @@ class CriStream:
         #: stream name -> pending record, in the order the streams were first seen
         self._groups: dict[str, _Pending] = {}
         self._last: str | None = None
-        self._out: list[Record] = []
+        self._out: list[Any] = []
+        self._packed = packed_times
+        self._given: EventTime | None = None
+        self._given_head = b""
         self.lines = 0
         self.records = 0
 
@@ -120,7 +133,7 @@ class CriStream:
 
     # --- the state machine ------------------------------------------------------------------
 
-    def _feed(self, text: str, stamp: EventTime, now: float, offset: int | None) -> None:
+    def _feed(self, text: str, stamp: Any, now: float, offset: int | None) -> None:
         self.lines += 1
         fields = text.split(" ", 3)
         if (
@@ -136,13 +149,19 @@ class CriStream:
             if m is None:  # not a CRI line: it ends what is pending and is a record of its own
                 self._flush_all()
                 if text:  # an empty line makes no record (MultilineStream joins nothing)
-                    self._out.append((stamp, {"log": text}))
+                    self._out.append(
+                        (self._head_of(stamp) if self._packed else stamp, {"log": text})
+                    )
                     self.records += 1
                 return
             time_text, stream, tag, log = m.group("time", "stream", "_p", "log")
-        when = self._time.parse(time_text)
-        if when is not None:
-            stamp = when
+        parts = self._time.parse_parts(time_text)
+        if parts is not None:
+            stamp = (
+                _HEAD.pack(0x92, 0xD7, 0, parts[0], parts[1]) if self._packed else EventTime(*parts)
+            )
+        elif self._packed:
+            stamp = self._head_of(stamp)
         groups = self._groups
         group = groups.get(stream)
         if group is None:
@@ -167,6 +186,12 @@ class CriStream:
             self._emit(group)
         else:
             group.touched = now
+
+    def _head_of(self, stamp: EventTime) -> bytes:
+        """The entry head of the batch's own time (computed once per distinct time)."""
+        if stamp is not self._given:
+            self._given, self._given_head = stamp, entry_head(stamp)
+        return self._given_head
 
     def _flush_all(self) -> None:
         for group in self._groups.values():

@@ -21,6 +21,8 @@ from relaybit.multiline.docker_mode import DockerModeStream
 from relaybit.plugins.inputs.lines import Parser, apply_parser
 
 Record = tuple[EventTime, dict[str, Any]]
+#: a joined record: its time is an EventTime, or entry-head bytes (CriStream, packed_times)
+Joined = tuple[EventTime | bytes, dict[str, Any]]
 
 
 class LineJoiner(Protocol):
@@ -28,7 +30,7 @@ class LineJoiner(Protocol):
 
     def feed(
         self, text: str, stamp: EventTime, now: float, offset: int | None = None
-    ) -> list[Record]: ...
+    ) -> Sequence[Joined]: ...
 
     def feed_lines(
         self,
@@ -36,11 +38,11 @@ class LineJoiner(Protocol):
         stamp: EventTime,
         now: float,
         starts: Sequence[int] | None = None,
-    ) -> list[Record]: ...
+    ) -> Sequence[Joined]: ...
 
-    def flush_due(self, now: float) -> list[Record]: ...
+    def flush_due(self, now: float) -> Sequence[Joined]: ...
 
-    def flush(self) -> list[Record]: ...
+    def flush(self) -> Sequence[Joined]: ...
 
     def pending_offset(self) -> int | None: ...
 
@@ -79,7 +81,7 @@ def joiner_factory(
         )
         if len(chosen) == 1 and chosen[0].fast == "cri":
             only = chosen[0]
-            return lambda: CriStream(only)
+            return lambda: CriStream(only, packed_times=True)
         return lambda: MultilineStream(chosen)
     if not docker:
         return None

@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -35,7 +36,7 @@ from relaybit.plugins.inputs.lines import (
 )
 from relaybit.plugins.inputs.tail.db import SYNC_MODES, OffsetDB
 from relaybit.plugins.inputs.tail.file import READ_BLOCK, Batch, TailedFile
-from relaybit.plugins.inputs.tail.joined import LineJoiner, Record, joiner_factory
+from relaybit.plugins.inputs.tail.joined import Joined, LineJoiner, joiner_factory
 from relaybit.plugins.inputs.tail.scan import excluded, expand_tag, scan, split_patterns
 
 #: bytes read from one file before giving the others a turn
@@ -699,7 +700,7 @@ class TailInput(InputPlugin):
                 await self._emit_records(file, records)
                 await self._commit(file)
 
-    async def _emit_records(self, file: TailedFile, records: list[Record]) -> None:
+    async def _emit_records(self, file: TailedFile, records: Sequence[Joined]) -> None:
         if not records:
             return
         out: list[bytes] = []
@@ -711,7 +712,10 @@ class TailInput(InputPlugin):
                 record[path_key] = file.path
             if offset_key:
                 record[offset_key] = file.offset
-            if stamp.__class__ is EventTime:
+            if stamp.__class__ is bytes:  # packed already (CriStream)
+                append(stamp)
+                append(pack(record))
+            elif stamp.__class__ is EventTime:
                 append(entry_head(stamp))
                 append(pack(record))
             else:
