@@ -3,12 +3,12 @@
     python benchmarks/idle_connections.py [--input http] [--connections 1000,3000,10000]
 
 Starts ``relaybit -c <generated config>`` with one server input (``http``,
-``elasticsearch``, ``forward`` or ``tcp``) on 127.0.0.1 and a ``null`` output,
+``elasticsearch``, ``forward``, ``tcp`` or ``syslog`` in tcp mode) on 127.0.0.1 and a ``null`` output,
 opens N TCP connections that send nothing (for ``http``/``elasticsearch``:
 nothing after connecting; ``http_server.idle_timeout`` is raised so they stay),
 waits until the input counts them (monitoring API, when the input reports
 ``connections``) and prints the agent's RSS before and with them, and the RSS
-per connection, and the agent's peak RSS (VmHWM).  For ``forward`` and ``tcp``
+per connection, and the agent's peak RSS (VmHWM).  For ``forward``, ``tcp`` and ``syslog``
 1 connection in 100 then sends one small valid frame or line (read, stored,
 and the connection idle again) before the RSS is read.  The client needs N
 file descriptors: its soft RLIMIT_NOFILE is raised to the hard limit, and a
@@ -32,11 +32,12 @@ from typing import Any
 
 import psutil
 
-PORTS = {"http": 9880, "elasticsearch": 9200, "forward": 24224, "tcp": 5170}
+PORTS = {"http": 9880, "elasticsearch": 9200, "forward": 24224, "tcp": 5170, "syslog": 5140}
 #: one small valid frame or line, sent on 1 connection in 100
 TRAFFIC = {
     "forward": b"\x93\xa5bench\xce\x65\x53\xf1\x00\x81\xa3msg\xa5hello",
     "tcp": b'{"msg": "hello"}\n',
+    "syslog": b"<13>1 2026-01-01T00:00:00Z host app - - - hello\n",
 }
 
 
@@ -51,8 +52,10 @@ def config(plugin: str, port: int, api: int) -> str:
     extra = ""
     if plugin in ("http", "elasticsearch"):
         extra = "    http_server.idle_timeout 0\n    http_server.max_connections 0\n"
-    elif plugin == "forward":
+    elif plugin in ("forward", "tcp"):
         extra = "    max_connections 0\n"
+    elif plugin == "syslog":
+        extra = "    mode tcp\n    max_connections 0\n"
     return (
         "[SERVICE]\n    flush 1\n    log_level warn\n"
         f"    http_server on\n    http_listen 127.0.0.1\n    http_port {api}\n"

@@ -34,6 +34,7 @@ from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import apply_parser
 from relaybit.plugins.inputs.stream_clients import (
     SERVER_TLS_OPTIONS,
+    STREAM_LIMIT_OPTIONS,
     StreamClients,
     start_tcp_server,
     tls_server,
@@ -111,6 +112,11 @@ class SyslogFramer:
             return []
         return [line]
 
+    @property
+    def pending(self) -> bool:
+        """A message is incomplete: some of its bytes came (or are being skipped)."""
+        return bool(self.buf or self._skip or self._discarding)
+
     def finish(self) -> list[bytes]:
         """What is left when the stream ends (a last message without terminator)."""
         rest, self.buf = self.buf.strip(b"\r\n\0 "), b""
@@ -179,6 +185,7 @@ class SyslogInput(InputPlugin):
                 ),
             )
         ),
+        STREAM_LIMIT_OPTIONS,
         SERVER_TLS_OPTIONS,
     )
 
@@ -240,7 +247,7 @@ class SyslogInput(InputPlugin):
         )
         self._server: asyncio.Server | None = None
         self._transport: asyncio.DatagramTransport | None = None
-        self._clients = StreamClients(ctx.logger)
+        self._clients = StreamClients.for_input(ctx)
         self._pending: set[asyncio.Task[None]] = set()
         self._warned_datagram = False
         self.records = 0
@@ -374,14 +381,22 @@ class SyslogInput(InputPlugin):
         peer = writer.get_extra_info("peername")
         address = f"tcp://{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and peer else None
         framer = SyslogFramer(self.max_size)
-        warned = False
-        async with self._clients.serving(writer, address):
+        async with self._clients.serving(writer, address) as session:
             while True:
-                data = await reader.read(self.chunk_size)
+                data = await session.read(reader, self.chunk_size, pending=framer.pending)
                 before = framer.oversized
                 messages = framer.feed(data) if data else framer.finish()
                 packed, records, bad = self.pack(messages, address)
-                warned = self._count_bad(bad + framer.oversized - before, address, warned)
+                bad += framer.oversized - before
+                if bad:
+                    self.malformed += bad
+                    session.malformed(
+                        bad,
+                        "%s sent a message that parser '%s' does not match (or too long);"
+                        " skipped (logged once per connection, counted in 'malformed')",
+                        address or self.mode,
+                        self.parser.name,
+                    )
                 if records:
                     await self._emit(packed, records)
                 if not data:
@@ -391,6 +406,11 @@ class SyslogInput(InputPlugin):
     def connections(self) -> int:
         """Connections accepted since start."""
         return self._clients.connections
+
+    def metrics(self) -> dict[str, Any]:
+        if self.mode in ("udp", "unix_udp"):
+            return {}
+        return self._clients.stats.metrics()
 
     def status(self) -> dict[str, Any]:
         return {

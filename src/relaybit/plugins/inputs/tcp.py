@@ -26,6 +26,7 @@ from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import LinePacker, Parser, lookup_parser, now_ext
 from relaybit.plugins.inputs.stream_clients import (
     SERVER_TLS_OPTIONS,
+    STREAM_LIMIT_OPTIONS,
     StreamClients,
     start_tcp_server,
     tls_server,
@@ -152,6 +153,7 @@ class TcpInput(InputPlugin):
                 ),
             )
         ),
+        STREAM_LIMIT_OPTIONS,
         SERVER_TLS_OPTIONS,
     )
 
@@ -182,7 +184,7 @@ class TcpInput(InputPlugin):
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
         self._server: asyncio.Server | None = None
-        self._clients = StreamClients(ctx.logger)
+        self._clients = StreamClients.for_input(ctx)
         self.records = 0
         self.malformed = 0
 
@@ -208,10 +210,9 @@ class TcpInput(InputPlugin):
         lines = LinePacker(self.key, extra)
         parsed = ParsedLines(self.parser, self.key, extra, None) if self.parser else None
         pending = b""
-        warned = False
-        async with self._clients.serving(writer, address):
+        async with self._clients.serving(writer, address) as session:
             while True:
-                data = await reader.read(self.chunk_size)
+                data = await session.read(reader, self.chunk_size, pending=bool(pending))
                 buf = pending + data
                 if self.format == "json":
                     values, bad, pending = split_json(buf) if data else split_json(buf + b"\n")
@@ -221,13 +222,12 @@ class TcpInput(InputPlugin):
                     bad += not_records(values)
                     if bad:
                         self.malformed += bad
-                        if not warned:
-                            warned = True
-                            self.ctx.logger.warning(
-                                "%s sent malformed JSON or JSON that is not an object;"
-                                " skipping it (logged once per connection)",
-                                address,
-                            )
+                        session.malformed(
+                            bad,
+                            "%s sent malformed JSON or JSON that is not an object;"
+                            " skipping it (logged once per connection)",
+                            address,
+                        )
                     await self._emit_values(values, address)
                 else:
                     pieces = buf.split(self.separator)
@@ -279,6 +279,9 @@ class TcpInput(InputPlugin):
     def connections(self) -> int:
         """Connections accepted since start."""
         return self._clients.connections
+
+    def metrics(self) -> dict[str, Any]:
+        return self._clients.stats.metrics()
 
     def status(self) -> dict[str, Any]:
         return {
