@@ -107,6 +107,12 @@ class RegexParser(BaseParser):
         m = self.regex.search(text)
         if m is None:
             return None
+        found = m.groupdict()
+        values = found.values()
         if self.skip_empty:  # None (group not taken) and "" are left out
-            return {name: value for name, value in m.groupdict().items() if value}
-        return {name: value for name, value in m.groupdict().items() if value is not None}
+            if None in values or "" in values:
+                return {name: value for name, value in found.items() if value}
+            return found
+        if None in values:
+            return {name: value for name, value in found.items() if value is not None}
+        return found
