@@ -30,12 +30,21 @@ REFERENCE_FILES = ("upstream.conf", "upstream.yaml", "agent.conf", "agent.yaml")
 DEADLINE = 20.0
 
 
+#: folders of files for other programs (Prometheus rules, Grafana, systemd), not relaybit
+#: configurations: tests/integration/test_monitoring_examples.py and
+#: tests/test_package.py check those
+OTHER_PROGRAMS = ("monitoring/prometheus", "monitoring/grafana", "systemd")
+
+
 def example_files() -> list[Path]:
     """Every configuration file under examples/ (sorted, relative to the repo)."""
+    others = [EXAMPLES / folder for folder in OTHER_PROGRAMS]
     return sorted(
         p.relative_to(REPO)
         for p in EXAMPLES.rglob("*")
-        if p.is_file() and p.suffix in CONFIG_SUFFIXES
+        if p.is_file()
+        and p.suffix in CONFIG_SUFFIXES
+        and not any(other in p.parents for other in others)
     )
 
 
