@@ -774,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fluent_bit and not os.access(args.fluent_bit, os.X_OK):
         parser.error(f"--fluent-bit {args.fluent_bit}: not an executable file")
     results: list[Result] = []
+    every_run: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="relaybit-bench-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -802,6 +803,7 @@ def main(argv: list[str] | None = None) -> int:
                                 file=sys.stderr,
                             )
                 results.extend(median_run(r) for r in runs.values())
+                every_run.extend(r for rs in runs.values() for r in rs)
     rows = comparisons(results)
     if args.json:
         doc = {
@@ -809,6 +811,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": args.repeat,
             "results": [asdict(r) for r in results],
             "comparison": rows,
+            "runs": [asdict(r) for r in every_run],
         }
         print(json.dumps(doc, indent=2))
     else:
