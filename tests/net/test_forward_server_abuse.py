@@ -202,3 +202,41 @@ async def test_idle_connections_hold_no_buffers(served: tuple[ForwardServer, Sin
     for _, writer in clients:
         await close(writer)
     await wait_for(lambda: server.metrics()["connections"] == 0)
+
+
+async def test_idle_clients_of_a_shared_key_server_hold_no_buffers() -> None:
+    server = ForwardServer(
+        Sink(), host="127.0.0.1", port=0, shared_key="k", udp_heartbeat=False, handshake_timeout=5
+    )
+    await server.start()
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await wait_for(lambda: server.metrics()["connections"] == 1)
+        (client,) = server._clients
+        assert client.conn._unpacker is None and client.conn._packer_ is None
+        await close(writer)
+    finally:
+        await server.stop()
+
+
+async def test_a_silent_handshake_is_cut_after_accept_timeout() -> None:
+    server = ForwardServer(
+        Sink(),
+        host="127.0.0.1",
+        port=0,
+        shared_key="k",
+        udp_heartbeat=False,
+        handshake_timeout=0.2,
+        logger=logging.getLogger(LOGGER),
+    )
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with asyncio.timeout(5):
+            helo = await reader.read(1024)
+            assert msgpack.unpackb(helo)[0] == "HELO"
+            assert await reader.read(1024) == b""  # no PING: closed
+        assert rejected(server) == {"timeout": 1}
+        await close(writer)
+    finally:
+        await server.stop()

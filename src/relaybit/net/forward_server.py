@@ -374,6 +374,7 @@ class _Client(asyncio.Protocol):
             salt = auth.new_nonce() if server._users else b""
             self.handshake = (nonce, salt)
             self.transport.write(self.conn.send(Helo(nonce=nonce, auth=salt, keepalive=True)))
+            self.conn.release()  # the packer that wrote HELO: none kept while idle
             if server.handshake_timeout > 0:
                 self.timer = asyncio.get_running_loop().call_later(
                     server.handshake_timeout, self._handshake_timed_out
