@@ -47,6 +47,7 @@ IMPL_TESTS = {
         ("input", "tail", k)
         for k in (
             "generic.encoding",
+            "unicode.encoding",
             "read_newly_discovered_files_from_head",
             "truncate_long_lines",
             "tag_regex",

@@ -98,7 +98,6 @@ REFUSED: dict[tuple[str, str, str], str] = {
     ("service", "*", "storage.rejected.limit"): "dead-letter",
     ("service", "*", "streams_file"): "stream processor",
     ("input", "*", "routable"): "routed",
-    ("input", "tail", "unicode.encoding"): "UTF-16",
     ("output", "forward", "unix_path"): "over TCP",
     ("output", "file", "enable_strftime"): "used as written",
     # tls.verify_client_cert on the HTTP server inputs: helper "httpin" (until then refused)
@@ -108,6 +107,21 @@ REFUSED: dict[tuple[str, str, str], str] = {
         ("output", name, f"tls.proxy.{key}"): "HTTP proxy"
         for name in ("forward", "http", "es")
         for key in ("verify", "verify_hostname", "ca_path", "ca_file")
+    },
+    **{
+        ("input", name, f"tls.proxy.{key}"): "no proxy"
+        for name in ("forward", "tcp", "syslog", "http", "elasticsearch")
+        for key in ("verify", "verify_hostname", "ca_path", "ca_file")
+    },
+    **{
+        ("output", name, key): reason
+        for name in ("forward", "http", "es")
+        for key, reason in (
+            ("tls.verify_client_cert", "an output is a client"),
+            ("tls.windows.certstore_name", "Windows only"),
+            ("tls.windows.use_enterprise_store", "Windows only"),
+            ("tls.windows.client_thumbprints", "Windows only"),
+        )
     },
 }
 
@@ -193,15 +207,27 @@ def test_refused_keys_are_refused_with_their_reason(tmp_path: Path) -> None:
     conf = tmp_path / "a.conf"
     conf.write_text(
         "[SERVICE]\n    daemon on\n    storage.inherit on\n"
-        "[INPUT]\n    name tail\n    path /tmp/x\n    unicode.encoding UTF-16LE\n"
+        "[INPUT]\n    name tail\n    path /tmp/x\n    routable off\n"
         "[OUTPUT]\n    name forward\n    match *\n    unix_path /tmp/s\n"
     )
     with pytest.raises(ConfigErrors) as err:
         check_config(load_config(conf))
     text = str(err.value)
-    for words in ("systemd", "storage.type on each", "UTF-16", "over TCP"):
+    for words in ("systemd", "storage.type on each", "records are routed", "over TCP"):
         assert words in text
     assert f"{conf}:2" in text and f"{conf}:7" in text  # file:line of each
+
+
+def test_refused_bool_keys_refuse_the_other_value(tmp_path: Path) -> None:
+    conf = tmp_path / "a.conf"
+    conf.write_text(
+        "[INPUT]\n    name dummy\n    routable off\n"
+        "[OUTPUT]\n    name forward\n    match *\n    tls.verify_client_cert on\n"
+    )
+    with pytest.raises(ConfigErrors) as err:
+        check_config(load_config(conf))
+    assert "'routable' is not supported" in str(err.value)
+    assert "an output is a client" in str(err.value)
 
 
 def test_refused_keys_left_off_are_accepted(tmp_path: Path) -> None:

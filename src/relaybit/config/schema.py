@@ -332,7 +332,7 @@ class ConfigMap:
 
 def _harmless(opt: Option, value: Any) -> bool:
     """A refused key left at what does nothing (``tls off``, its default) is accepted."""
-    return value == opt.default or (opt.type == "bool" and value is False)
+    return value == opt.default or (opt.type == "bool" and value is False and not opt.default)
 
 
 def suggest(key: str, known: Iterable[str]) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.config.schema import ConfigMap, Option, Options, OptionType
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.supervisor import Restarts, supervise
 from relaybit.upstream.node import UpstreamSpec
@@ -33,6 +33,9 @@ class FlushResult(enum.Enum):
     RETRY = "retry"
     ERROR = "error"
 
+
+_BOOL: OptionType = "bool"
+_STR: OptionType = "str"
 
 #: ``log_suppress_interval``: every kind of plugin has it.
 LOG_SUPPRESS = Option(
@@ -179,12 +182,17 @@ SERVER_TLS_EXTRA = ConfigMap(
         *(
             Option(
                 f"tls.proxy.{key}",
-                "str",
-                None,
+                typ,
+                default,
                 "TLS to an HTTP proxy",
-                no_effect="a server input connects to no proxy",
+                refused="a server input connects to no proxy",
             )
-            for key in ("verify", "verify_hostname", "ca_path", "ca_file")
+            for key, typ, default in (
+                ("verify", _BOOL, True),
+                ("verify_hostname", _BOOL, False),
+                ("ca_path", _STR, None),
+                ("ca_file", _STR, None),
+            )
         ),
     )
 )

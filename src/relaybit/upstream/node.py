@@ -344,7 +344,8 @@ OUTPUT_TLS_EXTRA = ConfigMap(
             "bool",
             False,
             "Servers only",
-            no_effect="it applies to servers; an output is a client",
+            refused="it applies to servers; an output is a client (tls.crt_file and"
+            " tls.key_file give the output's own certificate)",
         ),
         *(
             Option(
@@ -352,7 +353,7 @@ OUTPUT_TLS_EXTRA = ConfigMap(
                 "str",
                 None,
                 "Windows certificate store",
-                no_effect="Windows only; relaybit reads PEM files (tls.ca_file, tls.crt_file)",
+                refused="Windows only; relaybit reads PEM files (tls.ca_file, tls.crt_file)",
             )
             for key in ("certstore_name", "use_enterprise_store", "client_thumbprints")
         ),

@@ -18,7 +18,7 @@ from input_helpers import BatchCollector, make_tail, until
 
 from relaybit.config.origin import Origin
 from relaybit.config.schema import RawProperty
-from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.errors import ConfigError
 from relaybit.plugins.base import INPUT_COMMON, InputContext
 from relaybit.plugins.inputs.forward import ForwardInput
 from relaybit.plugins.inputs.syslog import SyslogInput
@@ -65,9 +65,65 @@ def test_generic_encoding_unknown_is_an_error(tmp_path: Path) -> None:
         make_tail(BatchCollector(), tag="t", path=str(tmp_path / "*"), generic__encoding="EBCDIC")
 
 
-def test_unicode_encoding_is_refused_with_the_reason(tmp_path: Path) -> None:
-    with pytest.raises(ConfigErrors, match="UTF-16 files are not read"):
-        make_tail(BatchCollector(), tag="t", path=str(tmp_path / "*"), unicode__encoding="UTF-16LE")
+@pytest.mark.parametrize(
+    ("encoding", "codec", "bom"),
+    [
+        ("UTF-16LE", "utf-16-le", b"\xff\xfe"),
+        ("utf16-le", "utf-16-le", b""),
+        ("UTF-16BE", "utf-16-be", b"\xfe\xff"),
+        ("auto", "utf-16-be", b"\xfe\xff"),
+        ("auto", "utf-16-le", b"\xff\xfe"),
+    ],
+)
+async def test_unicode_encoding_reads_utf16(
+    running: list[Any], tmp_path: Path, encoding: str, codec: str, bom: bytes
+) -> None:
+    log = tmp_path / "a.log"
+    log.write_bytes(bom + "première ligne\r\n日本語 😀\n".encode(codec))
+    got = BatchCollector()
+    await tail(running, got, path=str(log), read_from_head="on", unicode__encoding=encoding)
+    await until(lambda: len(got.records()) == 2)
+    raw = "next\n".encode(codec)
+    with log.open("ab") as fh:  # a code unit cut in two by the writer
+        fh.write(raw[:3])
+        fh.flush()
+        await asyncio.sleep(0.1)
+        fh.write(raw[3:])
+    await until(lambda: len(got.records()) == 3)
+    assert got.records() == [{"log": "première ligne"}, {"log": "日本語 😀"}, {"log": "next"}]
+
+
+async def test_unicode_encoding_offsets_survive_a_restart(
+    running: list[Any], tmp_path: Path
+) -> None:
+    log = tmp_path / "a.log"
+    db = str(tmp_path / "t.db")
+    log.write_bytes("ü1\nü2\n".encode("utf-16-le"))
+    got = BatchCollector()
+    plugin = await tail(
+        running, got, path=str(log), read_from_head="on", db=db, unicode__encoding="UTF-16LE"
+    )
+    await until(lambda: len(got.records()) == 2)
+    await plugin.stop()
+    running.remove(plugin)
+    with log.open("ab") as fh:
+        fh.write("ü3\n".encode("utf-16-le"))
+    again = BatchCollector()
+    await tail(running, again, path=str(log), db=db, unicode__encoding="UTF-16LE")
+    await until(lambda: again.records())
+    await asyncio.sleep(0.2)  # more polls: nothing else comes
+    assert again.records() == [{"log": "ü3"}]
+
+
+def test_unicode_and_generic_encoding_together_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be set together"):
+        make_tail(
+            BatchCollector(),
+            tag="t",
+            path=str(tmp_path / "*"),
+            unicode__encoding="auto",
+            generic__encoding="SJIS",
+        )
 
 
 async def test_gzip_file_is_read_decompressed(running: list[Any], tmp_path: Path) -> None:

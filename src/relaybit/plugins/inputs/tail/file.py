@@ -15,6 +15,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from relaybit.plugins.inputs.tail.decoded import Utf16Reader
+
 READ_BLOCK = 1 << 20
 
 
@@ -52,6 +54,8 @@ class TailedFile:
     gz: gzip.GzipFile | None = None
     gz_done: bool = False
     gz_raw: BinaryIO | None = None
+    #: ``unicode.encoding``: a UTF-16 file read as UTF-8 (offsets count UTF-8 bytes)
+    utf16: Utf16Reader | None = None
 
     def open_gzip(self, offset: int) -> None:
         """Read this (static) file decompressed, from decompressed ``offset``."""
@@ -61,6 +65,8 @@ class TailedFile:
             self.gz.seek(offset)
 
     def _read(self, block: int) -> bytes:
+        if self.utf16 is not None:
+            return self.utf16.read(block)
         if self.gz is None:
             return os.pread(self.fd, block, self.read_position)
         if self.gz_done:
@@ -79,6 +85,8 @@ class TailedFile:
         return self.offset + len(self.pending)
 
     def size(self) -> int:
+        if self.utf16 is not None:
+            return self.utf16.size_hint(self.read_position)
         if self.gz is not None:  # decompressed: unknown until read to its end
             return self.read_position + (0 if self.gz_done else 1)
         return os.fstat(self.fd).st_size
