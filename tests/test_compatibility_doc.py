@@ -3,7 +3,8 @@ plugins relaybit has, with its status and the test that covers it.
 
 Made from tests/data/fluent_bit_keys.txt (see tests/test_fluent_bit_keys.py) and
 relaybit's option tables and command line; this test keeps the document equal
-to what they say.  After a change: ``python tests/test_compatibility_doc.py --update``.
+to what they say.  After a change: ``python -m relaybit.reference --update``
+(which runs ``python tests/test_compatibility_doc.py --update`` too).
 """
 
 from __future__ import annotations
@@ -158,7 +159,10 @@ def test_compatibility_tables_match_fluent_bit_and_relaybit() -> None:
     text = DOC.read_text(encoding="utf-8")
     for start, end in BLOCKS.values():
         assert start in text and end in text, f"{DOC} lost the marker {start}"
-    assert text == expected(text), "run: python tests/test_compatibility_doc.py --update"
+    assert text == expected(text), (
+        "docs/compatibility.md is stale: run python -m relaybit.reference --update"
+        " (or python tests/test_compatibility_doc.py --update)"
+    )
 
 
 def test_every_key_has_a_row() -> None:
@@ -167,7 +171,10 @@ def test_every_key_has_a_row() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     if sys.argv[1:] == ["--update"]:
-        DOC.write_text(expected(DOC.read_text(encoding="utf-8")), encoding="utf-8")
-        print(f"{DOC} updated")
+        before = DOC.read_text(encoding="utf-8")
+        after = expected(before)
+        if after != before:
+            DOC.write_text(after, encoding="utf-8")
+            print(f"updated {DOC.relative_to(REPO)}")
     else:
         print(render_flags() + "\n" + render_keys())

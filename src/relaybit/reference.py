@@ -239,5 +239,11 @@ if __name__ == "__main__":  # pragma: no cover
         root = Path(sys.argv[2] if len(sys.argv) > 2 else ".")
         for path in update(root):
             print(f"updated {path}")
+        # docs/compatibility.md's Fluent Bit tables come from the test data (a checkout only)
+        compat = root / "tests" / "test_compatibility_doc.py"
+        if compat.is_file():
+            import subprocess
+
+            subprocess.run([sys.executable, str(compat), "--update"], check=True)
     else:
         sys.stdout.write(render())
