@@ -95,12 +95,13 @@ class NestFilter(FilterPlugin):
                     key="nested_under",
                 )
         self.warned_not_map = False
+        self._prefixes = tuple(self.prefixes)
 
     def selected(self, key: Any) -> bool:
         """True when ``key`` is named by a Wildcard."""
         if not isinstance(key, str):
             return False
-        return key in self.exact or any(key.startswith(p) for p in self.prefixes)
+        return key in self.exact or (bool(self._prefixes) and key.startswith(self._prefixes))
 
     def rename(self, key: Any) -> Any:
         """``key`` with add_prefix / remove_prefix applied (only text keys change)."""
@@ -114,10 +115,21 @@ class NestFilter(FilterPlugin):
 
     def nest(self, record: dict[Any, Any]) -> dict[Any, Any]:
         """The record with its selected keys moved under ``nest_under``."""
-        moved = {self.rename(k): v for k, v in record.items() if self.selected(k)}
+        exact, prefixes = self.exact, self._prefixes
+        moved: dict[Any, Any] = {}
+        out: dict[Any, Any] = {}
+        for k, v in record.items():
+            if (k.__class__ is str or isinstance(k, str)) and (
+                k in exact or (prefixes and k.startswith(prefixes))
+            ):
+                moved[k] = v
+            else:
+                out[k] = v
         if not moved:
             return record
-        out = {k: v for k, v in record.items() if not self.selected(k)}
+        if self.add_prefix or self.remove_prefix:
+            rename = self.rename
+            moved = {rename(k): v for k, v in moved.items()}
         out[self.key] = moved
         return out
 

@@ -12,6 +12,7 @@ is replaced (Fluent Bit appends a duplicate key).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,23 @@ class KeyPattern:
             return False
         low = key.lower()
         return low.startswith(self.text) if self.prefix else low == self.text
+
+
+def _key_test(patterns: list[KeyPattern]) -> Callable[[Any], bool]:
+    """One test for a list of patterns: names in a set, prefixes in one startswith."""
+    exact = frozenset(p.text for p in patterns if not p.prefix)
+    prefixes = tuple(p.text for p in patterns if p.prefix)
+
+    def test(key: Any) -> bool:
+        if key.__class__ is not str:
+            if isinstance(key, bytes):
+                key = key.decode("utf-8", "surrogateescape")
+            elif not isinstance(key, str):
+                return False
+        low = key.lower()
+        return low in exact or (bool(prefixes) and low.startswith(prefixes))
+
+    return test
 
 
 class RecordModifierFilter(FilterPlugin):
@@ -86,14 +104,19 @@ class RecordModifierFilter(FilterPlugin):
             )
         self.uuid_key = opts.opt_str("uuid_key") or None
 
+        self._removed = _key_test(self.remove)
+        self._allowed = _key_test(self.allow)
+
     def modify(self, record: Any) -> Any:
         """The changed record (non-map records pass unchanged)."""
         if not isinstance(record, dict):
             return record
         if self.remove:
-            out = {k: v for k, v in record.items() if not any(p.matches(k) for p in self.remove)}
+            removed = self._removed
+            out = {k: v for k, v in record.items() if not removed(k)}
         elif self.allow:
-            out = {k: v for k, v in record.items() if any(p.matches(k) for p in self.allow)}
+            allowed = self._allowed
+            out = {k: v for k, v in record.items() if allowed(k)}
         else:
             out = dict(record)
         for key, value in self.records:
@@ -103,8 +126,9 @@ class RecordModifierFilter(FilterPlugin):
             out[self.uuid_key] = str(uuid.uuid4())
         return out
 
-    def filter(self, tag: str, entries: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
-        return [(time, self.modify(record)) for time, record in entries]
+    def filter(self, tag: str, entries: list[Any]) -> list[Any]:
+        modify = self.modify
+        return [(entry[0], modify(entry[1])) for entry in entries]
 
     def __repr__(self) -> str:
         return (
