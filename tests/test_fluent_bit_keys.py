@@ -100,9 +100,6 @@ REFUSED: dict[tuple[str, str, str], str] = {
     ("input", "*", "routable"): "routed",
     ("output", "forward", "unix_path"): "over TCP",
     ("output", "file", "enable_strftime"): "used as written",
-    # tls.verify_client_cert on the HTTP server inputs: helper "httpin" (until then refused)
-    ("input", "http", "tls.verify_client_cert"): "client certificates",
-    ("input", "elasticsearch", "tls.verify_client_cert"): "client certificates",
     **{
         ("output", name, f"tls.proxy.{key}"): "HTTP proxy"
         for name in ("forward", "http", "es")

@@ -48,6 +48,9 @@ _TLS_VERSIONS = {
 }
 _TLS_VERSION_CHOICES = tuple(_TLS_VERSIONS)
 
+_CHUNK_NO_EFFECT = "nothing is allocated ahead: a read takes what the socket has"
+_WORKERS_NO_EFFECT = "relaybit serves every connection of the input on its event loop"
+
 #: Keys shared by the HTTP-based server inputs (http, elasticsearch).
 SERVER_OPTIONS = (
     ConfigMap(
@@ -67,10 +70,15 @@ SERVER_OPTIONS = (
                 "http_server.buffer_chunk_size",
                 "size",
                 512 * 1024,
-                "Accepted (relaybit reads what the socket has; nothing is allocated ahead)",
+                "Read buffer step (Fluent Bit)",
+                no_effect=_CHUNK_NO_EFFECT,
             ),
             Option(
-                "buffer_chunk_size", "size", 512 * 1024, "Alias of http_server.buffer_chunk_size"
+                "buffer_chunk_size",
+                "size",
+                512 * 1024,
+                "Alias of http_server.buffer_chunk_size",
+                no_effect=_CHUNK_NO_EFFECT,
             ),
             Option(
                 "http_server.http2",
@@ -104,11 +112,18 @@ SERVER_OPTIONS = (
                 "http_server.workers",
                 "int",
                 1,
-                "Accepted; relaybit serves every connection on its event loop (a warning"
-                " when set above 1)",
+                "HTTP listener threads (Fluent Bit)",
                 minimum=1,
+                no_effect=_WORKERS_NO_EFFECT,
             ),
-            Option("workers", "int", 1, "Alias of http_server.workers", minimum=1),
+            Option(
+                "workers",
+                "int",
+                1,
+                "Alias of http_server.workers",
+                minimum=1,
+                no_effect=_WORKERS_NO_EFFECT,
+            ),
             Option(
                 "http_server.ingress_queue_event_limit",
                 "size",
@@ -439,13 +454,6 @@ class HttpServerInput(InputPlugin, Handler):
         self.jwt = JwtValidator.from_options(
             opts, section=section, logger=ctx.logger, name=ctx.name
         )
-        workers = int(_aliased(opts, "http_server.workers", "workers"))
-        if workers > 1:
-            ctx.logger.warning(
-                "http_server.workers %d has no effect: relaybit serves every connection of"
-                " this input on its event loop",
-                workers,
-            )
         self.server = HttpServer(self, settings, name=ctx.name, logger=ctx.logger)
 
     @property
