@@ -233,3 +233,24 @@ def test_a_classic_filter_is_not_a_content_modifier(tmp_path: Path) -> None:
         check_config(load_config(conf))
     assert "agent.conf:4:" in str(info.value)
     assert "unknown filter plugin 'content_modifier'" in str(info.value)
+
+
+def test_dry_run_prints_each_processor_with_its_lines(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from relaybit.cli import print_config
+
+    path = _write(
+        tmp_path,
+        BASE.format(
+            procs="          - name: content_modifier\n            action: insert\n"
+            "            key: env\n            value: prod\n"
+        ),
+    )
+    buf = io.StringIO()
+    print_config(load_config(path), Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "[INPUT] dummy processors.logs content_modifier" in text
+    assert "env" in text and "agent.yaml:8" in text  # the field name is shown, not masked

@@ -39,6 +39,7 @@ from relaybit.config.loader import (
     load_parsers,
     load_plugin,
     load_upstream_file,
+    processor_label,
     read_sections,
     resolve_upstreams,
     service_settings,
@@ -572,6 +573,9 @@ def print_config(config: AgentConfig, out: Console) -> None:
         out.print(_instance_table(instance, cmap))
         if instance.upstream is not None:
             out.print(upstream_table(instance.upstream, cmap))
+        for proc in instance.processors:
+            pmap = full_configmap("processor", load_plugin("processor", proc.plugin))
+            out.print(_instance_table(proc, pmap, title=processor_label(instance, proc)))
 
 
 def _service_key(field: str) -> str:
@@ -596,9 +600,10 @@ def _display(value: object) -> str:
     return str(value)
 
 
-def _instance_table(instance: PluginInstance, cmap: ConfigMap) -> Table:
+def _instance_table(instance: PluginInstance, cmap: ConfigMap, title: str = "") -> Table:
     table = Table(
-        title=escape(f"[{instance.kind.upper()}] {instance.plugin}"), title_justify="left"
+        title=escape(title or f"[{instance.kind.upper()}] {instance.plugin}"),
+        title_justify="left",
     )
     table.add_column("key")
     table.add_column("value")

@@ -27,6 +27,7 @@ _NOT_SECRET = frozenset(
         "key_file",
         "tls.key_file",
         "generate_id_key",
+        "key",  # content_modifier: the record field an action applies to
     }
 )
 
