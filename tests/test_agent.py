@@ -372,3 +372,34 @@ async def test_the_version_banner_comes_before_what_the_build_found(
     banner = next(i for i, m in enumerate(messages) if m.startswith("[relaybit] version="))
     (warning,) = [i for i, m in enumerate(messages) if "has no 'match'" in m]
     assert banner < warning < messages.index("started: 1 input, 0 filters, 2 outputs")
+
+
+def test_outputs_that_may_drop_records_say_so_once_at_start(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from relaybit.config.loader import load_config
+
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[INPUT]\n    name dummy\n"
+        "[OUTPUT]\n    name forward\n    alias lossless\n    match *\n"  # the defaults
+        "[OUTPUT]\n    name forward\n    alias fb\n    match *\n"
+        "    retry_limit 1\n    require_ack_response off\n"
+        "[OUTPUT]\n    name null\n    alias capped\n    match *\n    retry_limit no_retries\n"
+    )
+    agent = Agent(load_config(conf))
+    with caplog.at_level(logging.INFO, logger="relaybit"):
+        agent.build()
+        agent.log_build_notes()
+    notes = [r.getMessage() for r in caplog.records if "records can be dropped" in r.getMessage()]
+    assert notes == [
+        "[output] fb: records can be dropped: retry_limit 1: a chunk still undelivered after 1"
+        " retry is dropped; require_ack_response off: a chunk counts as delivered once"
+        " written to the connection, so records a receiver loses before taking them are lost"
+        " (relaybit's defaults lose nothing)",
+        "[output] capped: records can be dropped: retry_limit no_retries: a chunk still"
+        " undelivered after 0 retries is dropped (relaybit's defaults lose nothing)",
+    ]
+    assert agent.engine.outputs["lossless"].retry_limit.retries is None  # until delivered
+    lossless = agent.outputs["lossless"]
+    assert lossless.loss_risks() == []  # acks on by default

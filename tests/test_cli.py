@@ -187,7 +187,8 @@ def test_plugin_help_shows_defaults_and_notes_as_the_reference_does(capsys):
         for line in capsys.readouterr().out.splitlines()
         if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 4
     }
-    assert rows["require_ack_response"][2] == "off"
+    assert rows["send_options"][2] == "off"
+    assert rows["require_ack_response"][2] == "on"  # relaybit asks for acks by default
     assert rows["net.keepalive"][2] == "on"
     assert not {"True", "False"} & {r[2] for r in rows.values()}
     assert rows["shared_key"][3].endswith("(per node, secret)")

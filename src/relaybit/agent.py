@@ -259,6 +259,19 @@ class Agent:
             total_limit_size=opts.int("storage.total_limit_size"),
             processors=processors,
         )
+        risks = list(out.loss_risks())
+        if limit.retries is not None:
+            risks.insert(0, f"retry_limit {opts.str('retry_limit')}: a chunk still undelivered")
+            risks[0] += f" after {counted(limit.retries, 'retry', 'retries')} is dropped"
+        if opts.int("storage.total_limit_size"):
+            risks.append("storage.total_limit_size: the oldest queued chunks are dropped above it")
+        if risks:  # once per output at start: the choice to allow losses is visible
+            self._note(
+                logging.WARNING,
+                "[output] %s: records can be dropped: %s (relaybit's defaults lose nothing)",
+                name,
+                "; ".join(risks),
+            )
 
     def _build_processors(
         self, owner: PluginInstance, config_dir: Path, owner_name: str

@@ -291,15 +291,16 @@ class Engine(StoredChunks):
         plugin: OutputPlugin,
         matcher: Matcher,
         *,
-        retry_limit: RetryLimit | str | int | None = "1",
+        retry_limit: RetryLimit | str | int | None = None,
         workers: int = 1,
         total_limit_size: int = 0,
         processors: Sequence[tuple[str, FilterPlugin]] = (),
     ) -> OutputSlot:
-        """Register an output with its match, ``retry_limit``, ``workers``,
-        ``storage.total_limit_size`` (bytes of filesystem chunks queued for it, 0: none)
-        and ``processors`` ((name, plugin), run in order on each chunk just before
-        this output flushes it; the chunk itself, and other outputs, are unchanged)."""
+        """Register an output with its match, ``retry_limit`` (None: until delivered),
+        ``workers``, ``storage.total_limit_size`` (bytes of filesystem chunks queued
+        for it, 0: none) and ``processors`` ((name, plugin), run in order on each chunk
+        just before this output flushes it; the chunk itself, and other outputs, are
+        unchanged)."""
         limit = (
             retry_limit if isinstance(retry_limit, RetryLimit) else RetryLimit.parse(retry_limit)
         )

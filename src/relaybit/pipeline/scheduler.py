@@ -6,7 +6,8 @@ Fluent Bit (``src/flb_scheduler.c``, ``src/flb_task.c``, ``src/flb_engine.c``):
   ``min(cap, base * 2**n)``, where ``n`` is the number of the retry (1 for the
   first); the wait is that plus one second, and only the second while the agent
   is shutting down.
-- ``retry_limit N`` allows N retries after the first attempt (default 1);
+- ``retry_limit N`` allows N retries after the first attempt (Fluent Bit's
+  default is 1; relaybit's default is ``no_limits``, see docs/compatibility.md);
   ``no_limits``/``false``/``off`` retries forever; ``no_retries`` drops a chunk
   at its first RETRY.
 
@@ -38,8 +39,8 @@ class RetryLimit:
     @classmethod
     def parse(cls, text: str | int | None) -> RetryLimit:
         """``3``, ``no_limits``/``false`` (forever) or ``no_retries``; ValueError otherwise."""
-        if text is None:
-            return cls(1)
+        if text is None:  # relaybit's default: retry until delivered (Fluent Bit: 1)
+            return cls(None)
         if isinstance(text, int):
             if text < 0:
                 raise ValueError(f"expected a retry count of 0 or more, got {text}")

@@ -14,7 +14,9 @@ when, why, and the free space.  It logs **one** line when writes start to fail
 per write.  Waiting emits wake up to retry when a delivered chunk's file is
 deleted (:meth:`StorageGuard.freed`), when a poll of the free space (backoff
 from 0.1 s to 2 s) sees room for the write, or at least every 5 s (errors that
-free space does not explain: quotas, I/O errors).
+free space does not explain: quotas, I/O errors).  A disk that fills again
+within :data:`STABLE_AFTER` seconds of a resume (a backlog draining while the
+input reads on) stays in the same episode: no new lines.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ POLL_MIN = 0.1
 POLL_MAX = 2.0
 #: a paused write is retried at least this often, whatever the free space says
 RETRY_EVERY = 5.0
+#: writes working this long after a pause end the episode (its "work again" line)
+STABLE_AFTER = 1.0
 
 
 class StorageWriteError(Exception):
@@ -95,6 +99,9 @@ class StorageGuard:
         self.pauses = 0  #: episodes (writes failing until one works again)
         self.write_errors = 0  #: failed writes, retries included
         self.inputs: set[str] = set()  #: inputs waiting on this storage
+        #: pauses in the episode being logged (0: none open)
+        self._episode_pauses = 0
+        self._closing: asyncio.TimerHandle | None = None
         self._kick = asyncio.Event()
 
     def _now(self) -> float:
@@ -109,8 +116,16 @@ class StorageGuard:
         if self.paused:
             return
         self.paused = True
-        self.paused_since = self._now()
         self.pauses += 1
+        if self._closing is not None:  # failing again soon after a resume: same episode
+            self._closing.cancel()
+            self._closing = None
+        if self._episode_pauses:
+            self._episode_pauses += 1
+            log.debug("[storage] writes to %s fail again (%s)", self.root, self.last_error)
+            return
+        self._episode_pauses = 1
+        self.paused_since = self._now()
         kind = (
             "storage full" if cause.errno in (errno.ENOSPC, errno.EDQUOT) else "storage write error"
         )
@@ -126,16 +141,33 @@ class StorageGuard:
         )
 
     def succeeded(self, input_name: str) -> None:
-        """A write of ``input_name`` worked again: resume (logged once per episode)."""
+        """A held write of ``input_name`` worked: resume.
+
+        The episode's one "work again" line is logged once writes went on
+        without failing for :data:`STABLE_AFTER` seconds (a disk that fills
+        again at once, while the backlog drains, is the same episode).
+        """
         self.inputs.discard(input_name)
         if not self.paused:
             return
         self.paused = False
+        if self._episode_pauses and self._closing is None:
+            self._closing = asyncio.get_running_loop().call_later(STABLE_AFTER, self._close_episode)
+
+    def _close_episode(self) -> None:
+        self._closing = None
+        if self.paused or not self._episode_pauses:
+            return
+        again = self._episode_pauses - 1
+        self._episode_pauses = 0
         log.warning(
-            "[storage] writes to %s work again after %.1f s (%s free); inputs resumed",
+            "[storage] writes to %s work again after %.1f s (%s free)%s; inputs resumed",
             self.root,
-            self._now() - self.paused_since,
+            self._now() - self.paused_since - STABLE_AFTER,
             _size(free_bytes(self.root)),
+            f"; paused {counted(again, 'more time')} meanwhile as the disk filled again"
+            if again
+            else "",
         )
 
     def gave_up(self, input_name: str) -> None:

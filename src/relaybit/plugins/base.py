@@ -231,8 +231,9 @@ OUTPUT_COMMON = ConfigMap(
         Option(
             "retry_limit",
             "str",
-            "1",
-            "Retries per chunk: N, no_limits/false (forever), no_retries",
+            "no_limits",
+            "Retries per chunk: N, no_limits/false (forever), no_retries;"
+            " relaybit retries until delivered by default (Fluent Bit: 1)",
         ),
         Option(
             "workers",
@@ -388,6 +389,11 @@ class OutputPlugin(ABC):
     def status(self) -> dict[str, Any]:
         """Plugin-specific status for the monitoring API (upstream nodes ...)."""
         return {}
+
+    def loss_risks(self) -> list[str]:
+        """Settings of this output that let records be lost (logged once at start by
+        the agent, beside a finite ``retry_limit``): none by default."""
+        return []
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ctx.name}>"

@@ -43,8 +43,9 @@ FORWARD_OUTPUT_OPTIONS = (
             Option(
                 "require_ack_response",
                 "bool",
-                False,
-                "Wait for the receiver's ack (at-least-once)",
+                True,
+                "Wait for the receiver's ack (at-least-once); relaybit asks for acks"
+                " by default (Fluent Bit: off)",
                 per_node=True,
             ),
             Option(

@@ -41,6 +41,11 @@ async def heartbeat_probe(node: Node, connection: Connection) -> None:
     await client.heartbeat()
 
 
+def ctx_single(spec: UpstreamSpec) -> bool:
+    """One node made of the output's own host and port (no upstream file)."""
+    return not spec.path and len(spec.nodes) == 1
+
+
 class ForwardOutput(OutputPlugin):
     """Send chunks over the Forward protocol to one host or an Upstream of nodes."""
 
@@ -80,6 +85,18 @@ class ForwardOutput(OutputPlugin):
 
     def __repr__(self) -> str:
         return f"<ForwardOutput {self.ctx.name} {self.upstream!r}>"
+
+    def loss_risks(self) -> list[str]:
+        """``require_ack_response off`` on the output or a node: a chunk written to
+        the socket counts as delivered, even if the receiver never took it."""
+        off = [node.name for node in self.spec.nodes if not self._node_settings(node).require_ack]
+        if not off:
+            return []
+        where = "" if ctx_single(self.spec) else f" (nodes {', '.join(off)})"
+        return [
+            f"require_ack_response off{where}: a chunk counts as delivered once written"
+            " to the connection, so records a receiver loses before taking them are lost"
+        ]
 
     def _node_settings(self, node: Node) -> ForwardNodeSettings:
         cached = self._settings.get(node.name)
