@@ -254,3 +254,26 @@ def test_dry_run_prints_each_processor_with_its_lines(tmp_path: Path) -> None:
     text = buf.getvalue()
     assert "[INPUT] dummy processors.logs content_modifier" in text
     assert "env" in text and "agent.yaml:8" in text  # the field name is shown, not masked
+
+
+def test_a_rewrite_tag_processor_beside_a_rewrite_tag_filter(tmp_path: Path) -> None:
+    text = """\
+pipeline:
+  inputs:
+    - name: dummy
+      processors:
+        logs:
+          - name: rewrite_tag
+            rule: $level ^(error)$ alerts false
+  filters:
+    - name: rewrite_tag
+      match: app
+      rule: $level ^(warn)$ warnings false
+  outputs:
+    - name: null
+      match: '*'
+"""
+    agent = Agent(load_config(_write(tmp_path, text)))
+    agent.build()
+    emitters = sorted(n for n in agent.engine.inputs if n.startswith("emitter_for_"))
+    assert emitters == ["emitter_for_rewrite_tag.0", "emitter_for_rewrite_tag.1"]

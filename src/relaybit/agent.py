@@ -221,7 +221,7 @@ class Agent:
             "logger": logger,
             "service": self.service,
         }
-        processors = self._build_processors(instance, config_dir, name)
+        processors = self._build_processors(instance, config_dir, name, counts)
         if kind == "input":
             emit = self.engine.add_input(
                 name,
@@ -274,19 +274,26 @@ class Agent:
             )
 
     def _build_processors(
-        self, owner: PluginInstance, config_dir: Path, owner_name: str
+        self,
+        owner: PluginInstance,
+        config_dir: Path,
+        owner_name: str,
+        counts: dict[tuple[str, str], int],
     ) -> list[tuple[str, FilterPlugin]]:
-        """The processors of an input or output, built in order (YAML ``processors: logs:``)."""
+        """The processors of an input or output, built in order (YAML ``processors: logs:``).
+
+        They are numbered with the filters of the same plugin (a ``[FILTER]``
+        ``rewrite_tag.0`` and a processor ``rewrite_tag.1``), so what a name
+        derives from (an emitter's ``emitter_for_<name>``) stays unique."""
         built: list[tuple[str, FilterPlugin]] = []
         errors: list[ConfigError] = []
-        counts: dict[str, int] = {}
         for proc in owner.processors:
             label = processor_label(owner, proc)
             try:
                 cls = load_plugin("processor", proc.plugin, proc.origin)
                 opts = full_configmap("processor", cls).resolve(proc.properties, section=label)
-                index = counts.get(proc.plugin, 0)
-                counts[proc.plugin] = index + 1
+                index = counts.get(("filter", proc.plugin), 0)
+                counts[("filter", proc.plugin)] = index + 1
                 name = opts.opt_str("alias") or f"{proc.plugin}.{index}"
                 logger = plugin_logger(
                     "processor", proc.plugin, f"{owner_name}/{name}", opts.opt_str("log_level")
