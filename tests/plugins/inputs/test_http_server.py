@@ -234,6 +234,8 @@ async def test_http11_errors_and_lenient_headers(
     assert bad.startswith(b"HTTP/1.1 400 Bad Request\r\n"), bad
     no_host = await raw_exchange(port, b"POST /x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
     assert no_host.startswith(b"HTTP/1.1 400 ") and b"missing host header" in no_host
+    huge = await raw_exchange(port, b"POST /x HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
+    assert huge.startswith(b"HTTP/1.1 431 ")
     old = await raw_exchange(port, b"POST /old HTTP/1.0\r\nContent-Length: 7\r\n\r\n" + body)
     assert old.startswith(b"HTTP/1.1 201 ")
     assert got.records("lenient") == [{"a": 1}] and got.records("old") == [{"a": 1}]
