@@ -9,7 +9,8 @@ does (readers decode them with ``surrogateescape``).
 Parsers come from ``ctx.service["parsers"]`` (a ``{name: parser}`` dict built
 from ``[PARSER]`` sections; relaybit.parsers' built-ins when absent).  A parser is any object with
 ``parse(text: str) -> (time | None, record) | record | None``; see
-:func:`apply_parser`.
+:func:`apply_parser`.  Lines through a parser, a batch at a time:
+:class:`relaybit.parsers.packing.ParsedLines`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-import msgpack
-
 from relaybit.clock import Clock
-from relaybit.codec.msgpack import EventTime, default
 from relaybit.errors import ConfigError
 
 _TIME = struct.Struct(">II")
@@ -155,45 +153,3 @@ def apply_parser(parser: Parser, text: str) -> tuple[Any, Any] | None:
         if isinstance(record, dict):
             return time, record
     return None
-
-
-class ParsedPacker:
-    """Packs lines through a parser: the parsed record, or ``{key: line}`` when it fails."""
-
-    __slots__ = ("_extra", "_fallback", "_packer", "parser")
-
-    def __init__(
-        self, parser: Parser, key: str = "log", extra: Mapping[str, str] | None = None
-    ) -> None:
-        self.parser = parser
-        self._packer = msgpack.Packer(
-            default=default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
-        self._fallback = LinePacker(key, (extra or {}).items())
-        self._extra = dict(extra or {})
-
-    def pack(self, lines: list[bytes], time: bytes, clock: Clock) -> bytes:
-        """Entries for ``lines``; a parsed time replaces ``time``."""
-        out: list[bytes] = []
-        now_time: EventTime | None = None
-        for line in lines:
-            text = line.decode("utf-8", "surrogateescape")
-            parsed = apply_parser(self.parser, text)
-            if parsed is None:
-                out.append(self._fallback.pack([line], time))
-                continue
-            stamp, record = parsed
-            if self._extra:
-                record = {**record, **self._extra}
-            if stamp is None:
-                if now_time is None:
-                    seconds, nanos = _TIME.unpack(time[2:])
-                    now_time = EventTime(seconds, nanos)
-                stamp = now_time
-            elif isinstance(stamp, float):
-                stamp = EventTime.from_float(stamp)
-            out.append(self._packer.pack([stamp, record]))
-        return b"".join(out)
-
-    def __repr__(self) -> str:
-        return f"<ParsedPacker parser={self.parser!r}>"
