@@ -59,6 +59,20 @@ IMPL_TESTS = {
     | {("input", "tcp", k) for k in ("parser", "tls", "tls.min_version", "tls.crt_file")}
     | {("input", "syslog", k) for k in ("raw_message_key", "format", "tls")}
     | {("input", "forward", k) for k in ("net.io_timeout", "empty_shared_key")},
+    "tests/upstream/test_dns.py": {
+        ("output", name, f"net.dns.prefer_ipv{v}")
+        for name in ("forward", "http", "es")
+        for v in "46"
+    },
+    "tests/upstream/test_tls.py": {
+        (kind, name, key)
+        for kind, names in (
+            ("output", ("forward", "http", "es")),
+            ("input", ("forward", "http", "elasticsearch", "syslog")),
+        )
+        for name in names
+        for key in ("tls.min_version", "tls.max_version", "tls.ciphers")
+    },
     "tests/plugins/outputs/test_file.py": {
         ("output", "file", k)
         for k in ("rotate", "rotate_max_size", "rotate_max_files", "rotate_gzip")

@@ -140,3 +140,29 @@ async def test_node_fails_when_every_address_fails_and_is_resolved_again() -> No
         assert resolver.lookups == {"node.example": 2}
     finally:
         await up.stop()
+
+
+@pytest.mark.parametrize(
+    ("prefer", "expected"),
+    [
+        (None, ["::1", "10.0.0.1", "fe80::2", "10.0.0.2"]),
+        ("ipv4", ["10.0.0.1", "10.0.0.2", "::1", "fe80::2"]),
+        ("ipv6", ["::1", "fe80::2", "10.0.0.1", "10.0.0.2"]),
+    ],
+)
+async def test_prefer_a_family_keeps_every_address(prefer: str | None, expected: list[str]) -> None:
+    """net.dns.prefer_ipv4 / prefer_ipv6: that family first, the resolver's order kept."""
+    resolver = StaticResolver({"n.example": ["::1", "10.0.0.1", "fe80::2", "10.0.0.2"]})
+    cache = DNSCache(resolver, prefer=prefer)
+    assert [a for a, _ in await cache.resolve("n.example", 24224)] == expected
+
+
+def test_prefer_comes_from_the_net_keys() -> None:
+    from relaybit.config.origin import Origin
+    from relaybit.config.schema import RawProperty
+    from relaybit.upstream.node import NET_OPTIONS, NetSettings
+
+    opts = NET_OPTIONS.resolve(
+        [RawProperty("net.dns.prefer_ipv4", "on", Origin("t.conf", 1))], section="[OUTPUT]"
+    )
+    assert NetSettings.from_options(opts).dns_prefer == "ipv4"

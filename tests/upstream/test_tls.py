@@ -92,3 +92,27 @@ def test_verify_client_cert_decides(ca: trustme.CA, tmp_path: Path) -> None:
     no_ca = TLSSettings(enabled=True, crt_file="s.pem", key_file="s.key")
     with pytest.raises(ConfigError, match="needs tls"):
         server_context(no_ca, tmp_path, require_client_cert=True)
+
+
+def test_min_max_version_and_ciphers(ca: trustme.CA, tmp_path: Path) -> None:
+    """tls.min_version / tls.max_version / tls.ciphers on clients and servers (Fluent Bit 5)."""
+    cert = ca.issue_cert("localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "s.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "s.key"))
+    tls = TLSSettings(
+        enabled=True,
+        crt_file="s.pem",
+        key_file="s.key",
+        min_version="tlsv1.2",
+        max_version="tlsv1.2",
+        ciphers="ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256",
+    )
+    for ctx in (server_context(tls, tmp_path), client_context(tls, tmp_path)):
+        assert ctx is not None
+        assert ctx.minimum_version == ssl.TLSVersion.TLSv1_2
+        assert ctx.maximum_version == ssl.TLSVersion.TLSv1_2
+        names = {c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.2"}
+        assert names <= {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"}
+    bad = TLSSettings(enabled=True, ciphers="NO-SUCH-CIPHER")
+    with pytest.raises(ConfigError, match=r"tls\.ciphers"):
+        client_context(bad, tmp_path)

@@ -74,12 +74,15 @@ class DNSCache:
         ttl: float = 30.0,
         clock: Clock = SYSTEM_CLOCK,
         timeout: float = 0.0,
+        prefer: str | None = None,
     ) -> None:
         self.resolver: Resolver = resolver or system_resolver
         self.ttl = ttl
         #: seconds a lookup may take (0 = unbounded); the Upstream passes net.connect_timeout
         self.timeout = timeout
         self.clock = clock
+        #: "ipv4" or "ipv6": that family's addresses first (net.dns.prefer_ipv4/6)
+        self.prefer = prefer
         self._cache: dict[tuple[str, int], tuple[float, list[Address]]] = {}
 
     async def resolve(self, host: str, port: int) -> list[Address]:
@@ -104,6 +107,9 @@ class DNSCache:
             # over-long label ("logs..example.com"), a failure like any other
             raise DeliveryError("dns", f"cannot resolve {host}: {_describe(exc)}") from exc
         addresses = list(dict.fromkeys(answer))
+        if self.prefer is not None:  # stable: the resolver's order within a family
+            want_v6 = self.prefer == "ipv6"
+            addresses.sort(key=lambda a: (":" in a[0]) != want_v6)
         if not addresses:
             raise DeliveryError("dns", f"cannot resolve {host}: no address")
         if self.ttl > 0:

@@ -270,15 +270,13 @@ NET_OPTIONS = ConfigMap(
             "net.dns.prefer_ipv4",
             "bool",
             False,
-            "Try IPv4 addresses first",
-            no_effect="every address is tried, in the resolver's order",
+            "Try the IPv4 addresses of a host first (every address is still tried)",
         ),
         Option(
             "net.dns.prefer_ipv6",
             "bool",
             False,
-            "Try IPv6 addresses first",
-            no_effect="every address is tried, in the resolver's order",
+            "Try the IPv6 addresses of a host first (every address is still tried)",
         ),
         Option(
             "net.tcp_keepalive",
@@ -387,6 +385,8 @@ class NetSettings:
     max_worker_connections: int = 0
     source_address: str | None = None
     dns_ttl: float = 30.0
+    #: ``net.dns.prefer_ipv4`` / ``net.dns.prefer_ipv6``: that family's addresses first
+    dns_prefer: str | None = None
 
     @classmethod
     def from_options(cls, opts: Options) -> NetSettings:
@@ -398,4 +398,11 @@ class NetSettings:
             max_worker_connections=opts.int("net.max_worker_connections"),
             source_address=opts.opt_str("net.source_address"),
             dns_ttl=opts.float("net.dns.ttl"),
+            dns_prefer=(
+                "ipv4"
+                if opts.bool("net.dns.prefer_ipv4")
+                else "ipv6"
+                if opts.bool("net.dns.prefer_ipv6")
+                else None
+            ),
         )

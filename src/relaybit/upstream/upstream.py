@@ -233,7 +233,11 @@ class Upstream:
         self.owner = owner
         self._rng = rng or random.Random()
         self._dns = DNSCache(
-            resolver, ttl=self.net.dns_ttl, clock=clock, timeout=self.net.connect_timeout
+            resolver,
+            ttl=self.net.dns_ttl,
+            clock=clock,
+            timeout=self.net.connect_timeout,
+            prefer=self.net.dns_prefer,
         )
         self._health = HealthTracker(spec.settings)
         self._balancers = self._make_balancers(spec.settings)
