@@ -73,6 +73,35 @@ IMPL_TESTS = {
         for name in names
         for key in ("tls.min_version", "tls.max_version", "tls.ciphers")
     },
+    "tests/plugins/outputs/test_http_output_fluent_bit5.py": {
+        ("output", "http", k)
+        for k in (
+            "proxy",
+            "http.response_timeout",
+            "http.read_idle_timeout",
+            "http_method",
+            "body_key",
+            "headers_key",
+            "oauth2.enable",
+            "oauth2.token_url",
+            "oauth2.client_id",
+            "oauth2.client_secret",
+            "oauth2.user_agent",
+            "oauth2.scope",
+            "oauth2.audience",
+            "oauth2.resource",
+            "oauth2.auth_method",
+            "oauth2.jwt_key_file",
+            "oauth2.jwt_cert_file",
+            "oauth2.jwt_aud",
+            "oauth2.jwt_header",
+            "oauth2.jwt_ttl_seconds",
+            "oauth2.refresh_skew_seconds",
+            "oauth2.timeout",
+            "oauth2.connect_timeout",
+        )
+    }
+    | {("output", "es", "http_api_key")},
     "tests/plugins/outputs/test_file.py": {
         ("output", "file", k)
         for k in ("rotate", "rotate_max_size", "rotate_max_files", "rotate_gzip")

@@ -8,6 +8,20 @@ host name (or ``tls.vhost``).  Transport failures become :class:`DeliveryError`
 with a stable ``kind``, so the Upstream fails over; HTTP statuses are mapped by
 :func:`raise_for_status`.
 
+Every request has two deadlines: ``response_timeout`` for the whole exchange
+(sending the body, the status line, the whole body: ``http.response_timeout``
+of the http output, ``net.io_timeout`` of es) and ``read_idle_timeout``
+between two reads (``http.read_idle_timeout``, else ``net.io_timeout``).  A
+timeout is a DeliveryError: the Upstream fails over, a flush never hangs.
+
+The status line decides delivery: when a 2xx status line arrived and the body
+after it is malformed (a chunk-size line the parser rejects, a broken
+trailer), the response comes back with ``malformed`` set instead of an error,
+so the caller does not send the data again.  aiohttp reports such a parse error
+without the status it parsed; the connection's protocol
+(:class:`StatusSniffingHandler`) keeps the status line of the response it
+reads, and the request finds it through a context variable.
+
 A request that fails or times out **aborts** its sockets (TCP reset): aiohttp's
 own close is graceful, and a transport still holding an unsent body would stay
 open to a receiver that never reads, with the body buffered, after every
@@ -18,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import io
 import socket
 import ssl
@@ -28,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.connector import Connection as AiohttpConnection
 from aiohttp.tracing import Trace
 from multidict import CIMultiDict
@@ -48,11 +65,16 @@ _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """Status, headers and body of one response."""
+    """Status, headers and body of one response.
+
+    ``malformed`` says why the body after a 2xx status line could not be read
+    (then ``body`` is what was read, maybe nothing): delivered all the same.
+    """
 
     status: int
     body: bytes
     headers: Mapping[str, str]
+    malformed: str | None = None
 
     def excerpt(self) -> str:
         """The first 512 bytes of the body, as text."""
@@ -90,6 +112,35 @@ def reset_transport(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
+class StatusSniffingHandler(ResponseHandler):
+    """aiohttp's connection protocol, keeping the status code of the response it reads.
+
+    aiohttp raises a parse error of a response as a bare 400 without the status
+    line it parsed; ``status_seen`` is that status (None before a status line).
+    """
+
+    status_seen: int | None = None
+
+    def set_response_params(self, **kwargs: Any) -> None:
+        self.status_seen = None  # a new request on this connection
+        super().set_response_params(**kwargs)
+
+    def data_received(self, data: bytes) -> None:
+        status = self.status_seen
+        if status is None or status < 200:
+            start = 0 if status is None else data.find(b"\r\n\r\nHTTP/1.") + 4
+            if start >= 0 and data[start : start + 7] == b"HTTP/1.":
+                with contextlib.suppress(ValueError):
+                    self.status_seen = int(data[start + 9 : start + 12])
+        super().data_received(data)
+
+
+#: the protocol of the connection the current task's request went out on
+_PROTOCOL: contextvars.ContextVar[StatusSniffingHandler | None] = contextvars.ContextVar(
+    "relaybit_http_protocol", default=None
+)
+
+
 class AbortableConnector(aiohttp.TCPConnector):
     """A ``TCPConnector`` that remembers the transports it hands out, to reset them.
 
@@ -101,11 +152,15 @@ class AbortableConnector(aiohttp.TCPConnector):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._transports: set[asyncio.Transport] = set()
+        self._factory = functools.partial(StatusSniffingHandler, loop=self._loop)  # type: ignore[assignment]
 
     async def connect(
         self, req: aiohttp.ClientRequest, traces: list[Trace], timeout: aiohttp.ClientTimeout
     ) -> AiohttpConnection:
         conn = await super().connect(req, traces, timeout)
+        protocol = conn.protocol
+        # seen by the request's task after this await (same context)
+        _PROTOCOL.set(protocol if isinstance(protocol, StatusSniffingHandler) else None)
         transport = conn.transport
         if transport is not None:
             self._forget_closed()
@@ -164,7 +219,10 @@ class HttpConnection:
         ssl_context: ssl.SSLContext | None,
         net: NetSettings,
         io_timeout: float | None = None,
+        read_idle_timeout: float | None = None,
     ) -> None:
+        """``io_timeout``: the whole exchange (None: none); ``read_idle_timeout``:
+        between two reads (None: ``io_timeout``)."""
         self.node = node
         self.host = host
         self.port = port
@@ -188,8 +246,9 @@ class HttpConnection:
             ssl=ssl_context if ssl_context is not None else False,
             use_dns_cache=False,
         )
+        read_idle: float | None = read_idle_timeout if read_idle_timeout else io_timeout
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=net.connect_timeout, sock_read=io_timeout
+            total=None, sock_connect=net.connect_timeout, sock_read=read_idle or None
         )
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=True
@@ -229,15 +288,19 @@ class HttpConnection:
         *,
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        proxy: str | None = None,
     ) -> HttpResponse:
-        """Send one request and read the whole response; DeliveryError on transport failure."""
+        """Send one request and read the whole response; DeliveryError on transport failure.
+
+        ``proxy`` (``http://host:port``) sends it through that HTTP proxy.
+        """
         all_headers = CIMultiDict(headers or {})
         if "Host" not in all_headers:
             all_headers["Host"] = self.host_header
         url = self.base_url + (path if path.startswith("/") else "/" + path)
         self.requests += 1
         try:
-            response = await self._request(method, url, data, all_headers)
+            response = await self._request(method, url, data, all_headers, proxy)
         except BaseException:  # timeout, transport error, cancelled: reset, never drain
             self.abort()
             raise
@@ -245,7 +308,12 @@ class HttpConnection:
         return response
 
     async def _request(
-        self, method: str, url: str, data: bytes | None, headers: CIMultiDict[str]
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: CIMultiDict[str],
+        proxy: str | None = None,
     ) -> HttpResponse:
         try:
             # aiohttp's sock_read does not bound sending the body: a receiver that
@@ -259,10 +327,26 @@ class HttpConnection:
                     headers=headers,
                     server_hostname=self.server_hostname if self._ssl is not None else None,
                     allow_redirects=False,
+                    proxy=proxy,
                 ) as resp,
             ):
-                body = await resp.read()
+                try:
+                    body = await resp.read()
+                except aiohttp.ClientPayloadError as exc:
+                    if not 200 <= resp.status < 300:
+                        raise
+                    return HttpResponse(resp.status, b"", dict(resp.headers), malformed=str(exc))
                 return HttpResponse(resp.status, body, dict(resp.headers))
+        except aiohttp.ClientResponseError as exc:
+            # the parser rejected the response: after a 2xx status line it is delivered
+            protocol = _PROTOCOL.get()
+            status = protocol.status_seen if protocol is not None else None
+            if status is not None and 200 <= status < 300:
+                return HttpResponse(status, b"", {}, malformed=exc.message)
+            raise DeliveryError(
+                "protocol",
+                f"{self.node.name} ({self.host}:{self.port}): malformed response: {exc.message}",
+            ) from exc
         except aiohttp.ClientSSLError as exc:
             raise DeliveryError(
                 "tls", f"{self.node.name} ({self.host}:{self.port}): {exc}"
@@ -309,11 +393,17 @@ class HttpConnector:
     """
 
     def __init__(
-        self, ssl_for: SSLFor, net: NetSettings, *, io_timeout: float | None = None
+        self,
+        ssl_for: SSLFor,
+        net: NetSettings,
+        *,
+        io_timeout: float | None = None,
+        read_idle_timeout: float | None = None,
     ) -> None:
         self._ssl_for = ssl_for
         self._net = net
         self._io_timeout = io_timeout
+        self._read_idle_timeout = read_idle_timeout
 
     async def __call__(self, node: Node, host: str, port: int) -> HttpConnection:
         try:
@@ -321,7 +411,13 @@ class HttpConnector:
         except (OSError, ssl.SSLError, ValueError, ConfigError) as exc:
             raise DeliveryError("tls", f"{node.name}: cannot set up TLS: {exc}") from exc
         return HttpConnection(
-            node, host, port, ssl_context=context, net=self._net, io_timeout=self._io_timeout
+            node,
+            host,
+            port,
+            ssl_context=context,
+            net=self._net,
+            io_timeout=self._io_timeout,
+            read_idle_timeout=self._read_idle_timeout,
         )
 
     def __repr__(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError
-from relaybit.plugins.outputs.http.options import CONNECTION_OPTIONS
+from relaybit.plugins.outputs.http.options import AWS_REFUSED, CONNECTION_OPTIONS
 
 WRITE_OPERATIONS = ("create", "index", "update", "upsert")
 
@@ -104,6 +104,33 @@ OPTIONS = (
             Option("trace_error", "bool", False, "Log failed items with their request"),
             Option("cloud_id", "str", None, "Elastic Cloud ID (sets host, port 443 and tls)"),
             Option("cloud_auth", "str", None, "Elastic Cloud 'user:password'", secret=True),
+            Option(
+                "http_api_key",
+                "str",
+                None,
+                "API key: 'Authorization: ApiKey KEY' (http_user wins when both are set)",
+                per_node=True,
+                secret=True,
+            ),
+            Option("upstream", "str", None, "Upstream file with the nodes (read by the loader)"),
+            Option("aws_auth", "bool", False, "AWS SigV4 request signing", refused=AWS_REFUSED),
+            *(
+                Option(
+                    key,
+                    "str",
+                    default,
+                    "AWS setting of aws_auth",
+                    no_effect="only aws_auth uses it, and relaybit refuses aws_auth",
+                )
+                for key, default in (
+                    ("aws_region", None),
+                    ("aws_sts_endpoint", None),
+                    ("aws_role_arn", None),
+                    ("aws_external_id", None),
+                    ("aws_service_name", "es"),
+                    ("aws_profile", None),
+                )
+            ),
         )
     )
     + CONNECTION_OPTIONS

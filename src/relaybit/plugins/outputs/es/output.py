@@ -200,12 +200,16 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 node.name,
                 body.decode("utf-8", "replace"),
             )
+        node_settings = self._nodes.get(node)
         headers = request_headers(
-            self._nodes.get(node),
+            node_settings,
             content_type="application/x-ndjson",
             gzip=self._gzip,
             allow_duplicates=False,
         )
+        api_key = node_settings.values.get("http_api_key")
+        if api_key and not node_settings.http_user:
+            headers["Authorization"] = f"ApiKey {api_key}"
         data = gzip.compress(body, compresslevel=6) if self._gzip else body
         response = await connection.request(
             "POST", settings.bulk_path(), data=data, headers=headers

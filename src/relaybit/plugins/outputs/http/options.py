@@ -7,7 +7,14 @@ from typing import Any
 
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError, ConfigErrors
+from relaybit.net.oauth2_client import OAUTH2_OPTIONS
 from relaybit.upstream.node import NET_OPTIONS, TLS_OPTIONS, Node, TLSSettings, UpstreamSpec
+
+#: why aws_auth (SigV4) is refused, for the http and es outputs
+AWS_REFUSED = (
+    "AWS SigV4 signing is not implemented; put a SigV4 signing proxy in front of the"
+    " receiver, or use http_user/http_passwd, http_api_key (es) or oauth2.* (http)"
+)
 
 HTTP_FORMATS = ("json", "json_lines", "json_stream", "msgpack", "gelf")
 DATE_FORMATS = ("double", "epoch", "epoch_ms", "iso8601", "java_sql_timestamp")
@@ -40,9 +47,49 @@ OPTIONS = (
             Option(
                 "format",
                 "str",
-                "msgpack",
-                "Body format",
+                "json",
+                "Body format (Fluent Bit 5.1.1's default: json)",
                 choices=HTTP_FORMATS,
+            ),
+            Option("http_method", "str", "POST", "Request method: POST or PUT (as Fluent Bit)"),
+            Option(
+                "http.response_timeout",
+                "time",
+                60.0,
+                "Longest wait for a whole response (then the request fails over)",
+            ),
+            Option(
+                "http.read_idle_timeout",
+                "time",
+                0.0,
+                "Longest wait between two reads of a response (0: net.io_timeout)",
+            ),
+            Option("proxy", "str", None, "HTTP proxy, http://HOST:PORT"),
+            Option(
+                "body_key",
+                "str",
+                None,
+                "Record accessor of a string sent as the body, one request per record",
+            ),
+            Option(
+                "headers_key",
+                "str",
+                None,
+                "Record accessor of a map sent as the headers (with body_key)",
+            ),
+            Option(
+                "aws_auth",
+                "bool",
+                False,
+                "AWS SigV4 request signing",
+                refused=AWS_REFUSED,
+            ),
+            Option(
+                "aws_service",
+                "str",
+                None,
+                "AWS service name of aws_auth",
+                no_effect="only aws_auth uses it, and relaybit refuses aws_auth",
             ),
             Option("json_date_key", "str", "date", "Key of the time in JSON (false: none)"),
             Option(
@@ -75,6 +122,7 @@ OPTIONS = (
             Option("gelf_level_key", "str", None, "GELF: record key of the level"),
         )
     )
+    + OAUTH2_OPTIONS
     + CONNECTION_OPTIONS
 )
 

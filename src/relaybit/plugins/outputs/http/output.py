@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import base64
 import ssl
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from multidict import CIMultiDict
 
-from relaybit.config.schema import ConfigMap
-from relaybit.errors import NoHealthyNode, PermanentDeliveryError
+from relaybit.codec.msgpack import iter_entries
+from relaybit.config.schema import ConfigMap, Options
+from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
 from relaybit.net.http_connection import (
     HttpConnection,
     HttpConnector,
+    HttpResponse,
     client_ssl_context,
     probe_get,
     raise_for_status,
 )
+from relaybit.net.oauth2_client import OAuth2Error, OAuth2Settings, TokenSource
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext, OutputPlugin
 from relaybit.plugins.outputs.formats import date_key_option
@@ -40,6 +44,7 @@ from relaybit.plugins.outputs.upstream_support import (
     reread_upstream,
     split_chunk,
 )
+from relaybit.record_accessor import RecordAccessor
 from relaybit.upstream.node import NetSettings, Node, TLSSettings
 from relaybit.upstream.upstream import Connection, Send, Upstream
 
@@ -73,8 +78,18 @@ def request_headers(
     return headers
 
 
-def make_upstream(ctx: OutputContext, nodes: NodeSettingsCache) -> Upstream:
-    """The output's Upstream: its upstream file, or one node of host/port."""
+def make_upstream(
+    ctx: OutputContext,
+    nodes: NodeSettingsCache,
+    *,
+    response_timeout: float | None = None,
+    read_idle_timeout: float | None = None,
+) -> Upstream:
+    """The output's Upstream: its upstream file, or one node of host/port.
+
+    ``response_timeout`` bounds each request (default ``net.io_timeout``),
+    ``read_idle_timeout`` the time between two reads (default the same).
+    """
     opts = ctx.options
     spec = ctx.upstream or single_node_spec(ctx.name, opts)
     for node in spec.nodes:  # bad per-node values fail at start, not at the first flush
@@ -93,7 +108,11 @@ def make_upstream(ctx: OutputContext, nodes: NodeSettingsCache) -> Upstream:
     connector = HttpConnector(
         ssl_for,
         net,
-        io_timeout=opts.float("net.io_timeout") or None,
+        io_timeout=(
+            response_timeout if response_timeout is not None else opts.float("net.io_timeout")
+        )
+        or None,
+        read_idle_timeout=read_idle_timeout or None,
     )
     path = spec.settings.health_check_path
 
@@ -121,6 +140,10 @@ class HttpUpstreamOutput(OutputPlugin):
         self.upstream: Upstream | None = None
         self._failures = FailureLog(ctx.logger, ctx.name, named_by_logger=True)
 
+    def _timeouts(self) -> tuple[float | None, float | None]:
+        """(whole request, between two reads) in seconds; None: ``net.io_timeout``."""
+        return None, None
+
     def _check_node(self, node: Node) -> object:
         """A node's settings, computed now so bad values fail at start or reload."""
         return self._nodes.get(node)
@@ -128,7 +151,10 @@ class HttpUpstreamOutput(OutputPlugin):
     async def start(self) -> None:
         for node in self.ctx.upstream.nodes if self.ctx.upstream is not None else ():
             self._check_node(node)
-        self.upstream = make_upstream(self.ctx, self._nodes)
+        total, idle = self._timeouts()
+        self.upstream = make_upstream(
+            self.ctx, self._nodes, response_timeout=total, read_idle_timeout=idle
+        )
         await self.upstream.start()
 
     async def stop(self) -> None:
@@ -147,7 +173,7 @@ class HttpUpstreamOutput(OutputPlugin):
 
 
 class HttpOutput(HttpUpstreamOutput):
-    """Sends chunks as HTTP POST requests (Fluent Bit's out_http)."""
+    """Sends chunks as HTTP POST (or PUT) requests (Fluent Bit's out_http)."""
 
     description = "HTTP client: json, json_lines, json_stream, msgpack or gelf bodies"
     options: ClassVar[ConfigMap] = OPTIONS
@@ -155,6 +181,26 @@ class HttpOutput(HttpUpstreamOutput):
     def __init__(self, ctx: OutputContext) -> None:
         super().__init__(ctx)
         opts = ctx.options
+        section = f"[OUTPUT] {ctx.name}"
+        check_http_keys(opts, section)
+        self._method = opts.str("http_method").upper()
+        self._response_timeout = opts.float("http.response_timeout")
+        self._read_idle_timeout = opts.float("http.read_idle_timeout")
+        self._proxy = opts.opt_str("proxy")
+        self._body_key = RecordAccessor(k) if (k := opts.opt_str("body_key")) else None
+        self._headers_key = RecordAccessor(k) if (k := opts.opt_str("headers_key")) else None
+        oauth = OAuth2Settings.from_options(opts, section, ctx.config_dir)
+        self._oauth = (
+            TokenSource(
+                oauth,
+                default_timeout=self._response_timeout or None,
+                clock=ctx.clock,
+                logger=ctx.logger,
+            )
+            if oauth is not None
+            else None
+        )
+        self._malformed_nodes: set[str] = set()
         self._format = opts.str("format").lower()
         self._date_key = date_key_option(opts.opt_str("json_date_key"))
         self._date_format = opts.str("json_date_format").lower()
@@ -175,6 +221,16 @@ class HttpOutput(HttpUpstreamOutput):
         self.delivered = 0  #: chunks confirmed with 2xx
         self.rejected = 0  #: chunks refused for good (4xx), not retried
         self.retries = 0  #: flushes handed back to the engine (every node failed)
+        self.malformed = 0  #: 2xx answers whose body could not be read (delivered)
+        self.skipped = 0  #: records without body_key/headers_key (body_key mode)
+
+    def _timeouts(self) -> tuple[float | None, float | None]:
+        return self._response_timeout, self._read_idle_timeout
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._oauth is not None:
+            await self._oauth.aclose()
 
     def encode(self, chunk: Chunk) -> bytes:
         """The (possibly gzipped) request body of a chunk."""
@@ -185,34 +241,114 @@ class HttpOutput(HttpUpstreamOutput):
         body = self._encoder.encode(data)
         return gzip_body(body) if self._gzip else body
 
-    def _sender(self, body: bytes, tag: str) -> Send:
-        extra = ((self._header_tag, tag),) if self._header_tag else ()
+    def _sender(
+        self,
+        body: bytes,
+        tag: str,
+        record_headers: tuple[tuple[str, str], ...] = (),
+        content_type: str | None = None,
+    ) -> Send:
+        extra: tuple[tuple[str, str], ...] = ((self._header_tag, tag),) if self._header_tag else ()
+        extra += record_headers
+        ctype = content_type or CONTENT_TYPES[self._format]
+        gzip = self._gzip and not record_headers and content_type is None
 
         async def send(node: Node, connection: Connection) -> None:
             assert isinstance(connection, HttpConnection)
             settings = self._nodes.get(node)
             headers = request_headers(
                 settings,
-                content_type=CONTENT_TYPES[self._format],
-                gzip=self._gzip,
-                allow_duplicates=self._allow_dup,
+                content_type=ctype,
+                gzip=gzip,
+                allow_duplicates=self._allow_dup and self._oauth is None,
                 extra=extra,
             )
-            response = await connection.request("POST", settings.uri, data=body, headers=headers)
+            token = None
+            if self._oauth is not None:
+                token = await self._token_for(node)
+                headers["Authorization"] = "Bearer " + token
+            response = await self._request(connection, settings.uri, body, headers)
+            if response.status == 401 and self._oauth is not None and token is not None:
+                # as Fluent Bit: a 401 refreshes the token and the request goes once more
+                self.ctx.logger.info("%s answered 401: refreshing the OAuth2 token", node.name)
+                self._oauth.invalidate(token)
+                headers["Authorization"] = "Bearer " + await self._token_for(node)
+                response = await self._request(connection, settings.uri, body, headers)
             raise_for_status(response)
+            self._check_body(node, response)
 
         return send
 
-    async def flush(self, chunk: Chunk) -> FlushResult:
-        """POST ``chunk`` (one request, or one per record-key value with balance hash)."""
-        assert self.upstream is not None, "start() first"
-        split_key = record_split_key(self.upstream.settings)
+    async def _request(
+        self, connection: HttpConnection, uri: str, body: bytes, headers: CIMultiDict[str]
+    ) -> HttpResponse:
+        return await connection.request(
+            self._method, uri, data=body, headers=headers, proxy=self._proxy
+        )
+
+    async def _token_for(self, node: Node) -> str:
+        assert self._oauth is not None
         try:
+            return await self._oauth.token()
+        except OAuth2Error as exc:
+            raise DeliveryError("oauth2", f"{node.name}: {exc}") from None
+
+    def _check_body(self, node: Node, response: HttpResponse) -> None:
+        """A 2xx whose body the client could not read: delivered, logged once per node."""
+        if response.malformed is None:
+            self._malformed_nodes.discard(node.name)
+            return
+        self.malformed += 1
+        if node.name not in self._malformed_nodes:
+            self._malformed_nodes.add(node.name)
+            self.ctx.logger.warning(
+                "%s answered %d with a malformed body (%s): counted as delivered, not sent"
+                " again (logged once until it answers well)",
+                node.name,
+                response.status,
+                response.malformed.splitlines()[0] if response.malformed else "",
+            )
+
+    def _requests(self, chunk: Chunk, split_key: Any) -> Iterator[tuple[Any, Send, int, int]]:
+        """(balance key, send, records, size) of every request of a chunk."""
+        if self._body_key is None:
             for key, data, records in split_chunk(chunk, split_key):
                 body = self._encode(data, chunk.tag)
-                await self.upstream.deliver(
-                    self._sender(body, chunk.tag), key=key, records=records, size=len(body)
+                yield key, self._sender(body, chunk.tag), records, len(body)
+            return
+        for _, record in iter_entries(chunk.data):  # body_key: one request per record
+            found = record_body(record, self._body_key, self._headers_key)
+            if found is None:
+                self.skipped += 1
+                self.ctx.logger.warning(
+                    "%s: a record without a string at body_key %s or a map at headers_key %s"
+                    " is not sent (as Fluent Bit)",
+                    chunk,
+                    self._body_key.pattern,
+                    self._headers_key.pattern if self._headers_key else "-",
                 )
+                continue
+            body, headers = found
+            ctype = next((v for n, v in headers if n.lower() == "content-type"), None)
+            rest = tuple((n, v) for n, v in headers if n.lower() != "content-type")
+            send = self._sender(body, chunk.tag, rest, ctype or "application/octet-stream")
+            yield chunk.tag, send, 1, len(body)
+
+    async def flush(self, chunk: Chunk) -> FlushResult:
+        """Send ``chunk`` (one request, one per record-key value with balance hash, or one
+        per record with body_key)."""
+        assert self.upstream is not None, "start() first"
+        split_key = record_split_key(self.upstream.settings)
+        if self._oauth is not None:
+            try:  # before any node is tried: a token endpoint down ejects no node
+                await self._oauth.token()
+            except OAuth2Error as exc:
+                self.retries += 1
+                self._failures.failed(str(chunk), NoHealthyNode(f"no OAuth2 token: {exc}"))
+                return FlushResult.RETRY
+        try:
+            for key, send, records, size in self._requests(chunk, split_key):
+                await self.upstream.deliver(send, key=key, records=records, size=size)
         except PermanentDeliveryError as exc:
             self.rejected += 1
             detail = exc.message if self._log_payload else exc.message.split(":", 1)[0]
@@ -231,7 +367,63 @@ class HttpOutput(HttpUpstreamOutput):
             "delivered": self.delivered,
             "rejected": self.rejected,
             "retries": self.retries,
+            "malformed_responses": self.malformed,
         }
+        if self._body_key is not None:
+            out["skipped_records"] = self.skipped
         if self.upstream is not None:
             out["upstream"] = self.upstream.status()
         return out
+
+
+def record_body(
+    record: Any, body_key: RecordAccessor, headers_key: RecordAccessor | None
+) -> tuple[bytes, tuple[tuple[str, str], ...]] | None:
+    """body_key mode: the record's body (a string or bin) and headers (a map), or None.
+
+    Fluent Bit sends a record only when both are found.
+    """
+    body = body_key.get(record)
+    if isinstance(body, str):
+        data = body.encode("utf-8", "surrogateescape")
+    elif isinstance(body, bytes | bytearray):
+        data = bytes(body)
+    else:
+        return None
+    if headers_key is None:
+        return None
+    found = headers_key.get(record)
+    if not isinstance(found, dict):
+        return None
+    headers = tuple(
+        (str(name), value if isinstance(value, str) else str(value))
+        for name, value in found.items()
+    )
+    return data, headers
+
+
+def check_http_keys(opts: Options, section: str) -> None:
+    """Keys Fluent Bit declares that relaybit refuses, or warns about, at start."""
+    method = opts.str("http_method").upper()
+    if method not in ("POST", "PUT"):
+        raise ConfigError(
+            f"http_method {opts.str('http_method')!r}: supported methods are POST and PUT",
+            opts.origin("http_method"),
+            section=section,
+            key="http_method",
+        )
+    if opts.opt_str("body_key") and not opts.opt_str("headers_key"):
+        raise ConfigError(
+            "body_key needs headers_key: Fluent Bit sends a record only when both are found",
+            opts.origin("body_key"),
+            section=section,
+            key="body_key",
+        )
+    proxy = opts.opt_str("proxy")
+    if proxy and not proxy.startswith("http://"):
+        raise ConfigError(
+            f"proxy {proxy!r}: expected http://HOST:PORT",
+            opts.origin("proxy"),
+            section=section,
+            key="proxy",
+        )
