@@ -137,3 +137,13 @@ def test_parse_parts_is_parse_without_the_event_time() -> None:
         tf = TimeFormat(fmt)
         when = tf.parse(text)
         assert tf.parse_parts(text) == (None if when is None else (when.seconds, when.nanoseconds))
+
+
+def test_year_less_times_are_not_kept_per_text() -> None:
+    # "Jun 01 ..." means another instant next year: its entry bytes are not remembered
+    packer = ParsedLines(BUILTIN_PARSERS["syslog-rfc3164"])
+    packer.pack([b"<13>Jun  1 00:00:00 host app: hi"], NOW)
+    assert packer._heads == {}
+    packer = ParsedLines(BUILTIN_PARSERS["apache2"])
+    packer.pack([b'1.2.3.4 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5'], NOW)
+    assert list(packer._heads) == ["01/May/2024:12:00:00 +0000"]

@@ -97,7 +97,8 @@ class ParsedLines:
             time_key = parser.settings.time_key
             keep = parser.settings.time_keep
         heads = self._heads
-        per_text = time_format is not None and not time_format.fractional
+        # entry heads kept per time text: formats with a year and no fraction
+        per_text = time_format is not None and time_format.cached and not time_format.fractional
         pack = self._packer.pack
         extra = self._extra
         offset_key = self.offset_key

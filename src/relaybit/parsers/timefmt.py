@@ -173,6 +173,11 @@ class TimeFormat:
         object.__setattr__(self, "_sep", _fraction_separator(self.fmt) if dated else None)
 
     @property
+    def cached(self) -> bool:
+        """False for formats without a year: their times depend on today's date."""
+        return self._cached
+
+    @property
     def fractional(self) -> bool:
         """True when the cache holds seconds per second and each text has its own fraction."""
         return self._sep is not None
