@@ -361,7 +361,7 @@ OUTPUT_TLS_EXTRA = ConfigMap(
                 typ,
                 default,
                 "TLS to an HTTP proxy",
-                refused="relaybit does not connect through an HTTP proxy",
+                refused="TLS to an HTTP proxy is not implemented (the http output's proxy is plain http://)",
             )
             for key, typ, default in (
                 ("verify", _BOOL, True),

@@ -30,6 +30,7 @@ from relaybit.plugins.outputs.es.bulk import (
     build_item,
     decode_chunk,
     encode_items,
+    generated_id,
     read_bulk_response,
 )
 from relaybit.plugins.outputs.es.options import EsSettings, decode_cloud_id
@@ -464,3 +465,16 @@ def test_a_re_send_of_some_items_is_those_items(settings: EsSettings) -> None:
     some = [1, 4, 10]
     body = BulkEncoder(settings).encode(entries, some, "app", 5.0)
     assert body == b"".join(every[i] for i in some)
+
+
+def test_generate_id_in_a_batch_is_the_id_of_each_record_alone() -> None:
+    records: list[dict[str, Any]] = [
+        {"n": i, "f": 0.5 + i, "s": "ünï ✓", "nested": {"a": [1, None, True]}} for i in range(20)
+    ]
+    settings = EsSettings(generate_id=True)
+    exponent = {"big": 1e20, "text": "1e5 not a number"}  # orjson writes 1e+20
+    for batch in (records, [*records, exponent]):
+        chunk = chunk_of(batch)
+        items = encode_items(chunk.data, "t", settings, 0)
+        ids = [lines(item)[0]["create"]["_id"] for item in items]
+        assert ids == [generated_id(t, r) for t, r in iter_entries(chunk.data)]

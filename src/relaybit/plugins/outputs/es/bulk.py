@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -133,6 +134,11 @@ def decode_chunk(chunk_data: bytes) -> Entries:
     if fast is not None:
         return Entries(fast, True)
     return Entries(list(iter_entries(chunk_data)), False)
+
+
+#: a float msgspec writes ``1e20`` where orjson writes ``1e+20`` (or such text in a string)
+_POSITIVE_EXPONENT = re.compile(rb"\de\d")
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 
 
 def _all(indices: Any, total: int) -> bool:
@@ -259,7 +265,8 @@ class BulkEncoder:
                     pairs[1::2] = [{time_key: stamp, **r} for r in records]
                 out += pairs
             return fastjson.JSON.encode_lines(out)
-        for i in indices:
+        ids = self._generated_ids(items, indices) if s.generate_id else None
+        for n, i in enumerate(indices):
             time, record = items[i]
             tkey = time.data if type(time) is ext and not time.code else time_key_of(time)
             info = times.get(tkey)
@@ -288,7 +295,7 @@ class BulkEncoder:
                 index = f"{prefix}{sep}{day}"
                 action = self._action(index)
             if with_id:
-                doc_id = self._doc_id(time, record)
+                doc_id = self._doc_id(record, ids[n] if ids is not None else None)
                 if doc_id is not None:
                     meta = self._meta(index)
                     meta["_id"] = doc_id
@@ -303,17 +310,40 @@ class BulkEncoder:
                 append(source)
         return fastjson.JSON.encode_lines(out)
 
-    def _doc_id(self, time: Any, record: dict[str, Any]) -> str | None:
-        s = self.settings
-        if s.id_key:
-            value = record.get(s.id_key)
+    def _doc_id(self, record: dict[str, Any], generated: str | None) -> str | None:
+        key = self.settings.id_key
+        if key:
+            value = record.get(key)
             if value is not None:
                 return str(value)
-        if s.generate_id:
-            seconds, nanos = split_time(fastjson.plain_time(time))
-            data = to_json([seconds, nanos, record])
-            return _uuid(hashlib.blake2b(data, digest_size=16).digest())
-        return None
+        return generated
+
+    def _generated_ids(self, items: list[tuple[Any, Any]], indices: Any) -> list[str]:
+        """generate_id's ids of the chosen entries, in a batch: the JSON of every
+        ``[seconds, nanoseconds, record]`` in one ``encode_lines`` (the bytes
+        :func:`generated_id` hashes, but for a float with a positive exponent,
+        which orjson writes ``1e+20``: those lines are written by :func:`to_json`)."""
+        rows = []
+        parts: dict[Any, tuple[int, int]] = {}
+        for i in indices:
+            time, record = items[i]
+            kind = type(time)
+            key = time.data if kind is fastjson.Ext and not time.code else fastjson.time_key(time)
+            pair = parts.get(key)
+            if pair is None:
+                pair = parts[key] = split_time(fastjson.plain_time(time))
+            rows.append([pair[0], pair[1], record])
+        body = fastjson.JSON.encode_lines(rows)
+        lines = body.split(b"\n")
+        lines.pop()
+        blake = hashlib.blake2b
+        if b"0e0" not in body.translate(_DIGITS_TO_ZERO):  # no exponent anywhere: as orjson
+            return [_uuid(blake(line, digest_size=16).digest()) for line in lines]
+        search = _POSITIVE_EXPONENT.search
+        return [
+            _uuid(blake(to_json(row) if search(line) else line, digest_size=16).digest())
+            for line, row in zip(lines, rows, strict=True)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
