@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from relaybit.pipeline.storage_guard import StorageWriteError
+
 #: first wait before a restart, doubled per failure up to RESTART_CAP
 RESTART_BASE = 1.0
 RESTART_CAP = 30.0
@@ -57,6 +59,9 @@ async def supervise(
             return
         except asyncio.CancelledError:
             raise
+        except StorageWriteError as exc:  # raised only once the agent stops: not an error
+            logger.info("%s stopped with records not stored, read again later: %s", what, exc)
+            return
         except Exception as exc:
             if time.monotonic() - began >= HEALTHY_AFTER:
                 delay = base  # it had run well: a new episode
