@@ -62,6 +62,10 @@ def test_sanitize_tag() -> None:
     assert sanitize_tag("/app.log") == "app.log"
     assert sanitize_tag("/a/b-c") == "a_b_c"
     assert sanitize_tag("/") == ""
+    # as Fluent Bit: only the first '/' goes, and each byte outside [A-Za-z0-9_.] is '_'
+    assert sanitize_tag("/app/") == "app_"
+    assert sanitize_tag("//x") == "_x"
+    assert sanitize_tag("/caf\u00c3\u00a9") == "caf__"  # UTF-8 'é' read as two bytes
 
 
 async def test_object_array_ndjson_and_tags(served: Any) -> None:

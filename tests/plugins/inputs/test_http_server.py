@@ -848,3 +848,12 @@ async def test_content_encodings(served: Any, encoding: str) -> None:
 def _raw_deflate(data: bytes) -> bytes:
     c = zlib.compressobj(wbits=-15)
     return c.compress(data) + c.flush()
+
+
+async def test_tag_from_a_percent_encoded_path(served: Any) -> None:
+    got = Collector()
+    plugin = await served(got)
+    async with httpx.AsyncClient() as client:
+        r = await client.post(f"http://127.0.0.1:{plugin.port}/app%2Fweb.log?x=1", json={"a": 1})
+        assert r.status_code == 201
+    assert got.records("app_web.log") == [{"a": 1}]  # decoded, query dropped, as Fluent Bit

@@ -272,8 +272,10 @@ def server_settings(opts: Options, ssl_context: ssl.SSLContext | None) -> Server
 
 
 def sanitize_tag(path: str) -> str:
-    """The tag of a URI path as Fluent Bit makes it: only ``[A-Za-z0-9_.]`` kept."""
-    return "".join(c if c.isalnum() or c in "_." else "_" for c in path.strip("/"))
+    """The tag of a URI path as Fluent Bit makes it: the path without its first ``/``,
+    every byte but ``[A-Za-z0-9_.]`` made ``_`` (``/app/`` is ``app_``; ``/`` is none)."""
+    rest = path[1:] if path.startswith("/") else path
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "_." else "_" for c in rest)
 
 
 def parse_json_records(body: bytes, content_type: str) -> list[Any]:
@@ -619,7 +621,12 @@ class HttpInput(HttpServerInput):
             if address:
                 key = self._remote_key
                 records = [r if key in r else {**r, key: address} for r in records]
-        tag = self._fixed_tag or sanitize_tag(request.path) or self.ctx.tag or self.ctx.name
+        tag = (
+            self._fixed_tag
+            or sanitize_tag(urllib.parse.unquote(request.path, encoding="latin-1"))
+            or self.ctx.tag
+            or self.ctx.name
+        )
         groups = group_by_tag(records, tag, self._tag_key)
         self.records += await emit_records(self.ctx, groups, self.ctx.clock.time())
         return Reply(self._success_code, b"", list(self._success_headers))
