@@ -250,3 +250,12 @@ def test_the_clean_chunk_takes_the_fast_path_and_the_mixed_one_does_not() -> Non
 def test_goldens_cover_every_case() -> None:
     assert set(GOLDENS["es"]) == set(ES_KEYS)
     assert set(GOLDENS["http"]) == set(HTTP_KEYS)
+
+
+def test_a_wrong_entry_count_is_counted_again() -> None:
+    entries = fastjson.decode_maps(CLEAN)
+    assert entries is not None and len(entries) == 9
+    for count in (0, 3, 9, 100):
+        assert fastjson.decode_maps(CLEAN, count) == entries
+    assert fastjson.decode_maps(CHUNK, 12) is None
+    assert fastjson.decode_maps(CHUNK, 5) is None

@@ -61,19 +61,31 @@ def count_entries(data: bytes) -> int:
         return n
 
 
-def decode_maps(data: bytes) -> list[tuple[Any, dict[str, Any]]] | None:
+def decode_maps(data: bytes, count: int | None = None) -> list[tuple[Any, dict[str, Any]]] | None:
     """Every entry of a chunk as ``(time, record)``, or None when the fast path cannot take it.
 
     ``time`` is as it travels: an ``Ext`` EventTime, an int, a float, or
-    ``[time, metadata]`` (see :func:`plain_time`).
+    ``[time, metadata]`` (see :func:`plain_time`).  ``count`` is how many
+    entries the chunk says it holds (saves counting them); when it is wrong the
+    entries are counted and decoded again.
     """
-    count = count_entries(data)
-    header = b"\xdd" + count.to_bytes(4, "big")
+    if count is None or count < 0:
+        count = count_entries(data)
     try:
-        entries: list[tuple[Any, dict[str, Any]]] = _ENTRIES.decode(header + data)
+        entries: list[tuple[Any, dict[str, Any]]] = _ENTRIES.decode(_header(count) + data)
     except msgspec.DecodeError:
-        return None
+        counted = count_entries(data)
+        if counted == count:
+            return None
+        try:
+            entries = _ENTRIES.decode(_header(counted) + data)
+        except msgspec.DecodeError:
+            return None
     return entries
+
+
+def _header(count: int) -> bytes:
+    return b"\xdd" + count.to_bytes(4, "big")
 
 
 def plain_time(time: Any) -> Any:

@@ -261,9 +261,9 @@ class JsonFormatter:
         self.fmt = fmt
         self._dated = DatedJson(None if fmt == "plain" else date_key, date_format)
 
-    def format(self, chunk_data: bytes) -> bytes:
-        """The body of one chunk: built by one join."""
-        entries = fastjson.decode_maps(chunk_data)
+    def format(self, chunk_data: bytes, count: int | None = None) -> bytes:
+        """The body of one chunk (``count``: the entries it says it holds)."""
+        entries = fastjson.decode_maps(chunk_data, count)
         if entries is not None:
             lines = self._dated.lines(entries)
             if self.fmt == "json":  # no raw newline inside JSON text: they end objects

@@ -128,9 +128,10 @@ class Entries:
         return len(self.items)
 
 
-def decode_chunk(chunk_data: bytes) -> Entries:
-    """The entries of a chunk for :class:`BulkEncoder` (fast path when it can take them)."""
-    fast = fastjson.decode_maps(chunk_data)
+def decode_chunk(chunk_data: bytes, count: int | None = None) -> Entries:
+    """The entries of a chunk for :class:`BulkEncoder` (fast path when it can take them);
+    ``count``: the entries the chunk says it holds."""
+    fast = fastjson.decode_maps(chunk_data, count)
     if fast is not None:
         return Entries(fast, True)
     return Entries(list(iter_entries(chunk_data)), False)

@@ -126,7 +126,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
 
     async def flush(self, chunk: Chunk) -> FlushResult:
         assert self.upstream is not None, "start() first"
-        state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data))
+        state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data, chunk.records))
         state.attempts += 1
         result = FlushResult.RETRY
         try:

@@ -118,10 +118,10 @@ class BodyEncoder:
             JsonFormatter(fmt, date_key, date_format) if fmt not in ("gelf", "msgpack") else None
         )
 
-    def encode(self, chunk_data: bytes) -> bytes:
-        """The request body of one chunk."""
+    def encode(self, chunk_data: bytes, count: int | None = None) -> bytes:
+        """The request body of one chunk (``count``: the entries it says it holds)."""
         if self._json is not None:
-            return self._json.format(chunk_data)
+            return self._json.format(chunk_data, count)
         if self.fmt == "gelf":
             return encode_gelf(chunk_data, self._gelf)
         return bytes(chunk_data)

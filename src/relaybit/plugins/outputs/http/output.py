@@ -234,11 +234,11 @@ class HttpOutput(HttpUpstreamOutput):
 
     def encode(self, chunk: Chunk) -> bytes:
         """The (possibly gzipped) request body of a chunk."""
-        return self._encode(chunk.data, chunk.tag)
+        return self._encode(chunk.data, chunk.tag, chunk.records)
 
-    def _encode(self, data: bytes, tag: str) -> bytes:
+    def _encode(self, data: bytes, tag: str, records: int | None = None) -> bytes:
         del tag  # no body format carries it (header_tag does)
-        body = self._encoder.encode(data)
+        body = self._encoder.encode(data, records)
         return gzip_body(body) if self._gzip else body
 
     def _sender(
@@ -313,7 +313,7 @@ class HttpOutput(HttpUpstreamOutput):
         """(balance key, send, records, size) of every request of a chunk."""
         if self._body_key is None:
             for key, data, records in split_chunk(chunk, split_key):
-                body = self._encode(data, chunk.tag)
+                body = self._encode(data, chunk.tag, records)
                 yield key, self._sender(body, chunk.tag), records, len(body)
             return
         for _, record in iter_entries(chunk.data):  # body_key: one request per record
