@@ -230,6 +230,8 @@ class HttpConnection:
         self._net = net
         scheme = "https" if ssl_context is not None else "http"
         self.base_url = f"{scheme}://{_host_literal(host)}:{port}"
+        #: through a proxy the request names the node's host, for the proxy to resolve
+        self.proxy_base_url = f"{scheme}://{_host_literal(node.host)}:{node.port}"
         default_port = 443 if ssl_context is not None else 80
         self.host_header = (
             node.host if node.port == default_port else f"{_host_literal(node.host)}:{node.port}"
@@ -297,7 +299,8 @@ class HttpConnection:
         all_headers = CIMultiDict(headers or {})
         if "Host" not in all_headers:
             all_headers["Host"] = self.host_header
-        url = self.base_url + (path if path.startswith("/") else "/" + path)
+        base = self.proxy_base_url if proxy else self.base_url
+        url = base + (path if path.startswith("/") else "/" + path)
         self.requests += 1
         try:
             response = await self._request(method, url, data, all_headers, proxy)

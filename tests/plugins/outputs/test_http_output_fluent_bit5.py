@@ -477,13 +477,16 @@ async def test_put_through_an_http_proxy() -> None:
     proxy = RawReceiver(fixed(OK_EMPTY))
     await proxy.start()
     out = make_output(
-        (node("api", 9),), http_method="put", proxy=f"http://127.0.0.1:{proxy.port}", uri="/in"
+        (Node(name="api", host="logs.example", port=9),),
+        http_method="put",
+        proxy=f"http://127.0.0.1:{proxy.port}",
+        uri="/in",
     )
     await out.start()
     try:
         assert await out.flush(chunk_of([{"n": 1}])) is FlushResult.OK
         line, body = proxy.requests[0]
-        assert line == b"PUT http://127.0.0.1:9/in HTTP/1.1"  # absolute form: to the proxy
+        assert line == b"PUT http://logs.example:9/in HTTP/1.1"  # absolute form, by name
         assert b'"n":1' in body
     finally:
         await out.stop()

@@ -84,6 +84,7 @@ def make_upstream(
     *,
     response_timeout: float | None = None,
     read_idle_timeout: float | None = None,
+    proxy: str | None = None,
 ) -> Upstream:
     """The output's Upstream: its upstream file, or one node of host/port.
 
@@ -123,7 +124,21 @@ def make_upstream(
     async def connect(node: Node, host: str, port: int) -> Connection:
         return await connector(node, host, port)
 
-    return Upstream(spec, connect, net=net, probe=probe, clock=ctx.clock, owner=ctx.name)
+    # through a proxy the node's name goes to the proxy as it is: no local lookup
+    resolver = _unresolved if proxy else None
+    return Upstream(
+        spec,
+        connect,
+        net=net,
+        probe=probe,
+        clock=ctx.clock,
+        owner=ctx.name,
+        resolver=resolver,
+    )
+
+
+async def _unresolved(host: str, port: int) -> list[tuple[str, int]]:
+    return [(host, port)]
 
 
 class HttpUpstreamOutput(OutputPlugin):
@@ -144,6 +159,10 @@ class HttpUpstreamOutput(OutputPlugin):
         """(whole request, between two reads) in seconds; None: ``net.io_timeout``."""
         return None, None
 
+    def _proxy_url(self) -> str | None:
+        """The HTTP proxy requests go through (None: straight to the nodes)."""
+        return None
+
     def _check_node(self, node: Node) -> object:
         """A node's settings, computed now so bad values fail at start or reload."""
         return self._nodes.get(node)
@@ -153,7 +172,11 @@ class HttpUpstreamOutput(OutputPlugin):
             self._check_node(node)
         total, idle = self._timeouts()
         self.upstream = make_upstream(
-            self.ctx, self._nodes, response_timeout=total, read_idle_timeout=idle
+            self.ctx,
+            self._nodes,
+            response_timeout=total,
+            read_idle_timeout=idle,
+            proxy=self._proxy_url(),
         )
         await self.upstream.start()
 
@@ -226,6 +249,9 @@ class HttpOutput(HttpUpstreamOutput):
 
     def _timeouts(self) -> tuple[float | None, float | None]:
         return self._response_timeout, self._read_idle_timeout
+
+    def _proxy_url(self) -> str | None:
+        return self._proxy
 
     async def stop(self) -> None:
         await super().stop()
