@@ -267,7 +267,8 @@ class HttpServer:
             if self.settings.ssl is None:
                 try:
                     await loop.connect_accepted_socket(self._factory(peer), sock)
-                except OSError:
+                except Exception as exc:  # that client only; the acceptor goes on
+                    self.log.debug("serving %s failed: %s", peer, exc)
                     sock.close()
                     self.stats.closed()
                 continue
@@ -321,7 +322,11 @@ class HttpServer:
             now = time.monotonic()
             for conn in list(self.connections):
                 if conn.deadline and now >= conn.deadline:
-                    conn.timed_out()
+                    try:
+                        conn.timed_out()
+                    except Exception as exc:  # that connection only; the sweeper goes on
+                        self.log.debug("timing out %r failed: %s", conn, exc, exc_info=True)
+                        conn.abort()
 
     # ------------------------------------------------------------------ for connections
 
@@ -351,9 +356,25 @@ class HttpServer:
         return reply
 
     def spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task: asyncio.Task[None] = asyncio.ensure_future(self._guarded(coro))
         self.handlers.add(task)
         task.add_done_callback(self.handlers.discard)
+
+    async def _guarded(self, coro: Awaitable[None]) -> None:
+        """Run ``coro``; an unexpected error is one summarised line, never a traceback."""
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.log_rejects.log(
+                "error",
+                "answering a request failed: %s: %s",
+                type(exc).__name__,
+                exc,
+                level=logging.ERROR,
+            )
+            self.log.debug("answering a request failed", exc_info=True)
 
     async def respond(self, request: Request) -> Reply:
         """The handler's reply; an unexpected error is a 500 with one log line."""
@@ -432,6 +453,10 @@ class _Connection(asyncio.Protocol):
         self.eof = False
         self.held = 0  #: body bytes of the current request counted in server.inflight
         self.first = True  #: no request yet (the HTTP/2 preface may come)
+
+    def __repr__(self) -> str:
+        proto = "h2" if self.h2 is not None else "http/1.1"
+        return f"<_Connection {self.peer} {proto} {self.phase} held={self.held}>"
 
     # -------------------------------------------------------------- asyncio.Protocol
 
@@ -749,6 +774,11 @@ class _H2Session:
         self.window: asyncio.Event | None = None
         conn.first = False
         self.flush()
+
+    def __repr__(self) -> str:
+        return (
+            f"<_H2Session {self.conn.peer} streams={len(self.streams)} refused={len(self.refused)}>"
+        )
 
     def flush(self) -> None:
         self.conn.transport_write(self.h2.data_to_send())
