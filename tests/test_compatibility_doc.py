@@ -102,6 +102,9 @@ IMPL_TESTS = {
         )
     }
     | {("output", "es", "http_api_key")},
+    "tests/plugins/outputs/test_forward_output.py": {
+        ("output", "forward", k) for k in ("add_option", "net.io_timeout")
+    },
     "tests/plugins/outputs/test_file.py": {
         ("output", "file", k)
         for k in ("rotate", "rotate_max_size", "rotate_max_files", "rotate_gzip")

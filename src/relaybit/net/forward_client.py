@@ -274,6 +274,7 @@ class ForwardClient:
         time_as_integer: bool = False,
         send_options: bool = False,
         retain_metadata: bool = True,
+        extra_options: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Send one chunk (PackedForward, or CompressedPackedForward with ``gzip``/``zstd``).
 
@@ -293,10 +294,18 @@ class ForwardClient:
         chunk = new_ack_id() if require_ack else None
         if compress in ("gzip", "zstd"):
             event: PackedForward | CompressedPackedForward = CompressedPackedForward(
-                tag, entries, records, chunk, send_options, compression=compress
+                tag,
+                entries,
+                records,
+                chunk,
+                send_options or bool(extra_options),
+                compression=compress,
+                extra_options=extra_options,
             )
         else:
-            event = PackedForward(tag, entries, records, chunk, send_options)
+            event = PackedForward(
+                tag, entries, records, chunk, send_options or bool(extra_options), extra_options
+            )
         try:
             await self._write(self._conn.send_parts(event), ack_timeout)
             if chunk is not None:

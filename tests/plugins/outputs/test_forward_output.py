@@ -334,3 +334,67 @@ async def test_hash_split_keeps_records_with_invalid_utf8(certs: Path) -> None:
     got = {r["msg"]: r["user"] for _, _, r in store.items}
     assert got["fine"] == "u1"
     assert got["\udcffok"] == "\udcff\udcfe"  # the original bytes, byte for byte
+
+
+async def test_add_option_goes_in_the_option_map(certs: Path) -> None:
+    """add_option pairs go in the option map, which they turn on (issue 13)."""
+    frames: list[Any] = []
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        unpacker = msgpack.Unpacker(raw=False)
+        while data := await reader.read(65536):
+            unpacker.feed(data)
+            for frame in unpacker:
+                frames.append(frame)
+                if isinstance(frame[-1], dict) and "chunk" in frame[-1]:
+                    writer.write(msgpack.packb({"ack": frame[-1]["chunk"]}))
+
+    server = await asyncio.start_server(receive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    output = make_output(
+        certs,
+        {
+            "host": "127.0.0.1",
+            "port": str(port),
+            "add_option": "region eu-1",
+        },
+    )
+    await output.start()
+    try:
+        assert await output.flush(chunk()) is FlushResult.OK
+        await wait_for(lambda: frames)
+        tag, _entries, options = frames[0]
+        assert tag == "app"
+        options.pop("chunk", None)
+        assert options == {"size": 3, "fluent_signal": 0, "region": "eu-1"}
+    finally:
+        await output.stop()
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_net_io_timeout_fails_over_instead_of_hanging(certs: Path) -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # never reads: the client's writes block once buffers fill
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    output = make_output(certs, {"host": "127.0.0.1", "port": str(port), "net.io_timeout": "300ms"})
+    big = b"".join(entry(T, {"blob": "x" * 60000, "n": i}) for i in range(300))  # ~18 MB
+    await output.start()
+    try:
+        async with asyncio.timeout(20):
+            assert await output.flush(Chunk(tag="app", data=big, records=300)) is FlushResult.RETRY
+        assert output.status()["nodes"][0]["last_error"]["kind"] == "timeout"
+    finally:
+        await output.stop()
+        for w in accepted:
+            w.close()
+        server.close()
+        await server.wait_closed()

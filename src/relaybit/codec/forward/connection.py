@@ -427,6 +427,7 @@ class ForwardConnection:
                 send_size=event.send_size,
                 chunk=event.chunk,
                 compressed=compression,
+                extra=event.extra_options,
             )
             head = self._array_header(3 if opts else 2) + pack(event.tag)
             head += self._bin_header(len(body))

@@ -75,6 +75,8 @@ class PackedForward:
     records: int
     chunk: AckId | None = None
     send_size: bool = False
+    #: ``add_option`` pairs appended to the option map (sent: implies the map)
+    extra_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class CompressedPackedForward:
     chunk: AckId | None = None
     send_size: bool = False
     compression: str = "gzip"
+    extra_options: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from relaybit.errors import RemoteProtocolError
@@ -32,11 +33,14 @@ def build_options(
     send_size: bool,
     chunk: str | bytes | None,
     compressed: bool | str,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """The option map a client sends (empty when nothing needs saying).
 
     ``compressed`` is ``"gzip"`` / ``"zstd"`` (``True`` means gzip).  A non-empty
-    map ends with ``fluent_signal: 0`` (logs), as Fluent Bit 5 sends it.
+    map has ``fluent_signal: 0`` (logs), as Fluent Bit 5 sends it, then the
+    ``extra`` pairs (out_forward's ``add_option``; their keys never replace the
+    protocol's own).
     """
     opts: dict[str, Any] = {}
     if chunk is not None:
@@ -45,8 +49,10 @@ def build_options(
         opts["size"] = records
     if compressed:
         opts["compressed"] = "gzip" if compressed is True else compressed
-    if opts:
+    if opts or extra:
         opts["fluent_signal"] = SIGNAL_LOGS
+    for key, value in extra:
+        opts.setdefault(key, value)
     return opts
 
 

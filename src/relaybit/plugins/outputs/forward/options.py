@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relaybit.config.schema import ConfigMap, Option, Options
+from relaybit.errors import ConfigError
 from relaybit.upstream.node import NET_OPTIONS, TLS_OPTIONS, Node, TLSSettings
 
 FORWARD_OUTPUT_OPTIONS = (
@@ -95,9 +96,9 @@ FORWARD_OUTPUT_OPTIONS = (
                 "add_option",
                 "str",
                 None,
-                "'KEY VALUE' added to the options map of each message",
+                "'KEY VALUE' added to the options map of each message (sends the map)",
                 multiple=True,
-                no_effect="the options map carries only size, chunk, compressed, fluent_signal",
+                per_node=True,
             ),
             Option(
                 "net.io_timeout",
@@ -127,6 +128,7 @@ class ForwardNodeSettings:
     send_options: bool = False
     time_as_integer: bool = False
     retain_metadata: bool = True
+    extra_options: tuple[tuple[str, str], ...] = ()
     tls: TLSSettings = field(default_factory=TLSSettings)
 
     @classmethod
@@ -148,8 +150,17 @@ class ForwardNodeSettings:
             send_options=opts.bool("send_options"),
             time_as_integer=opts.bool("time_as_integer"),
             retain_metadata=opts.bool("retain_metadata_in_forward_mode"),
+            extra_options=tuple(_option_pair(v) for v in opts.list("add_option")),
             tls=TLSSettings.from_options(opts),
         )
+
+
+def _option_pair(value: str) -> tuple[str, str]:
+    """``add_option KEY VALUE`` -> (KEY, VALUE); ConfigError without both."""
+    key, _, rest = str(value).strip().partition(" ")
+    if not key or not rest.strip():
+        raise ConfigError(f"expected 'add_option KEY VALUE', got {value!r}", key="add_option")
+    return key, rest.strip()
 
 
 def merged_options(opts: Options, node: Node) -> Options:

@@ -54,4 +54,5 @@ async def send_to_node(
         time_as_integer=settings.time_as_integer,
         send_options=settings.send_options,
         retain_metadata=settings.retain_metadata,
+        extra_options=settings.extra_options,
     )
