@@ -416,3 +416,41 @@ async def test_forward_empty_shared_key_needs_the_handshake(running: list[Any]) 
         helo = await reader.read(4096)  # the server opens the handshake with HELO
     writer.close()
     assert msgpack.unpackb(helo)[0] == "HELO"
+
+
+@pytest.mark.parametrize("plugin", ["tcp", "syslog"])
+async def test_tls_failure_names_the_peer_and_the_reason(
+    running: list[Any], certs: dict[str, Any], plugin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cls = TcpInput if plugin == "tcp" else SyslogInput
+    mode = {"mode": "tcp"} if plugin == "syslog" else {}
+    got = BatchCollector()
+    server = cls(
+        _ctx(
+            plugin,
+            cls,
+            got,
+            listen="127.0.0.1",
+            port="0",
+            tls="on",
+            tls__crt_file=certs["crt"],
+            tls__key_file=certs["key"],
+            **mode,
+        )
+    )
+    await server.start()
+    running.append(server)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    host, port = writer.get_extra_info("sockname")[:2]
+    local = f"{host}:{port}"
+    writer.write(b'{"plain": "text"}\n')  # no TLS
+    await writer.drain()
+    async with asyncio.timeout(5):
+        await reader.read()  # closed by the server
+    writer.close()
+    await until(lambda: "TLS handshake failed" in caplog.text)
+    line = next(r for r in caplog.records if "TLS handshake failed" in r.getMessage())
+    assert line.levelname == "WARNING" and local in line.getMessage()
+    assert "is the client using TLS?" in line.getMessage()
+    assert "Traceback" not in caplog.text and got.records() == []
+    assert server.metrics()["rejected"]["tls"] == 1

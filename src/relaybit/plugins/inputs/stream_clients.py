@@ -24,6 +24,7 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from relaybit.config.schema import ConfigMap, Option
+from relaybit.net.forward_server import _tls_hint, _tls_reason
 from relaybit.net.limits import (
     DEFAULT_MAX_CONNECTIONS,
     ConnectionStats,
@@ -165,21 +166,44 @@ async def start_tcp_server(
     limit: int,
     ssl: ssl_module.SSLContext | None = None,
     handshake_timeout: float | None = None,
+    on_tls_failure: Callable[[str, Exception], None] | None = None,
 ) -> tuple[asyncio.Server, int]:
     """A TCP (or TLS, with ``ssl``) server on ``host:port`` and the port it got
-    (``port`` 0 picks a free one)."""
-    server = await asyncio.start_server(
-        handler,
-        host,
-        port,
-        limit=limit,
-        ssl=ssl,
-        ssl_handshake_timeout=handshake_timeout if ssl is not None else None,
-    )
+    (``port`` 0 picks a free one).
+
+    With ``ssl`` each connection does its TLS handshake in its own task (within
+    ``handshake_timeout``, 10 s by default); one that fails is closed and handed
+    to ``on_tls_failure(peer, error)`` (asyncio would drop it without a word)."""
+    serve = handler
+    if ssl is not None:
+        context = ssl
+        timeout = handshake_timeout or 10.0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await writer.start_tls(context)
+            except Exception as exc:  # ssl.SSLError, a reset, the timeout
+                if on_tls_failure is not None:
+                    on_tls_failure(_peer(writer), exc)
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+                return
+            await handler(reader, writer)
+
+    server = await asyncio.start_server(serve, host, port, limit=limit)
     sockets = server.sockets
     if sockets:
         port = sockets[0].getsockname()[1]
     return server, port
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer or "?")
 
 
 class StreamClients:
@@ -267,6 +291,23 @@ class StreamClients:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    def tls_failed(self, peer: str, exc: Exception) -> None:
+        """A client whose TLS handshake failed: counted (``tls``) and logged as a
+        warning naming the peer and the reason (summarised across clients)."""
+        self.stats.reject("tls")
+        reason = (
+            "no TLS handshake within 10s"
+            if isinstance(exc, TimeoutError)
+            else f"{_tls_reason(exc)} ({_tls_hint(exc)})"
+        )
+        self.log_closed.log(
+            "tls",
+            "%s: closing connection from %s: TLS handshake failed: %s",
+            self.name,
+            peer,
+            reason,
+        )
 
     async def cancel(self) -> None:
         """Cancel every connection still served and wait until each has ended."""

@@ -263,7 +263,12 @@ class SyslogInput(InputPlugin):
             self._transport = transport
         elif self.mode == "tcp":
             self._server, self.port = await start_tcp_server(
-                self._serve, self.listen, self.port, limit=self.chunk_size, ssl=self.ssl
+                self._serve,
+                self.listen,
+                self.port,
+                limit=self.chunk_size,
+                ssl=self.ssl,
+                on_tls_failure=self._clients.tls_failed,
             )
         else:
             assert self.path is not None

@@ -190,7 +190,12 @@ class TcpInput(InputPlugin):
 
     async def start(self) -> None:
         self._server, self.port = await start_tcp_server(
-            self._serve, self.listen, self.port, limit=self.buffer_size, ssl=self.ssl
+            self._serve,
+            self.listen,
+            self.port,
+            limit=self.buffer_size,
+            ssl=self.ssl,
+            on_tls_failure=self._clients.tls_failed,
         )
         tls = " (TLS)" if self.ssl is not None else ""
         self.ctx.logger.info("listening on %s:%d%s", self.listen, self.port, tls)
