@@ -37,6 +37,10 @@ from support import (
 
 RECORDS = 20_000
 MB = 2**20
+NESTED_BOMBS = [
+    b"\x93\xa3tag\x01\xdf\xff\xff\xff\xff",  # a record of four billion pairs
+    b"\x93\xa3tag\x01\x81\xa1k\xdd\x7f\xff\xff\xff",  # an array of two billion in one
+] * 5
 
 
 class AckedSender(FluentSender):  # type: ignore[misc]
@@ -99,16 +103,12 @@ def _abuse(port: int, result: dict[str, Any]) -> None:
     """Random bytes, frames cut short, msgpack bombs, a declared 100 MB frame."""
     rng = random.Random(14)
     frame = msgpack.packb(["abuse", 1700000000, {"k": "v" * 40}])
-    bombs = [
-        b"\x92\xa3tag\xdd\xff\xff\xff\xff",  # four billion entries
-        b"\x93\xa3tag\x01\xdf\xff\xff\xff\xff",  # a record of four billion pairs
-        b"\x93\xa3tag\x01\x81\xa1k\xdd\x7f\xff\xff\xff",  # an array in a record
-    ]
-    for i in range(100):
+    bomb = b"\x92\xa3tag\xdd\xff\xff\xff\xff"  # four billion entries: refused at its header
+    for _ in range(100):
         _send_then_close(port, b"\x01" + rng.randbytes(rng.randint(20, 400)))
         with _connect(port) as sock:  # cut short: the client goes away mid-frame
             sock.sendall(frame[: rng.randint(1, len(frame) - 1)])
-        _send_then_close(port, bombs[i % len(bombs)])
+        _send_then_close(port, bomb)
     # a frame that declares 100 MB: closed at its header, the body is never read
     sent = 0
     try:
@@ -124,9 +124,14 @@ def _abuse(port: int, result: dict[str, Any]) -> None:
 
 
 def _slow_frames(port: int, count: int, seconds: float) -> None:
-    """Frames trickled a byte at a time: cut by frame_timeout."""
+    """Frames trickled a byte at a time, and bombs nested in a record (nothing is
+    built while they wait for the rest): all cut by frame_timeout."""
     frame = msgpack.packb(["slow", 1700000000, {"k": "v" * 200}])
     socks = [_connect(port) for _ in range(count)]
+    for nested in NESTED_BOMBS:
+        sock = _connect(port)
+        sock.sendall(nested)
+        socks.append(sock)
     deadline = time.monotonic() + seconds
     pos = 0
     while time.monotonic() < deadline and pos < len(frame) - 1:
@@ -229,9 +234,9 @@ def test_forward_input_under_abuse(
     # the abuse was refused early and counted by reason
     assert abuse["sent_of_100mb"] < 20 * MB, abuse
     rejected = metrics()["rejected"]
-    assert rejected["too_large"] >= 101  # the bombs and the 100 MB frame
+    assert rejected["too_large"] >= 101  # the top-level bombs and the 100 MB frame
     assert rejected["malformed"] >= 200  # random bytes and frames cut short
-    wait_until(lambda: metrics()["rejected"]["timeout"] >= 20, what="slow frames cut")
+    wait_until(lambda: metrics()["rejected"]["timeout"] >= 30, what="slow frames and bombs cut")
     url = f"http://127.0.0.1:{api}/api/v1/metrics/prometheus"
     with urllib.request.urlopen(url, timeout=5) as response:
         prometheus = response.read().decode()

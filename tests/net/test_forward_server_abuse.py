@@ -93,14 +93,17 @@ async def test_declared_100mb_frame_closes_at_once(served: tuple[ForwardServer, 
 
 async def test_msgpack_bombs_close_without_allocating(served: tuple[ForwardServer, Sink]) -> None:
     server, sink = served
-    bombs = [
-        b"\x92\xa3tag\xdd\xff\xff\xff\xff",  # Forward mode: four billion entries
-        b"\x93\xa3tag\x01\xdf\xff\xff\xff\xff",  # Message whose record has four billion pairs
+    # declared at the top of the frame: closed at once
+    assert await closed_by_server(server.port, b"\x92\xa3tag\xdd\xff\xff\xff\xff")
+    assert rejected(server) == {"too_large": 1}
+    # declared inside a record: nothing is built while it waits; cut by frame_timeout
+    nested = [
+        b"\x93\xa3tag\x01\xdf\xff\xff\xff\xff",  # a record of four billion pairs
         b"\x93\xa3tag\x01\x81\xa1k\xdd\x7f\xff\xff\xff",  # an array in the record
     ]
-    for bomb in bombs:
+    for bomb in nested:
         assert await closed_by_server(server.port, bomb)
-    assert rejected(server) == {"too_large": 3}
+    assert rejected(server) == {"too_large": 1, "timeout": 2}
     await good_client_works(server, sink, 1)
 
 
@@ -197,8 +200,8 @@ async def test_idle_connections_hold_no_buffers(served: tuple[ForwardServer, Sin
     await wait_for(lambda: len(sink.records) == 5)
     assert server.metrics()["connections"] == 5
     for client in server._clients:
-        assert client.conn._unpacker is None and client.conn._packer_ is None
-        assert client.timer is None
+        assert client.conn._buf is None and client.conn._scanner is None
+        assert client.conn._packer_ is None and client.timer is None
     for _, writer in clients:
         await close(writer)
     await wait_for(lambda: server.metrics()["connections"] == 0)
@@ -213,7 +216,7 @@ async def test_idle_clients_of_a_shared_key_server_hold_no_buffers() -> None:
         _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         await wait_for(lambda: server.metrics()["connections"] == 1)
         (client,) = server._clients
-        assert client.conn._unpacker is None and client.conn._packer_ is None
+        assert client.conn._buf is None and client.conn._packer_ is None
         await close(writer)
     finally:
         await server.stop()

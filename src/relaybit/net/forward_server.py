@@ -52,7 +52,6 @@ from relaybit.codec.forward.events import (
     CompressedPackedForward,
     ConnectionClosed,
     Forward,
-    Heartbeat,
     Helo,
     Message,
     NeedData,
@@ -431,56 +430,66 @@ class _Client(asyncio.Protocol):
     # -- serving ------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Handle every whole frame buffered, until one is being stored or bytes are needed."""
+        """Handle the whole frames buffered; a data frame is stored by a task."""
+        if self.busy or self.closing:
+            return
+        event = self._pump()
+        if event is not None:
+            self.busy = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+            self.server.spawn(self._store(event))
+
+    def _pump(self) -> Data | None:
+        """Handle buffered frames until a data frame (returned) or bytes are needed."""
         conn = self.conn
-        while not self.busy and not self.closing:
+        while not self.closing:
             try:
                 event = conn.next_event()
             except FrameTooLarge as exc:
                 self._drop("too_large", str(exc))
-                return
+                return None
             except RemoteProtocolError as exc:
                 self._drop("malformed", str(exc))
-                return
+                return None
             if isinstance(event, NeedData):
                 if conn.buffered:
                     self._arm_io_timeout()
                 elif self.handshake is None:
                     self._cancel_timer()
-                return
+                return None
             if self.handshake is None:
                 self._cancel_timer()  # a frame is complete: the next one gets its own time
             if isinstance(event, ConnectionClosed):
                 self.close()
-                return
-            if isinstance(event, Heartbeat):
-                continue
+                return None
             if isinstance(event, Ping):
                 self._ping(event)
-                continue
-            if isinstance(event, _DATA):
-                self.busy = True
-                assert self.transport is not None
-                self.transport.pause_reading()
-                self.server.spawn(self._store(event))
-                return
+            elif isinstance(event, _DATA):
+                return event
+        return None
 
-    async def _store(self, event: Data) -> None:
+    async def _store(self, first: Data) -> None:
+        """Store data frames in order, each acked once stored; then read again."""
         server = self.server
-        try:
-            await server.on_entries(event.tag, event.entries, event.records)
-        except Exception as exc:  # not stored: close without acking
-            self._drop("not_stored", f"records not stored ({type(exc).__name__}: {exc})")
-            return
-        server.records_total += event.records
+        event: Data | None = first
+        while event is not None:
+            try:
+                await server.on_entries(event.tag, event.entries, event.records)
+            except Exception as exc:  # not stored: close without acking
+                self._drop("not_stored", f"records not stored ({type(exc).__name__}: {exc})")
+                return
+            server.records_total += event.records
+            if self.closing or self.transport is None:
+                return
+            if event.chunk is not None:
+                self.transport.write(self.conn.send(Ack(event.chunk)))
+            event = self._pump()  # the frames that came meanwhile, in this task
         if self.closing or self.transport is None:
             return
-        if event.chunk is not None:
-            self.transport.write(self.conn.send(Ack(event.chunk)))
         self.busy = False
         if not self.paused:
             self.transport.resume_reading()
-        self._process()
 
     def _ping(self, event: Ping) -> None:
         server = self.server

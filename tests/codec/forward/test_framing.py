@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from relaybit.codec.forward.connection import ForwardConnection, entry
-from relaybit.codec.forward.events import NEED_DATA, Message, PackedForward
+from relaybit.codec.forward.events import NEED_DATA, Forward, Message, PackedForward
 from relaybit.codec.forward.framing import check_frame_head
 from relaybit.codec.forward.state import Role
 from relaybit.errors import FrameTooLarge, RemoteProtocolError
@@ -87,20 +89,19 @@ def plain_server() -> ForwardConnection:
 
 def test_idle_connection_holds_no_buffer() -> None:
     conn = plain_server()
-    assert conn._unpacker is None and conn._packer_ is None
+    assert conn._scanner is None and conn._buf is None and conn._packer_ is None
     conn.receive_data(pack(["t", 1, {"a": 1}]))
     assert isinstance(conn.next_event(), Message)
     assert conn.next_event() is NEED_DATA
-    assert conn._unpacker is None  # released between frames
+    assert conn._scanner is None and conn._buf is None  # released between frames
     conn.receive_data(pack(["t", 1, {"a": 1}])[:5])
     assert conn.next_event() is NEED_DATA
-    assert conn._unpacker is not None and conn.buffered == 5
+    assert conn._scanner is not None and conn.buffered == 5
 
 
-def test_declared_frame_over_the_limit_refused_before_buffering() -> None:
+def test_declared_frame_over_the_limit_refused_from_its_header() -> None:
     conn = plain_server()
     conn.receive_data(b"\x92\xa3tag\xc6" + (100 * 2**20).to_bytes(4, "big"))
-    assert conn._unpacker is None  # nothing was buffered
     with pytest.raises(FrameTooLarge, match="104857600 bytes"):
         conn.next_event()
 
@@ -125,11 +126,31 @@ def test_head_split_over_reads_is_judged() -> None:
         conn.next_event()
 
 
-def test_nested_bomb_in_a_record_is_too_large() -> None:
+def test_nested_bomb_in_a_record_waits_without_allocating() -> None:
+    # a record declaring four billion pairs: walked by skip(), nothing is built; the
+    # frame can only grow to buffer_max_size (then FrameTooLarge) or time out
     conn = plain_server()
     conn.receive_data(b"\x93\xa3tag\x01\xdf\xff\xff\xff\xff")
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(b"\xa1k\x01" * (LIMIT // 3))
     with pytest.raises(FrameTooLarge):
         conn.next_event()
+
+
+def test_forward_frame_of_tiny_entries_is_not_amplified() -> None:
+    count = 200_000
+    frame = b"\x92\xa3tag\xdd" + count.to_bytes(4, "big") + b"\x92\x00\x80" * count
+    conn = ForwardConnection(Role.SERVER, buffer_max_size=len(frame))
+    conn.receive_data(frame)
+    tracemalloc.start()
+    try:
+        event = conn.next_event()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(event, Forward) and event.records == count
+    assert event.entries == b"\x92\x00\x80" * count
+    assert peak < 5 * len(frame), peak  # decoding them built ~300 bytes an entry
 
 
 def test_random_bytes_refused_at_the_first_byte() -> None:

@@ -15,12 +15,13 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.forward.entries import (
+    MAP_HEADS,
     compress_entries,
     decompress_entries,
+    is_time,
+    normalise_entry_bytes,
     normalise_packed,
-    repack_entries,
     sniff_compression,
-    stored_entry,
 )
 from relaybit.codec.forward.events import (
     NEED_DATA,
@@ -58,8 +59,12 @@ DEFAULT_MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
 #: The receive buffer's first allocation (it grows as a frame needs, to buffer_max_size).
 _READ_SIZE = 16 * 1024
 
-#: Bytes of small reads kept to find where the next frame starts.
-_TAIL = 4096
+#: The most a handshake frame (PING, HELO, PONG, ack) or an option map may take.
+_SMALL_FRAME = 64 * 1024
+
+_ARRAY_HEADS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+_STR_HEADS = frozenset(range(0xA0, 0xC0)) | {0xD9, 0xDA, 0xDB}
+_BIN_HEADS = frozenset({0xC4, 0xC5, 0xC6})
 
 _NIL = b"\xc0"
 _DATA = (Message, Forward, PackedForward, CompressedPackedForward)
@@ -99,23 +104,24 @@ class ForwardConnection:
         self.buffer_max_size = buffer_max_size
         self.max_decompressed_size = max_decompressed_size
         self.compress_level = compress_level
-        # Nothing sized for a frame until bytes arrive: the unpacker exists while
-        # bytes are buffered (a server drops it between frames, see release()),
-        # the packers from the first send on.
-        self._unpacker: msgpack.Unpacker | None = None
-        self._fed = 0  # bytes fed to the current unpacker
-        self._consumed = 0  # of which turned into events
+        # Nothing sized for a frame until bytes arrive: the buffer and the scanner
+        # exist while bytes are buffered (a server drops them between frames, see
+        # release()), the packers from the first send on.  Frames are found with a
+        # skip-only scanner (no object built) and decoded once whole, the records
+        # kept as bytes: a frame of tiny containers costs its size, not 100 times it.
+        self._buf: bytearray | None = None  # bytes received, not yet turned into events
+        self._scanner: msgpack.Unpacker | None = None  # the same bytes, walked by skip()
+        self._scanned = 0  # the scanner's position of _buf[0]
         self._eof = False
         self._error: RemoteProtocolError | None = None
         self._pending: set[bytes] = set()
         self._packer_: msgpack.Packer | None = None
         self._raw_packer_: msgpack.Packer | None = None
-        # A server judges each frame from its first bytes (framing.check_frame_head):
-        # _head holds the start of a frame not judged yet (None: judged), _last the
-        # latest bytes received (where the next frame starts when one ends mid-read).
+        # A server judges each frame from its first bytes (framing.check_frame_head)
+        # before it is scanned: random bytes and declared sizes over the limit are
+        # refused at once.
         self._judge = role is Role.SERVER
-        self._head: bytearray | None = bytearray() if self._judge else None
-        self._last: bytes = b""
+        self._judged = False  # the frame at _buf[0] passed the judge
 
     def __repr__(self) -> str:
         return (
@@ -139,12 +145,8 @@ class ForwardConnection:
             self._raw_packer_ = msgpack.Packer(use_bin_type=False, unicode_errors="surrogateescape")
         return self._raw_packer_
 
-    def _new_unpacker(self) -> msgpack.Unpacker:
+    def _new_scanner(self) -> msgpack.Unpacker:
         return msgpack.Unpacker(
-            ext_hook=ext_hook,
-            raw=False,
-            unicode_errors="surrogateescape",
-            strict_map_key=False,
             max_buffer_size=self.buffer_max_size,
             read_size=min(_READ_SIZE, self.buffer_max_size),
         )
@@ -153,15 +155,15 @@ class ForwardConnection:
         """Drop the receive buffer and the packers when no byte is buffered (an idle
         connection keeps a few hundred bytes); they come back when needed."""
         if self.buffered == 0:
-            self._unpacker = None
-            self._fed = self._consumed = 0
-            self._last = b""
+            self._buf = None
+            self._scanner = None
+            self._scanned = 0
             self._packer_ = self._raw_packer_ = None
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet turned into events."""
-        return self._fed - self._consumed
+        return len(self._buf) if self._buf is not None else 0
 
     @property
     def pending_acks(self) -> frozenset[bytes]:
@@ -188,49 +190,18 @@ class ForwardConnection:
             raise LocalProtocolError("data received after end of stream")
         if self._error is not None:
             return
-        if self._head is not None and not self._judge_head(data):
-            return
-        if self._unpacker is None:
-            self._unpacker = self._new_unpacker()
+        if self._scanner is None or self._buf is None:
+            self._scanner = self._new_scanner()
+            self._buf = bytearray()
+            self._scanned = 0
         try:
-            self._unpacker.feed(data)
+            self._scanner.feed(data)
         except msgpack.BufferFull:
             self._fail(
                 f"frame larger than buffer_max_size ({self.buffer_max_size} bytes)", FrameTooLarge
             )
             return
-        self._fed += len(data)
-        if self._judge:  # small reads add up, so that a next frame's start is found
-            last = self._last
-            self._last = data if not last or len(data) >= _TAIL else last[-_TAIL:] + data
-
-    def _judge_head(self, data: bytes | bytearray | memoryview) -> bool:
-        """Add ``data`` to the start of the frame not judged yet; False when refused."""
-        head = self._head
-        assert head is not None
-        if len(head) < HEAD_LIMIT:
-            head += data[: HEAD_LIMIT - len(head)]
-        try:
-            judged = check_frame_head(head, self.buffer_max_size) or len(head) >= HEAD_LIMIT
-        except RemoteProtocolError as exc:
-            self.state = State.ERROR
-            self._error = exc
-            self._head = None
-            return False
-        if judged:
-            self._head = None
-        return True
-
-    def _next_head(self) -> None:
-        """A frame was consumed: judge the start of the next one (bytes already fed)."""
-        rest = self.buffered
-        if rest == 0:
-            self._head = bytearray()
-            return
-        self._head = None
-        if rest <= len(self._last):  # the next frame starts in the latest bytes received
-            self._head = bytearray()
-            self._judge_head(memoryview(self._last)[len(self._last) - rest :])
+        self._buf += data
 
     def _fail(
         self, reason: str, kind: type[RemoteProtocolError] = RemoteProtocolError
@@ -239,54 +210,80 @@ class ForwardConnection:
         self._error = kind(reason)
         return self._error
 
+    def _next_frame(self) -> bytes | None:
+        """The next whole frame's bytes, taken from the buffer; None: more bytes needed."""
+        buf, scanner = self._buf, self._scanner
+        if buf is None or scanner is None or not buf:
+            return None
+        if self._judge and not self._judged:
+            judged = check_frame_head(buf[:HEAD_LIMIT], self.buffer_max_size)
+            if not judged and len(buf) < HEAD_LIMIT:
+                return None
+            self._judged = True
+        try:
+            scanner.skip()
+        except msgpack.OutOfData:
+            if len(buf) > self.buffer_max_size:  # all of it is the incomplete frame
+                raise FrameTooLarge(
+                    f"frame larger than buffer_max_size ({self.buffer_max_size} bytes)"
+                ) from None
+            return None
+        end = scanner.tell()
+        size = end - self._scanned
+        frame = bytes(buf[:size])
+        del buf[:size]
+        self._scanned = end
+        self._judged = False
+        return frame
+
     def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA``; raises RemoteProtocolError on bad input."""
         if self._error is not None:
             raise self._error
-        if self._unpacker is None:
-            if self._eof:
-                return ConnectionClosed()
-            return NEED_DATA
         try:
-            obj = self._unpacker.unpack()
-        except msgpack.OutOfData:
+            frame = self._next_frame()
+        except RemoteProtocolError as exc:
+            self.state = State.ERROR
+            self._error = exc
+            raise
+        except Exception as exc:
+            raise self._fail(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
+        if frame is None:
             if self._eof:
                 if self.buffered:
                     reason = f"connection closed in the middle of a frame ({self.buffered} bytes)"
-                    raise self._fail(reason) from None
+                    raise self._fail(reason)
                 return ConnectionClosed()
-            self._last = b""
             if self._judge and self.buffered == 0:
                 self.release()
             return NEED_DATA
-        except (ValueError, msgpack.ExtraData) as exc:
-            # over a msgpack limit (max_*_len derive from buffer_max_size)
-            text = str(exc)
-            kind = FrameTooLarge if "exceeds max" in text else RemoteProtocolError
-            raise self._fail(f"malformed msgpack: {type(exc).__name__}: {text}", kind) from None
-        except Exception as exc:
-            raise self._fail(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
-        self._consumed = self._unpacker.tell()
         try:
-            event = self._decode(obj)
+            event = self._decode_frame(frame)
             self._advance(self.peer_role, event)
         except RemoteProtocolError as exc:
             self.state = State.ERROR
             self._error = exc
             raise
+        except Exception as exc:  # the frame was walked whole: should not happen
+            raise self._fail(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
         if isinstance(event, Ack):
             self._pending.discard(ack_id_bytes(event.chunk))
-        if self._judge:
-            self._next_head()  # a refused next frame raises on the next call
         return event
+
+    def _decode_frame(self, frame: bytes) -> Event:
+        if frame == _NIL:
+            return Heartbeat()
+        if self.role is Role.SERVER and self.state is not State.AWAIT_PING:
+            return self._decode_data(frame)
+        if len(frame) > _SMALL_FRAME:
+            raise FrameTooLarge(f"a handshake frame of {len(frame)} bytes")
+        return self._decode(_unpack_whole(frame))
 
     def _decode(self, obj: Any) -> Event:
         if obj is None:
             return Heartbeat()
         if self.role is Role.SERVER:
-            if self.state is State.AWAIT_PING:
-                return self._decode_ping(obj)
-            return self._decode_data(obj)
+            return self._decode_ping(obj)
         if isinstance(obj, dict):
             if "ack" not in obj:
                 raise RemoteProtocolError("expected an ack map {'ack': id}")
@@ -332,19 +329,25 @@ class ForwardConnection:
             digest=_as_bytes(obj[4], "PONG digest"),
         )
 
-    def _decode_data(self, obj: Any) -> Event:
-        if not isinstance(obj, list) or not 2 <= len(obj) <= 4:
+    def _decode_data(self, frame: bytes) -> Event:
+        """A client's data frame, walked without decoding its records."""
+        up = _frame_unpacker(frame)
+        if frame[0] not in _ARRAY_HEADS:
             raise RemoteProtocolError("expected an event array [tag, ...]")
-        tag = obj[0]
-        if not isinstance(tag, str):
+        size = up.read_array_header()
+        if not 2 <= size <= 4:
+            raise RemoteProtocolError("expected an event array [tag, ...]")
+        if frame[up.tell()] not in _STR_HEADS:
             raise RemoteProtocolError("the tag must be a string")
-        second = obj[1]
-        if isinstance(second, str | bytes):
-            if len(obj) > 3:
+        tag = up.unpack()
+        pos = up.tell()
+        second = frame[pos]
+        if second in _STR_HEADS or second in _BIN_HEADS:
+            if size > 3:
                 raise RemoteProtocolError("PackedForward has at most 3 elements")
-            opts = parse_options(obj[2] if len(obj) == 3 else None)
+            raw = _as_bytes(up.unpack(), "entries")
+            opts = _options(frame, up) if size == 3 else {}
             check_signal(opts)
-            raw = second if isinstance(second, bytes) else _as_bytes(second, "entries")
             chunk = ack_id_of(opts)
             compression = compression_of(opts)
             if compression is not None:
@@ -354,22 +357,36 @@ class ForwardConnection:
                 return CompressedPackedForward(tag, entries, count, chunk, compression=kind)
             entries, count = normalise_packed(raw)
             return PackedForward(tag, entries, count, chunk)
-        if isinstance(second, list):
-            if len(obj) > 3:
+        if second in _ARRAY_HEADS:
+            if size > 3:
                 raise RemoteProtocolError("Forward has at most 3 elements")
-            opts = parse_options(obj[2] if len(obj) == 3 else None)
+            count = up.read_array_header()
+            out = bytearray()
+            pos = up.tell()
+            for _ in range(count):
+                pos = normalise_entry_bytes(frame, pos, up, out)
+            opts = _options(frame, up) if size == 3 else {}
             check_signal(opts)
-            entries, count = repack_entries(second)
-            return Forward(tag, entries, count, ack_id_of(opts))
-        if len(obj) < 3:
+            return Forward(tag, bytes(out), count, ack_id_of(opts))
+        if size < 3:
             raise RemoteProtocolError("Message needs [tag, time, record]")
-        opts = parse_options(obj[3] if len(obj) == 4 else None)
+        if not is_time(frame, pos):
+            raise RemoteProtocolError("an entry's time must be an integer or EventTime")
+        up.skip()
+        record = up.tell()
+        if frame[record] not in MAP_HEADS:
+            raise RemoteProtocolError("an entry's record must be a map")
+        up.skip()
+        end = up.tell()
+        opts = _options(frame, up) if size == 4 else {}
         check_signal(opts)
         # Fluent Bit's in_forward also takes a Message's metadata from option "metadata"
         metadata = opts.get("metadata")
-        time = [second, metadata] if isinstance(metadata, dict) and metadata else second
-        stored = stored_entry([time, obj[2]])
-        return Message(tag, self._packer.pack(stored), 1, ack_id_of(opts))
+        if isinstance(metadata, dict) and metadata:
+            head = b"\x92\x92" + frame[pos:record] + self._packer.pack(metadata)
+        else:
+            head = b"\x92" + frame[pos:record]
+        return Message(tag, head + frame[record:end], 1, ack_id_of(opts))
 
     # -- sending -----------------------------------------------------------
 
@@ -464,6 +481,32 @@ class ForwardConnection:
         if n < 0x10000:
             return b"\xc5" + n.to_bytes(2, "big")
         return b"\xc6" + n.to_bytes(4, "big")
+
+
+def _frame_unpacker(frame: bytes) -> msgpack.Unpacker:
+    """An unpacker over one whole frame (already walked by the scanner)."""
+    up = msgpack.Unpacker(
+        ext_hook=ext_hook,
+        raw=False,
+        unicode_errors="surrogateescape",
+        strict_map_key=False,
+        max_buffer_size=max(len(frame), 1),
+    )
+    up.feed(frame)
+    return up
+
+
+def _unpack_whole(frame: bytes) -> Any:
+    return _frame_unpacker(frame).unpack()
+
+
+def _options(frame: bytes, up: msgpack.Unpacker) -> dict[str, Any]:
+    """The option map at the unpacker's position: small, or refused unread."""
+    start = up.tell()
+    up.skip()
+    if up.tell() - start > _SMALL_FRAME:
+        raise RemoteProtocolError(f"an option map of {up.tell() - start} bytes")
+    return parse_options(_unpack_whole(frame[start : up.tell()]))
 
 
 def entry(time: EventTime | int | float, record: Any) -> bytes:

@@ -129,11 +129,112 @@ def normalise_packed(data: bytes) -> tuple[bytes, int]:
     """Received packed entries -> (stored entries, count); zero-copy when already plain.
 
     Entries with a non-empty metadata map keep it; empty metadata is dropped.
+    Nothing is decoded (:func:`normalise_entry_bytes`): entries of tiny
+    containers cannot make the agent allocate many times their size.
     """
     count, plain = inspect_packed(data)
     if plain:
         return data, count
-    return repack_entries(_decode_all(data))
+    unpacker = _unpacker(len(data))
+    unpacker.feed(data)
+    out = bytearray()
+    pos, end = 0, len(data)
+    try:
+        while pos < end:
+            pos = normalise_entry_bytes(data, pos, unpacker, out)
+    except RemoteProtocolError:
+        raise
+    except Exception as exc:  # already walked: should not happen
+        raise RemoteProtocolError(f"malformed packed entries: {exc}") from None
+    return bytes(out), count
+
+
+#: First bytes of a msgpack map; of an int or a float.
+MAP_HEADS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
+_INT_HEADS = frozenset(range(0x00, 0x80)) | frozenset(range(0xE0, 0x100))
+_INT_HEADS |= {0xCC, 0xCD, 0xCE, 0xCF, 0xD0, 0xD1, 0xD2, 0xD3, 0xCA, 0xCB}
+
+
+#: The size of a time value (an integer, a float or an EventTime) from its first byte.
+_TIME_SIZE = {b: 1 for b in range(0x00, 0x80)} | {b: 1 for b in range(0xE0, 0x100)}
+_TIME_SIZE |= {0xCC: 2, 0xCD: 3, 0xCE: 5, 0xCF: 9, 0xD0: 2, 0xD1: 3, 0xD2: 5, 0xD3: 9}
+_TIME_SIZE |= {0xCA: 5, 0xCB: 9, 0xD7: 10}  # float 32, float 64, fixext 8 (EventTime: type 0)
+
+
+def is_time(data: bytes | memoryview, pos: int) -> bool:
+    """An integer, a float or an EventTime (ext type 0 of 8 bytes) at ``pos``."""
+    b = data[pos]
+    if b in _INT_HEADS:
+        return True
+    if b == 0xD7:  # fixext 8
+        return pos + 1 < len(data) and data[pos + 1] == 0
+    if b == 0xC7:  # ext 8
+        return pos + 2 < len(data) and data[pos + 1] == 8 and data[pos + 2] == 0
+    return False
+
+
+def normalise_entry_bytes(
+    data: bytes | memoryview, pos: int, unpacker: msgpack.Unpacker, out: bytearray
+) -> int:
+    """Append the entry at ``pos`` of ``data`` as a chunk stores it; the next position.
+
+    ``unpacker`` holds ``data`` (fed whole) at position ``pos``.  The entry's
+    pieces are found with ``skip()`` and copied as bytes: ``[time, record]``
+    as it is, ``[[time, metadata], record]`` with a non-empty metadata map,
+    without it otherwise (the shapes :func:`stored_entry` gives, nothing
+    decoded).  Raises :class:`RemoteProtocolError` for any other shape.
+    """
+    if data[pos] == _FIXARRAY_2:  # [time, record]: the time's size is in its first byte
+        size = _TIME_SIZE.get(data[pos + 1], 0)
+        if size and (size != 10 or data[pos + 2] == 0) and data[pos + 1 + size] in MAP_HEADS:
+            unpacker.skip()
+            end = int(unpacker.tell())
+            out += data[pos:end]
+            return end
+    n = unpacker.read_array_header() if data[pos] in _ARRAY_HEADS else 0
+    if n < 2:
+        raise RemoteProtocolError("an entry must be an array [time, record]")
+    start = unpacker.tell()
+    meta: bytes | memoryview | None = None
+    if data[start] in _ARRAY_HEADS:
+        k = unpacker.read_array_header()
+        if k == 0:
+            raise RemoteProtocolError("an entry's [time, metadata] header is empty")
+        t0 = unpacker.tell()
+        unpacker.skip()
+        t1 = unpacker.tell()
+        if k > 1:
+            unpacker.skip()
+            m1 = unpacker.tell()
+            first = data[t1]
+            if first not in MAP_HEADS and first != 0xC0:
+                raise RemoteProtocolError("an entry's metadata must be a map")
+            if first not in (0x80, 0xC0):
+                meta = data[t1:m1]
+            for _ in range(k - 2):
+                unpacker.skip()
+    else:
+        t0 = start
+        unpacker.skip()
+        t1 = unpacker.tell()
+    if not is_time(data, t0):
+        raise RemoteProtocolError("an entry's time must be an integer or EventTime")
+    r0 = unpacker.tell()
+    if data[r0] not in MAP_HEADS:
+        raise RemoteProtocolError("an entry's record must be a map")
+    unpacker.skip()
+    r1 = unpacker.tell()
+    for _ in range(n - 2):
+        unpacker.skip()
+    if meta is None:
+        out += b"\x92"
+        out += data[t0:t1]
+    else:
+        out += b"\x92\x92"
+        out += data[t0:t1]
+        out += meta
+    out += data[r0:r1]
+    return int(unpacker.tell())
 
 
 def without_metadata(data: bytes) -> bytes:
