@@ -54,17 +54,12 @@ async def test_fluent_logger_events_arrive_intact() -> None:
 
         await asyncio.to_thread(send)
         await wait_for(lambda: len(store.items) == 3)
-        assert store.items[0] == (
-            "app.web",
-            EventTime(1700000000, 250000000),
-            {"msg": "hello", "n": 1},
-        )
-        assert store.items[1] == (
-            "app.db",
-            EventTime(1700000001, 500000000),
-            {"msg": "ünïcode", "list": [1, 2]},
-        )
-        assert store.items[2] == ("old.x", 1700000002, {"k": "v"})
+        # in order within a connection; two connections promise no order between them
+        assert [i for i in store.items if i[0].startswith("app.")] == [
+            ("app.web", EventTime(1700000000, 250000000), {"msg": "hello", "n": 1}),
+            ("app.db", EventTime(1700000001, 500000000), {"msg": "ünïcode", "list": [1, 2]}),
+        ]
+        assert ("old.x", 1700000002, {"k": "v"}) in store.items
     finally:
         await plugin.stop()
 
