@@ -43,7 +43,18 @@ def _default(obj: Any) -> Any:
 
 
 def new_entry_packer() -> msgpack.Packer:
-    """A Packer for :func:`encode_entries` (str with surrogates goes back to its bytes)."""
+    """A Packer for :func:`encode_entries`.
+
+    It has no ``unicode_errors``: msgpack then writes a str's UTF-8 straight
+    from the string (with ``unicode_errors`` set it encodes every str to a new
+    bytes object first, 0.41 against 0.25 us for a 200-byte record).  A str
+    with surrogates (bytes that were not UTF-8) makes :func:`encode_entries`
+    encode that batch again with ``surrogateescape``.
+    """
+    return msgpack.Packer(default=_default, use_bin_type=True)
+
+
+def _escaping_packer() -> msgpack.Packer:
     return msgpack.Packer(default=_default, use_bin_type=True, unicode_errors="surrogateescape")
 
 
@@ -67,10 +78,17 @@ def decode_entries(data: bytes) -> list[Any]:
 def encode_entries(entries: list[Any], packer: msgpack.Packer) -> bytes:
     """``entries`` (pairs ``[head, record]``, lists or tuples) back to back as bytes.
 
-    Raises (TypeError, ValueError) when an entry is not a pair or holds a value
-    msgpack cannot encode.
+    Strings with surrogates go back to the bytes they were decoded from
+    (surrogateescape).  Raises (TypeError, ValueError) when an entry is not a
+    pair or holds a value msgpack cannot encode.
     """
-    pack = packer.pack
+    try:
+        return _encode(entries, packer.pack)
+    except UnicodeEncodeError:  # a str that was not UTF-8: its original bytes back
+        return _encode(entries, _escaping_packer().pack)
+
+
+def _encode(entries: list[Any], pack: Any) -> bytes:
     heads = [
         _HEAD_EVENT_TIME + head.stop
         if head.__class__ is slice and head.start == 0 and len(head.stop) == 8
