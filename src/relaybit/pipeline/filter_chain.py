@@ -1,13 +1,13 @@
-"""The filter chain: the filters a tag matches, run over one decoded batch.
+"""The filter chain: an input's processors and the filters of a tag, over one decoded batch.
 
-An emitted batch (or a chunk an output processor changes) is decoded once
+An emitted batch (or the chunk an output's processors see) is decoded once
 (:func:`~relaybit.codec.records.decode_entries`), every filter works on the
 list the previous one returned, and the result is encoded once at the end,
-whatever the number of filters.  The cyclic garbage collector is held off
-while a batch is in the chain (its containers have no cycles; a collection
-pass in the middle of a batch only walks them).  Entries are ``[head, record]`` pairs whose
+whatever the number of filters.  Entries are ``[head, record]`` pairs whose
 head (the time, or ``[time, metadata]``) filters pass on, so metadata
-survives.
+survives.  The cyclic garbage collector is held off while a batch is in the
+chain: its containers have no cycles, and a collection in the middle of a
+batch would only walk them.
 
 A filter that fails (raises, or returns something that is not a list) is
 logged and skipped: the records pass it unchanged.  When the result cannot be
