@@ -5,7 +5,9 @@ line, without the layers: the parser's :meth:`~BaseParser.fields_bytes` (orjson
 straight on the bytes for json), :meth:`~BaseParser.finish` only when the
 parser has a time format, types or decoders, the time written as msgpack bytes
 (the batch's time once; a parsed time once per distinct time), each record
-packed by one reused ``msgpack.Packer`` and the batch joined once.  A line the
+packed by one reused ``msgpack.Packer`` (without ``unicode_errors``, which
+makes msgpack copy every str first; a record holding text that is not UTF-8
+is packed again with ``surrogateescape``) and the batch joined once.  A line the
 parser does not match becomes ``{key: line}`` (raw bytes kept).  Parsers that
 are not :class:`~relaybit.parsers.base.BaseParser` (a user's object with a
 ``parse(text)`` method) take the general path.
@@ -49,7 +51,7 @@ class ParsedLines:
     ``path_key``); ``offset_key`` adds each line's start offset.
     """
 
-    __slots__ = ("_extra", "_heads", "_packer", "key", "offset_key", "parser")
+    __slots__ = ("_extra", "_heads", "_packer", "_safe", "key", "offset_key", "parser")
 
     def __init__(
         self,
@@ -64,7 +66,9 @@ class ParsedLines:
         self.offset_key = offset_key
         #: time text -> entry head bytes (formats without a fraction)
         self._heads: dict[str, bytes] = {}
-        self._packer = msgpack.Packer(
+        self._packer = msgpack.Packer(default=default, use_bin_type=True)
+        #: for a record holding text that is not UTF-8 (surrogates): its raw bytes are kept
+        self._safe = msgpack.Packer(
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
 
@@ -97,6 +101,7 @@ class ParsedLines:
             time_key = parser.settings.time_key
             keep = parser.settings.time_keep
         heads = self._heads
+        pack_safe = self._safe.pack
         # entry heads kept per time text: formats with a year and no fraction
         per_text = time_format is not None and time_format.cached and not time_format.fractional
         pack = self._packer.pack
@@ -142,7 +147,10 @@ class ParsedLines:
                     last_when, last_head = when, entry_head(when)
                 entry = last_head
             append(entry)
-            append(pack(record))
+            try:  # without unicode_errors msgpack packs str directly (a third faster)
+                append(pack(record))
+            except UnicodeEncodeError:
+                append(pack_safe(record))
         return b"".join(parts)
 
     def _pack_general(
@@ -150,7 +158,7 @@ class ParsedLines:
     ) -> bytes:
         from relaybit.plugins.inputs.lines import apply_parser
 
-        pack = self._packer.pack
+        pack = self._safe.pack
         parts: list[bytes] = []
         for i, line in enumerate(lines):
             text = line.decode("utf-8", "surrogateescape")

@@ -332,7 +332,9 @@ class TailInput(InputPlugin):
         self._parsed: dict[tuple[int, int], ParsedLines] = {}
         #: rotated files already read to their end: (dev, inode) -> (offset, mtime_ns)
         self._finished: dict[tuple[int, int], tuple[int, int]] = {}
-        self._packer = msgpack.Packer(
+        self._packer = msgpack.Packer(default=default, use_bin_type=True)
+        #: records holding text that is not UTF-8 (surrogates): their raw bytes are kept
+        self._safe_packer = msgpack.Packer(
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
         self._task: asyncio.Task[None] | None = None
@@ -728,14 +730,19 @@ class TailInput(InputPlugin):
                 record[path_key] = file.path
             if offset_key:
                 record[offset_key] = file.offset
+            body: Any = record
             if stamp.__class__ is bytes:  # packed already (CriStream)
-                append(stamp)
-                append(pack(record))
+                head = stamp
             elif stamp.__class__ is EventTime:
-                append(entry_head(stamp))
-                append(pack(record))
+                head = entry_head(stamp)
             else:
-                append(pack([stamp, record]))
+                head, body = b"", [stamp, record]
+            try:  # without unicode_errors msgpack packs str directly (a third faster)
+                packed = pack(body)
+            except UnicodeEncodeError:  # text that is not UTF-8: its raw bytes are kept
+                packed = self._safe_packer.pack(body)
+            append(head)
+            append(packed)
         await self.ctx.emit(file.tag, b"".join(out), len(records))
         self.records += len(records)
 
