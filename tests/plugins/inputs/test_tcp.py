@@ -144,3 +144,26 @@ async def test_json_values_msgpack_cannot_take_as_is_neither_kill_the_connection
         {"ok": 2},
     ]
     assert plugin.malformed == 1
+
+
+async def test_a_connection_that_fails_on_a_bug_is_closed_and_the_input_goes_on(
+    running: list[TcpInput], caplog: pytest.LogCaptureFixture
+) -> None:
+    class Buggy(Collector):
+        calls = 0
+
+        async def __call__(self, tag: str, data: bytes, records: int) -> None:
+            self.calls += 1
+            if self.calls <= 2:
+                {}["a bug"]  # KeyError, as a real bug raises it
+            await super().__call__(tag, data, records)
+
+    got = Buggy()
+    plugin = await serve(got, running)
+    await send(plugin.port, b'{"a":1}\n')
+    await send(plugin.port, b'{"b":2}\n')
+    await until(lambda: got.calls == 2)
+    await send(plugin.port, b'{"c":3}\n')  # new connections are still served
+    await until(lambda: got.records == [{"c": 3}])
+    errors = [r.getMessage() for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert len(errors) == 1 and "KeyError" in errors[0]  # once per kind, not per connection
