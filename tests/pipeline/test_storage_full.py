@@ -213,3 +213,26 @@ async def test_a_write_error_pauses_and_retries_and_stop_acknowledges_nothing(
     broken = False
     await stopping
     assert sorted(r["n"] for r in out.records) == list(range(5))
+
+
+def test_route_done_writes_on_a_full_disk_log_one_line_per_run_of_failures(
+    small_tmpfs: Callable[[int], Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    root = small_tmpfs(256 * KB)
+    store = FileStorage(root)
+    files = []
+    for i in range(4):
+        f = store.create("tail.0", f"000{i}-a", "app", 1.0)
+        f.append(*entries(2))
+        f.close(sync=False)
+        files.append(f.path)
+    ballast = _fill(root, 0)
+    for path in files[:3]:
+        store.mark_route_done(path, "out.0")  # ENOSPC each time
+    ballast.unlink()
+    store.mark_route_done(files[3], "out.0")
+    lines = [r.getMessage() for r in caplog.records if "route-done" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "cannot be written" in lines[0] or "cannot be opened" in lines[0]
+    assert "written again (3 writes failed meanwhile" in lines[1]

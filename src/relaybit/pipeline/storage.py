@@ -424,6 +424,8 @@ class FileStorage:
         self._pending: set[asyncio.Task[None]] = set()
         #: paused when chunk writes fail (disk full): see relaybit.pipeline.storage_guard
         self.guard = StorageGuard(self.root)
+        #: route-done writes failed since the last one that worked (logged once a run)
+        self._route_done_failures = 0
 
     def _input_dir(self, input_name: str) -> Path:
         path = self.root / input_name
@@ -509,7 +511,7 @@ class FileStorage:
         try:
             fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
-            log.error("route-done file %s cannot be opened: %s", side, exc)
+            self._route_done_failed(side, "opened", exc)
             return
         size = -1
         try:
@@ -522,8 +524,15 @@ class FileStorage:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, size)
             os.close(fd)
-            log.error("route-done file %s cannot be written: %s", side, exc)
+            self._route_done_failed(side, "written", exc)
             return
+        if self._route_done_failures:
+            log.info(
+                "route-done files are written again (%s failed meanwhile: those outputs"
+                " may get their chunks again after a restart)",
+                counted(self._route_done_failures, "write"),
+            )
+            self._route_done_failures = 0
         if not self.sync_full:
             os.close(fd)
             return
@@ -536,6 +545,12 @@ class FileStorage:
         task = loop.create_task(asyncio.to_thread(self._sync_and_close, fd, directory, side))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def _route_done_failed(self, side: Path, what: str, exc: OSError) -> None:
+        """Log the first failure of a run of them (a full disk fails every one)."""
+        self._route_done_failures += 1
+        level = logging.ERROR if self._route_done_failures == 1 else logging.DEBUG
+        log.log(level, "route-done file %s cannot be %s: %s", side, what, exc)
 
     @staticmethod
     def _sync_and_close(fd: int, directory: Path | None, path: Path) -> None:
