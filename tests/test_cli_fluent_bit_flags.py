@@ -187,3 +187,53 @@ def test_supervisor_ends_when_the_child_exits_cleanly(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "child exited cleanly, stopping supervision" in result.stderr
+
+
+def test_supervisor_passes_a_terminal_ctrl_c_once(conf: Path, tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground group: the child must get one SIGINT (from
+    the supervisor), not two (a second one ends its grace period at once)."""
+    err = tmp_path / "stderr"
+    with err.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "relaybit", "--supervisor", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            start_new_session=True,  # the test's own process group plays the terminal's
+        )
+    try:
+        wait_until(lambda: "started:" in err.read_text(), what="the agent started")
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.read_text()
+    assert "stop requested: stopping inputs" in text
+    assert "second stop request" not in text
+
+
+def test_a_killed_supervisor_leaves_no_agent(conf: Path, tmp_path: Path) -> None:
+    err = tmp_path / "stderr"
+    proc = start("--supervisor", "-c", str(conf), stderr=err)
+    child = int(
+        wait_until(
+            lambda: [ln for ln in err.read_text().splitlines() if "started child process" in ln],
+            what="the child",
+        )[0].rsplit(" ", 1)[1]
+    )
+    wait_until(lambda: "started:" in err.read_text(), what="the agent started")
+    proc.kill()
+    proc.wait(timeout=30)
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            with open(f"/proc/{child}/stat") as fh:  # a zombie waiting for init: gone
+                return fh.read().split(")")[-1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+
+    wait_until(gone, what="the child to stop with its supervisor")

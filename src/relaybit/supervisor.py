@@ -11,6 +11,8 @@ passed to the child, the parent waits for it (SIGKILL after
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import signal
 import subprocess
@@ -27,6 +29,14 @@ STOP_TIMEOUT = 30.0
 RESTART_DELAY = 1.0
 
 log = logging.getLogger("relaybit.supervisor")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies (Linux prctl),
+    so a killed supervisor leaves no agent behind."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _exit_status(code: int) -> int:
@@ -67,7 +77,11 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
         while True:
-            self.child = subprocess.Popen(self.command)
+            # its own session: a terminal's Ctrl-C reaches the parent only, which passes
+            # it on once (a second SIGINT would end the child's grace period at once)
+            self.child = subprocess.Popen(
+                self.command, start_new_session=True, preexec_fn=_die_with_parent
+            )
             log.info("started child process %d", self.child.pid)
             while True:
                 code = self.child.poll()
