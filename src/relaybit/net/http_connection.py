@@ -127,12 +127,22 @@ class StatusSniffingHandler(ResponseHandler):
 
     def data_received(self, data: bytes) -> None:
         status = self.status_seen
-        if status is None or status < 200:
-            start = 0 if status is None else data.find(b"\r\n\r\nHTTP/1.") + 4
-            if start >= 0 and data[start : start + 7] == b"HTTP/1.":
-                with contextlib.suppress(ValueError):
-                    self.status_seen = int(data[start + 9 : start + 12])
+        if status is None or status < 200:  # a status line yet to come (or after a 1xx)
+            if data[:7] == b"HTTP/1.":
+                status = self._status_at(data, 0, status)
+            after = data.find(b"\r\n\r\nHTTP/1.") if status is not None else -1
+            while status is not None and status < 200 and after >= 0:
+                status = self._status_at(data, after + 4, status)
+                after = data.find(b"\r\n\r\nHTTP/1.", after + 4)
+            self.status_seen = status
         super().data_received(data)
+
+    @staticmethod
+    def _status_at(data: bytes, start: int, default: int | None) -> int | None:
+        try:
+            return int(data[start + 9 : start + 12])
+        except ValueError:
+            return default
 
 
 #: the protocol of the connection the current task's request went out on

@@ -158,7 +158,14 @@ BROKEN_TRAILER = (
 )
 
 
-@pytest.mark.parametrize("payload", [CHUNK_SIZE_LEADING_SPACE, BROKEN_TRAILER])
+AFTER_100_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n" + CHUNK_SIZE_LEADING_SPACE
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [CHUNK_SIZE_LEADING_SPACE, BROKEN_TRAILER, AFTER_100_CONTINUE],
+    ids=["chunk-size", "trailer", "after-100"],
+)
 async def test_a_2xx_with_a_malformed_body_is_delivered_once(
     payload: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
