@@ -44,6 +44,7 @@ def test_agent_kill9_with_filesystem_storage_loses_nothing(
         return len(received(receivers)) >= 1500
 
     wait_until(busy, what="1500 lines delivered")
+    writer.write(200)  # lines still on their way when it dies, however fast the receivers
     agent.kill9()
     before_kill = len(received(receivers))
     assert before_kill < writer.written  # the kill came in the middle of the run
