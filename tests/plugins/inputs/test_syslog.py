@@ -223,3 +223,32 @@ def test_config_errors(props: tuple[tuple[str, str], ...], key: str) -> None:
     with pytest.raises(ConfigError, match=key) as info:
         make(Sink(), *props)
     assert "agent.conf:" in str(info.value)
+
+
+async def test_udp_datagrams_whose_emit_fails_are_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Failing(Sink):
+        calls = 0
+
+        async def __call__(self, tag: str, data: bytes, n: int) -> None:
+            self.calls += 1
+            if self.calls <= 3:
+                raise RuntimeError("storage gone")
+            await super().__call__(tag, data, n)
+
+    sink = Failing()
+    inp = make(sink, ("Mode", "udp"), ("Listen", "127.0.0.1"), ("Port", "0"))
+    await inp.start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for i in range(4):
+            sock.sendto(f"<13>{RFC5424}message {i}".encode(), ("127.0.0.1", inp.port))
+            await wait_for(lambda i=i: sink.calls > i)
+        await wait_for(lambda: len(sink.records) == 1)
+    finally:
+        sock.close()
+        await inp.stop()
+    assert inp.restarts.count == 3
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "storage gone" in errors[0].getMessage()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Mapping
@@ -379,7 +380,20 @@ class SyslogInput(InputPlugin):
             task.add_done_callback(self._pending.discard)
 
     async def _emit(self, data: bytes, records: int) -> None:
-        await self.ctx.emit(self.tag, data, records)
+        try:
+            await self.ctx.emit(self.tag, data, records)
+        except Exception as exc:  # a datagram has no one to answer: count it, log once
+            self.restarts.count += 1
+            self.restarts.last_error = f"{type(exc).__name__}: {exc}"
+            level = logging.ERROR if self.restarts.count == 1 else logging.DEBUG
+            self.ctx.logger.log(
+                level,
+                "a datagram's records were not stored (%s); the input goes on"
+                " (further errors at debug, counted in 'restarts')",
+                self.restarts.last_error,
+                exc_info=exc if level == logging.DEBUG else None,
+            )
+            return
         self.records += records
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
