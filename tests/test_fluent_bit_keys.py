@@ -51,7 +51,6 @@ PENDING: dict[tuple[str, str], set[str]] = {}
 REFUSED: dict[tuple[str, str, str], str] = {
     ("service", "*", "daemon"): "systemd",
     ("service", "*", "security.fips_mode"): "FIPS",
-    ("service", "*", "storage.inherit"): "storage.type on each",
     ("service", "*", "storage.keep.rejected"): "dead-letter",
     ("service", "*", "storage.rejected.path"): "dead-letter",
     ("service", "*", "storage.rejected.limit"): "dead-letter",
@@ -164,14 +163,14 @@ def test_pending_keys_are_still_missing() -> None:
 def test_refused_keys_are_refused_with_their_reason(tmp_path: Path) -> None:
     conf = tmp_path / "a.conf"
     conf.write_text(
-        "[SERVICE]\n    daemon on\n    storage.inherit on\n"
+        "[SERVICE]\n    daemon on\n    streams_file s.conf\n"
         "[INPUT]\n    name tail\n    path /tmp/x\n    routable off\n"
         "[OUTPUT]\n    name forward\n    match *\n    unix_path /tmp/s\n"
     )
     with pytest.raises(ConfigErrors) as err:
         check_config(load_config(conf))
     text = str(err.value)
-    for words in ("systemd", "storage.type on each", "records are routed", "over TCP"):
+    for words in ("systemd", "stream processor", "records are routed", "over TCP"):
         assert words in text
     assert f"{conf}:2" in text and f"{conf}:7" in text  # file:line of each
 
@@ -191,11 +190,35 @@ def test_refused_bool_keys_refuse_the_other_value(tmp_path: Path) -> None:
 def test_refused_keys_left_off_are_accepted(tmp_path: Path) -> None:
     conf = tmp_path / "a.conf"
     conf.write_text(
-        "[SERVICE]\n    daemon off\n    storage.inherit off\n"
+        "[SERVICE]\n    daemon off\n    security.fips_mode off\n"
         "[INPUT]\n    name dummy\n    routable on\n"
         "[OUTPUT]\n    name forward\n    match *\n    tls.proxy.verify on\n"
     )
     check_config(load_config(conf))
+
+
+def test_storage_inherit_gives_inputs_the_service_storage_type(tmp_path: Path) -> None:
+    """[SERVICE] storage.inherit on + storage.type filesystem: inputs without their own
+    storage.type keep their records in chunk files (Fluent Bit 5's flb_storage.c)."""
+    from relaybit.agent import Agent
+
+    conf = tmp_path / "a.conf"
+    base = (
+        "[SERVICE]\n    storage.inherit on\n    storage.type filesystem\n{path}"
+        "[INPUT]\n    name dummy\n"
+        "[INPUT]\n    name dummy\n    storage.type memory\n"
+        "[OUTPUT]\n    name null\n    match *\n"
+    )
+    conf.write_text(base.format(path=""))
+    with pytest.raises(ConfigErrors) as err:  # inherited: filesystem needs a path
+        check_config(load_config(conf))
+    assert f"{conf}:3" in str(err.value) and "storage.path" in str(err.value)
+    conf.write_text(base.format(path=f"    storage.path {tmp_path / 'st'}\n"))
+    agent = Agent(load_config(conf))
+    agent.build()
+    buffers = agent.engine.inputs
+    assert buffers["dummy.0"].storage is not None  # inherited filesystem
+    assert buffers["dummy.1"].storage is None  # its own storage.type wins
 
 
 def test_no_effect_keys_warn_once_each_at_start(

@@ -31,7 +31,13 @@ from typing import Any
 
 import relaybit
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.config.loader import check_keys, full_configmap, load_plugin, processor_label
+from relaybit.config.loader import (
+    check_keys,
+    full_configmap,
+    inherit_storage,
+    load_plugin,
+    processor_label,
+)
 from relaybit.config.model import AgentConfig, PluginInstance
 from relaybit.config.schema import Options, suggest
 from relaybit.config.service import ServiceSettings, resolve_service
@@ -167,7 +173,8 @@ class Agent:
         config_dir = Path(self.config.path).resolve().parent if self.config.path else Path.cwd()
         errors: list[ConfigError] = []
         counts: dict[tuple[str, str], int] = {}
-        for instance in (*self.config.filters, *self.config.outputs, *self.config.inputs):
+        config = inherit_storage(self.config)  # [SERVICE] storage.inherit
+        for instance in (*config.filters, *config.outputs, *config.inputs):
             try:
                 self._build_instance(instance, config_dir, counts)
             except ConfigErrors as exc:

@@ -23,6 +23,7 @@ from relaybit.config.model import AgentConfig, PluginInstance, PluginKind, Secti
 from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, RawProperty, suggest
 from relaybit.config.service import ServiceSettings, resolve_service
+from relaybit.config.units import parse_bool
 from relaybit.config.yaml import is_yaml_path, read_yaml
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.plugins import registry
@@ -40,6 +41,7 @@ from relaybit.upstream.spec import load_upstream_file
 __all__ = [
     "check_keys",
     "full_configmap",
+    "inherit_storage",
     "load_config",
     "load_parsers",
     "load_plugin",
@@ -320,6 +322,7 @@ def check_keys(config: AgentConfig) -> None:
     """
     errors: list[ConfigError] = []
     settings: ServiceSettings | None = None
+    config = inherit_storage(config)
     try:
         settings = service_settings(config)
     except ConfigErrors as exc:
@@ -332,6 +335,33 @@ def check_keys(config: AgentConfig) -> None:
         errors.extend(_filesystem_without_path(config))
     if errors:
         raise ConfigErrors(errors)
+
+
+def inherit_storage(config: AgentConfig) -> AgentConfig:
+    """``[SERVICE] storage.inherit on``: every input without ``storage.type`` gets the
+    service's ``storage.type`` (its value and line), as Fluent Bit 5 does."""
+    inherit = type_ = None
+    for prop in config.service:
+        key = prop.key.lower()
+        if key == "storage.inherit":
+            inherit = prop
+        elif key == "storage.type":
+            type_ = prop
+    if inherit is None or type_ is None:
+        return config
+    try:
+        if not parse_bool(inherit.value):
+            return config
+    except ValueError:
+        return config  # the [SERVICE] check reports the bad value
+    inputs = []
+    for instance in config.inputs:
+        if any(p.key.lower() == "storage.type" for p in instance.properties):
+            inputs.append(instance)
+        else:
+            props = (*instance.properties, RawProperty("storage.type", type_.value, type_.origin))
+            inputs.append(dataclasses.replace(instance, properties=props))
+    return dataclasses.replace(config, inputs=tuple(inputs))
 
 
 def _filesystem_without_path(config: AgentConfig) -> list[ConfigError]:

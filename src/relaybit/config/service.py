@@ -173,16 +173,14 @@ SERVICE_OPTIONS = ConfigMap(
         Option(
             "storage.type",
             "str",
-            "memory",
-            "Storage of Fluent Bit's internal inputs",
-            no_effect="set storage.type on each [INPUT]",
+            None,
+            "With storage.inherit on: the storage.type of every input that sets none",
         ),
         Option(
             "storage.inherit",
             "bool",
             False,
-            "Inputs take [SERVICE] storage.type",
-            refused="set storage.type on each [INPUT] (records would stay in memory)",
+            "Inputs without storage.type take [SERVICE] storage.type",
         ),
         Option(
             "storage.keep.rejected",
