@@ -243,3 +243,56 @@ async def test_a_silent_handshake_is_cut_after_accept_timeout() -> None:
         await close(writer)
     finally:
         await server.stop()
+
+
+def test_the_same_limits_on_uvloop() -> None:
+    """The agent runs on uvloop: ceiling, too large, slow frame, pipelined frames."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def body() -> None:
+        gate = asyncio.Event()
+        stored: list[int] = []
+
+        async def slow(tag: str, entries: bytes, records: int) -> None:
+            await gate.wait()
+            stored.append(records)
+
+        server = ForwardServer(
+            slow,
+            host="127.0.0.1",
+            port=0,
+            max_connections=3,
+            frame_timeout=0.3,
+            buffer_max_size=64 * 1024,
+            udp_heartbeat=False,
+            logger=logging.getLogger(LOGGER),
+        )
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            frames = b"".join(pack(["t", T, {"n": i}, {"chunk": f"c{i}"}]) for i in range(3))
+            writer.write(frames)  # pipelined while the first is being stored
+            await writer.drain()
+            assert await closed_by_server(server.port, b"\x92\xa3tag\xc6\x10\x00\x00\x00")
+            assert await closed_by_server(server.port, pack(["slow", T, {"a": 1}])[:5])
+            others = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+            await wait_for(lambda: server.metrics()["connections"] == 3)
+            assert await closed_by_server(server.port, b"")  # over the ceiling
+            gate.set()
+            acks = b""
+            async with asyncio.timeout(5):
+                while acks.count(b"ack") < 3:
+                    acks += await reader.read(100)
+            assert stored == [1, 1, 1]
+            unpacker = msgpack.Unpacker()
+            unpacker.feed(acks)
+            assert [a["ack"] for a in unpacker] == ["c0", "c1", "c2"]
+            assert rejected(server) == {"too_large": 1, "timeout": 1}
+            assert server.metrics()["connections_refused"] == 1
+            for _, other in [*others, (reader, writer)]:
+                await close(other)
+        finally:
+            await server.stop()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(body())
