@@ -221,6 +221,23 @@ def test_storage_inherit_gives_inputs_the_service_storage_type(tmp_path: Path) -
     assert buffers["dummy.1"].storage is None  # its own storage.type wins
 
 
+def test_service_dns_keys_are_the_outputs_defaults(tmp_path: Path) -> None:
+    from relaybit.agent import Agent
+
+    conf = tmp_path / "a.conf"
+    conf.write_text(
+        "[SERVICE]\n    dns.prefer_ipv6 on\n"
+        "[INPUT]\n    name dummy\n"
+        "[OUTPUT]\n    name forward\n    match *\n"
+        "[OUTPUT]\n    name forward\n    match *\n    net.dns.prefer_ipv4 on\n"
+        "    net.dns.prefer_ipv6 off\n"
+    )
+    agent = Agent(load_config(conf))
+    agent.build()
+    assert agent.outputs["forward.0"].net.dns_prefer == "ipv6"  # type: ignore[attr-defined]
+    assert agent.outputs["forward.1"].net.dns_prefer == "ipv4"  # type: ignore[attr-defined]
+
+
 def test_no_effect_keys_warn_once_each_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -34,7 +34,7 @@ from relaybit.clock import SYSTEM_CLOCK, Clock
 from relaybit.config.loader import (
     check_keys,
     full_configmap,
-    inherit_storage,
+    inherit_service_defaults,
     load_plugin,
     processor_label,
 )
@@ -173,7 +173,7 @@ class Agent:
         config_dir = Path(self.config.path).resolve().parent if self.config.path else Path.cwd()
         errors: list[ConfigError] = []
         counts: dict[tuple[str, str], int] = {}
-        config = inherit_storage(self.config)  # [SERVICE] storage.inherit
+        config = inherit_service_defaults(self.config)  # storage.inherit, dns.*
         for instance in (*config.filters, *config.outputs, *config.inputs):
             try:
                 self._build_instance(instance, config_dir, counts)

@@ -41,6 +41,7 @@ from relaybit.upstream.spec import load_upstream_file
 __all__ = [
     "check_keys",
     "full_configmap",
+    "inherit_service_defaults",
     "inherit_storage",
     "load_config",
     "load_parsers",
@@ -322,7 +323,7 @@ def check_keys(config: AgentConfig) -> None:
     """
     errors: list[ConfigError] = []
     settings: ServiceSettings | None = None
-    config = inherit_storage(config)
+    config = inherit_service_defaults(config)
     try:
         settings = service_settings(config)
     except ConfigErrors as exc:
@@ -362,6 +363,44 @@ def inherit_storage(config: AgentConfig) -> AgentConfig:
             props = (*instance.properties, RawProperty("storage.type", type_.value, type_.origin))
             inputs.append(dataclasses.replace(instance, properties=props))
     return dataclasses.replace(config, inputs=tuple(inputs))
+
+
+#: ``[SERVICE]`` DNS keys -> the ``net.*`` key they give every network output as default
+_SERVICE_DNS = {
+    "dns.mode": "net.dns.mode",
+    "dns.resolver": "net.dns.resolver",
+    "dns.prefer_ipv4": "net.dns.prefer_ipv4",
+    "dns.prefer_ipv6": "net.dns.prefer_ipv6",
+}
+
+
+def inherit_service_defaults(config: AgentConfig) -> AgentConfig:
+    """``[SERVICE]`` keys that are defaults of plugin keys, as Fluent Bit: ``storage.type``
+    with ``storage.inherit on`` (inputs), ``dns.*`` (the ``net.dns.*`` keys of every
+    output that has them).  A key the plugin section sets itself wins."""
+    config = inherit_storage(config)
+    dns = [
+        RawProperty(_SERVICE_DNS[p.key.lower()], p.value, p.origin)
+        for p in config.service
+        if p.key.lower() in _SERVICE_DNS
+    ]
+    if not dns:
+        return config
+    outputs = []
+    for instance in config.outputs:
+        try:
+            cmap = full_configmap("output", load_plugin("output", instance.plugin))
+        except ConfigError:
+            outputs.append(instance)  # reported by the key checks
+            continue
+        own = {p.key.lower() for p in instance.properties}
+        extra = tuple(p for p in dns if p.key not in own and cmap.get(p.key) is not None)
+        outputs.append(
+            dataclasses.replace(instance, properties=instance.properties + extra)
+            if extra
+            else instance
+        )
+    return dataclasses.replace(config, outputs=tuple(outputs))
 
 
 def _filesystem_without_path(config: AgentConfig) -> list[ConfigError]:

@@ -152,7 +152,12 @@ SERVICE_OPTIONS = ConfigMap(
             " build and OpenSSL configuration)",
         ),
         *(
-            Option(name, "str", None, "DNS", no_effect="relaybit uses the system resolver")
+            Option(
+                name,
+                "str",
+                None,
+                f"Default of every network output's net.{name}",
+            )
             for name in ("dns.mode", "dns.resolver", "dns.prefer_ipv4", "dns.prefer_ipv6")
         ),
         Option(
