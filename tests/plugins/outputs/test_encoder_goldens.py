@@ -259,3 +259,16 @@ def test_a_wrong_entry_count_is_counted_again() -> None:
         assert fastjson.decode_maps(CLEAN, count) == entries
     assert fastjson.decode_maps(CHUNK, 12) is None
     assert fastjson.decode_maps(CHUNK, 5) is None
+
+
+def test_the_collector_is_on_again_after_a_body() -> None:
+    import gc
+
+    assert gc.isenabled()
+    http_body("clean/json_lines_double")
+    es_body("clean/default")
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), fastjson.gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("inside")
+    assert gc.isenabled()

@@ -263,6 +263,10 @@ class JsonFormatter:
 
     def format(self, chunk_data: bytes, count: int | None = None) -> bytes:
         """The body of one chunk (``count``: the entries it says it holds)."""
+        with fastjson.gc_paused():
+            return self._format(chunk_data, count)
+
+    def _format(self, chunk_data: bytes, count: int | None) -> bytes:
         entries = fastjson.decode_maps(chunk_data, count)
         if entries is not None:
             lines = self._dated.lines(entries)

@@ -37,6 +37,7 @@ from relaybit.plugins.outputs.es.options import (
     check_write_operation,
     decode_cloud_id,
 )
+from relaybit.plugins.outputs.fastjson import gc_paused
 from relaybit.plugins.outputs.http.output import HttpUpstreamOutput, request_headers
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection
@@ -126,7 +127,8 @@ class ElasticsearchOutput(HttpUpstreamOutput):
 
     async def flush(self, chunk: Chunk) -> FlushResult:
         assert self.upstream is not None, "start() first"
-        state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data, chunk.records))
+        with gc_paused():
+            state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data, chunk.records))
         state.attempts += 1
         result = FlushResult.RETRY
         try:
@@ -193,7 +195,8 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         encoder = self._encoders.get(settings)
         if encoder is None:
             encoder = self._encoders[settings] = BulkEncoder(settings)
-        body = encoder.encode(entries, sent, chunk.tag, now)
+        with gc_paused():
+            body = encoder.encode(entries, sent, chunk.tag, now)
         if self._trace_output:
             self.ctx.logger.info(
                 "bulk request to %s:\n%s",
