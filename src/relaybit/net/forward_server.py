@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
-import re
 import socket
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping
@@ -66,6 +64,16 @@ from relaybit.net.limits import (
     ConnectionStats,
     SummarisedLog,
     refusal_log,
+)
+from relaybit.net.listen import (
+    ACCEPT_RETRY,
+    ACCEPT_SKIP,
+    CLOSED_BETWEEN_FRAMES,
+    address_name,
+    listen_sockets,
+    peer_name,
+    tls_failure_reason,
+    tls_hint,
 )
 
 OnEntries = Callable[[str, bytes, int], Awaitable[None]]
@@ -180,7 +188,7 @@ class ForwardServer:
             family = self._server.sockets[0].family
             self.port = self._server.sockets[0].getsockname()[1]
         else:
-            self._listeners = _listen(self.host, self.port, backlog=self.backlog)
+            self._listeners = listen_sockets(self.host, self.port, backlog=self.backlog)
             family = self._listeners[0].family
             self.port = self._listeners[0].getsockname()[1]
             self._acceptors = [
@@ -252,9 +260,9 @@ class ForwardServer:
             try:
                 sock, addr = await loop.sock_accept(listener)
             except OSError as exc:
-                if exc.errno in _ACCEPT_SKIP:  # that client is gone already
+                if exc.errno in ACCEPT_SKIP:  # that client is gone already
                     continue
-                if exc.errno in _ACCEPT_RETRY:  # out of descriptors or memory: back off
+                if exc.errno in ACCEPT_RETRY:  # out of descriptors or memory: back off
                     self.log.warning("%s: accept failed: %s; retrying in 1s", self.name, exc)
                     await asyncio.sleep(1.0)
                     continue
@@ -265,7 +273,7 @@ class ForwardServer:
                 continue
             self.connections_total += 1
             self._accepted.add(sock)
-            self.spawn(self._tls_client(sock, _address_name(addr)))
+            self.spawn(self._tls_client(sock, address_name(addr)))
 
     async def _tls_client(self, sock: socket.socket, peer: str) -> None:
         """Do the TLS handshake on an accepted socket; the protocol then serves it."""
@@ -286,7 +294,9 @@ class ForwardServer:
         except Exception as exc:  # ssl.SSLError, reset, handshake timeout
             sock.close()
             self.stats.closed()
-            self.drop(peer, "tls", f"TLS handshake failed: {_tls_reason(exc)} ({_tls_hint(exc)})")
+            self.drop(
+                peer, "tls", f"TLS handshake failed: {tls_failure_reason(exc)} ({tls_hint(exc)})"
+            )
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -362,7 +372,7 @@ class _Client(asyncio.Protocol):
                 return
             self.admitted = True
             server.connections_total += 1
-            self.peer = _peer_name(self.transport)
+            self.peer = peer_name(self.transport)
         server._clients.add(self)
         if server.io_timeout > 0:
             loop = asyncio.get_running_loop()
@@ -421,7 +431,7 @@ class _Client(asyncio.Protocol):
             self._drop(
                 "malformed", f"connection lost in the middle of a frame ({buffered} bytes){detail}"
             )
-        elif exc is not None and not isinstance(exc, _CLOSED_BETWEEN_FRAMES):
+        elif exc is not None and not isinstance(exc, CLOSED_BETWEEN_FRAMES):
             self._drop("malformed", f"connection lost: {exc}")
         elif exc is not None:  # a reset between frames: nothing lost
             server.log.debug("%s: %s closed the connection (%s)", server.name, self.peer, exc)
@@ -596,84 +606,3 @@ class _Client(asyncio.Protocol):
             self._drop(
                 "timeout", f"handshake failed: no PING within {self.server.handshake_timeout:g}s"
             )
-
-
-_ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR})
-_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
-_CLOSED_BETWEEN_FRAMES = (ConnectionResetError, ConnectionAbortedError, ssl_module.SSLEOFError)
-
-
-def _listen(
-    host: str, port: int, *, backlog: int = socket.SOMAXCONN, reuse_port: bool = False
-) -> list[socket.socket]:
-    """Listening, non-blocking TCP sockets for ``host`` (every address it resolves to).
-
-    With port 0 every address gets the port the first one was given.  A bind
-    failure raises OSError naming the address (as ``asyncio.start_server`` does).
-    ``reuse_port`` sets SO_REUSEPORT (``net.share_port``).
-    """
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    sockets: list[socket.socket] = []
-    seen: set[tuple[int, Any]] = set()
-    try:
-        for family, type_, proto, _, address in infos:
-            if (family, address) in seen:
-                continue
-            seen.add((family, address))
-            sock = socket.socket(family, type_, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port and hasattr(socket, "SO_REUSEPORT"):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise OSError(
-                    exc.errno,
-                    f"error while attempting to bind on address {address!r}:"
-                    f" {(exc.strerror or str(exc)).lower()}",
-                ) from None
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def _tls_reason(exc: Exception) -> str:
-    """What went wrong in a failed server-side TLS handshake, never an empty string."""
-    if isinstance(exc, ssl_module.SSLError):
-        return _SSL_SOURCE.sub("", str(exc)) or type(exc).__name__
-    if isinstance(exc, ConnectionError) and not str(exc):
-        return "the client closed the connection during the handshake"
-    return str(exc) or type(exc).__name__
-
-
-def _address_name(addr: Any) -> str:
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        return f"{addr[0]}:{addr[1]}"
-    return str(addr or "?")
-
-
-def _tls_hint(exc: BaseException) -> str:
-    text = str(exc).upper()
-    if "CERTIFICATE" in text:
-        return "client certificate not accepted: check the client's tls.crt_file and tls.ca_file"
-    return "is the client using TLS?"
-
-
-def _peer_name(transport: asyncio.BaseTransport) -> str:
-    peer = transport.get_extra_info("peername")
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    sock = transport.get_extra_info("socket")
-    if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
-        return f"unix:{sock.getsockname() or '?'}"
-    return str(peer or "?")

@@ -54,15 +54,15 @@ import h2.exceptions
 import h2.settings
 import h11
 
-from relaybit.net.forward_server import (
-    _ACCEPT_RETRY,
-    _ACCEPT_SKIP,
-    _address_name,
-    _listen,
-    _tls_hint,
-    _tls_reason,
-)
 from relaybit.net.limits import ConnectionStats, SummarisedLog, refusal_log
+from relaybit.net.listen import (
+    ACCEPT_RETRY,
+    ACCEPT_SKIP,
+    address_name,
+    listen_sockets,
+    tls_failure_reason,
+    tls_hint,
+)
 
 #: Largest request head (request line and headers) read, in bytes (431 above).
 MAX_HEAD = 64 * 1024
@@ -213,7 +213,7 @@ class HttpServer:
 
     async def start(self) -> None:
         s = self.settings
-        self._listeners = _listen(s.host, s.port, backlog=s.backlog, reuse_port=s.reuse_port)
+        self._listeners = listen_sockets(s.host, s.port, backlog=s.backlog, reuse_port=s.reuse_port)
         self.port = self._listeners[0].getsockname()[1]
         self._acceptors = [
             asyncio.create_task(self._accept(sock), name=f"{self.name} accept")
@@ -252,15 +252,15 @@ class HttpServer:
             try:
                 sock, addr = await loop.sock_accept(listener)
             except OSError as exc:
-                if exc.errno in _ACCEPT_SKIP:
+                if exc.errno in ACCEPT_SKIP:
                     continue
-                if exc.errno in _ACCEPT_RETRY:
+                if exc.errno in ACCEPT_RETRY:
                     self.log.warning("accept failed: %s; retrying in 1s", exc)
                     await asyncio.sleep(1.0)
                     continue
                 self.log.error("no longer accepting clients: %s", exc)
                 return
-            peer = _address_name(addr)
+            peer = address_name(addr)
             if not self.stats.admit(self.log_refused, "http_server.max_connections"):
                 sock.close()
                 continue
@@ -303,7 +303,7 @@ class HttpServer:
             reason = (
                 f"no TLS handshake within net.accept_timeout ({self.settings.accept_timeout:g}s)"
                 if timeout
-                else f"{_tls_reason(exc)} ({_tls_hint(exc)})"
+                else f"{tls_failure_reason(exc)} ({tls_hint(exc)})"
             )
             self.log_rejects.log(
                 "tls",

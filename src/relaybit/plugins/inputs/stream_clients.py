@@ -24,13 +24,13 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from relaybit.config.schema import ConfigMap, Option
-from relaybit.net.forward_server import _tls_hint, _tls_reason
 from relaybit.net.limits import (
     DEFAULT_MAX_CONNECTIONS,
     ConnectionStats,
     SummarisedLog,
     refusal_log,
 )
+from relaybit.net.listen import tls_failure_reason, tls_hint
 from relaybit.plugins.base import InputContext
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
@@ -299,7 +299,7 @@ class StreamClients:
         reason = (
             "no TLS handshake within 10s"
             if isinstance(exc, TimeoutError)
-            else f"{_tls_reason(exc)} ({_tls_hint(exc)})"
+            else f"{tls_failure_reason(exc)} ({tls_hint(exc)})"
         )
         self.log_closed.log(
             "tls",

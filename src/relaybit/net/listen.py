@@ -1,0 +1,94 @@
+"""Server-side socket helpers shared by the server inputs (forward, http, tcp, syslog).
+
+Listening sockets for every address a host resolves to, the accept errors to
+retry or skip, and how a peer and a failed TLS handshake are named in logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import re
+import socket
+import ssl as ssl_module
+from typing import Any
+
+ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR})
+_SSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)$")
+CLOSED_BETWEEN_FRAMES = (ConnectionResetError, ConnectionAbortedError, ssl_module.SSLEOFError)
+
+
+def listen_sockets(
+    host: str, port: int, *, backlog: int = socket.SOMAXCONN, reuse_port: bool = False
+) -> list[socket.socket]:
+    """Listening, non-blocking TCP sockets for ``host`` (every address it resolves to).
+
+    With port 0 every address gets the port the first one was given.  A bind
+    failure raises OSError naming the address (as ``asyncio.start_server`` does).
+    ``reuse_port`` sets SO_REUSEPORT (``net.share_port``).
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, Any]] = set()
+    try:
+        for family, type_, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, type_, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}:"
+                    f" {(exc.strerror or str(exc)).lower()}",
+                ) from None
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def tls_failure_reason(exc: Exception) -> str:
+    """What went wrong in a failed server-side TLS handshake, never an empty string."""
+    if isinstance(exc, ssl_module.SSLError):
+        return _SSL_SOURCE.sub("", str(exc)) or type(exc).__name__
+    if isinstance(exc, ConnectionError) and not str(exc):
+        return "the client closed the connection during the handshake"
+    return str(exc) or type(exc).__name__
+
+
+def address_name(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr or "?")
+
+
+def tls_hint(exc: BaseException) -> str:
+    text = str(exc).upper()
+    if "CERTIFICATE" in text:
+        return "client certificate not accepted: check the client's tls.crt_file and tls.ca_file"
+    return "is the client using TLS?"
+
+
+def peer_name(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family == getattr(socket, "AF_UNIX", None):
+        return f"unix:{sock.getsockname() or '?'}"
+    return str(peer or "?")
