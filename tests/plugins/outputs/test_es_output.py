@@ -478,3 +478,27 @@ def test_generate_id_in_a_batch_is_the_id_of_each_record_alone() -> None:
         items = encode_items(chunk.data, "t", settings, 0)
         ids = [lines(item)[0]["create"]["_id"] for item in items]
         assert ids == [generated_id(t, r) for t, r in iter_entries(chunk.data)]
+
+
+async def test_a_chunk_is_decoded_and_written_once_when_it_all_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    real = BulkEncoder.encode
+
+    def counting(self: BulkEncoder, *args: Any) -> bytes:
+        calls.append(1)
+        return real(self, *args)
+
+    monkeypatch.setattr(BulkEncoder, "encode", counting)
+    seen: dict[int, int] = {}
+    server = BulkServer(seen)
+    await server.start()
+    out = make_output((make_node("es0", server.port), make_node("es1", server.port)))
+    await out.start()
+    try:
+        assert await out.flush(chunk_of([{"n": n} for n in range(5)])) is FlushResult.OK
+    finally:
+        await out.stop()
+        await server.stop()
+    assert calls == [1] and server.stored == [0, 1, 2, 3, 4]

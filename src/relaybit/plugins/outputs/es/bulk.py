@@ -432,8 +432,11 @@ _BULK_HEAD = msgspec.json.Decoder(_BulkHead)
 class ChunkState:
     """The records of one chunk that still have to be delivered.
 
-    ``entries`` are the decoded records while a flush runs; between flushes only
-    the indices (``pending``) are kept (see :meth:`PendingItems.release`).
+    ``entries`` are the decoded records while a flush needs them; between
+    flushes only the indices (``pending``) are kept (see
+    :meth:`PendingItems.release`).  ``body`` is the whole chunk's bulk body for
+    one node setting, written as soon as the chunk was decoded (then
+    ``entries`` may be let go: a re-send of some items decodes it again).
     """
 
     entries: Entries | None
@@ -441,6 +444,7 @@ class ChunkState:
     failed: int = 0
     attempts: int = 0
     total: int = 0
+    body: tuple[EsSettings, bytes] | None = None
 
     @property
     def progressed(self) -> bool:

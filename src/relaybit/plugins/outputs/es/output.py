@@ -98,6 +98,8 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         check_write_operation(EsSettings.from_values(dict(opts)), opts, self._section)
         self._pending = PendingItems()
         self._encoders: dict[EsSettings, BulkEncoder] = {}
+        #: the output's own settings (a node without es keys of its own has them)
+        self._output_settings = EsSettings.from_values(dict(opts))
         self.delivered_records = 0  #: records confirmed by a bulk response
         self.failed_records = 0  #: records refused for good (logged, not retried)
         self.conflicts = 0  #: create answered 409: already there (a re-send)
@@ -121,6 +123,12 @@ class ElasticsearchOutput(HttpUpstreamOutput):
     def _check_node(self, node: Node) -> object:
         return self._settings(node)
 
+    def _encoder(self, settings: EsSettings) -> BulkEncoder:
+        encoder = self._encoders.get(settings)
+        if encoder is None:
+            encoder = self._encoders[settings] = BulkEncoder(settings)
+        return encoder
+
     def pending_chunks(self) -> int:
         """Chunks with records still to deliver (kept across engine retries)."""
         return len(self._pending)
@@ -128,7 +136,16 @@ class ElasticsearchOutput(HttpUpstreamOutput):
     async def flush(self, chunk: Chunk) -> FlushResult:
         assert self.upstream is not None, "start() first"
         with gc_paused():
+            # decoded and written in one go, the records freed before the collector
+            # runs again (they would otherwise be walked while the request is out)
             state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data, chunk.records))
+            if state.entries is not None and len(state.pending) == state.total:
+                settings = self._output_settings
+                body = self._encoder(settings).encode(
+                    state.entries, range(state.total), chunk.tag, self.ctx.clock.time()
+                )
+                state.body = (settings, body)
+                state.entries = None
         state.attempts += 1
         result = FlushResult.RETRY
         try:
@@ -187,16 +204,19 @@ class ElasticsearchOutput(HttpUpstreamOutput):
     ) -> None:
         assert isinstance(connection, HttpConnection)
         settings = self._settings(node)
-        entries = state.entries
-        assert entries is not None, "entries are loaded while a flush runs"
         pending = state.pending
         sent: Sequence[int] = range(state.total) if len(pending) == state.total else sorted(pending)
-        now = self.ctx.clock.time()
-        encoder = self._encoders.get(settings)
-        if encoder is None:
-            encoder = self._encoders[settings] = BulkEncoder(settings)
-        with gc_paused():
-            body = encoder.encode(entries, sent, chunk.tag, now)
+        written = state.body
+        if written is not None and written[0] == settings and len(pending) == state.total:
+            body = written[1]
+        else:
+            with gc_paused():
+                entries = state.entries
+                if entries is None:  # let go after the first body: decode it again
+                    entries = state.entries = decode_chunk(chunk.data, chunk.records)
+                body = self._encoder(settings).encode(
+                    entries, sent, chunk.tag, self.ctx.clock.time()
+                )
         if self._trace_output:
             self.ctx.logger.info(
                 "bulk request to %s:\n%s",
