@@ -147,3 +147,33 @@ def test_year_less_times_are_not_kept_per_text() -> None:
     packer = ParsedLines(BUILTIN_PARSERS["apache2"])
     packer.pack([b'1.2.3.4 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5'], NOW)
     assert list(packer._heads) == ["01/May/2024:12:00:00 +0000"]
+
+
+def test_no_garbage_collection_while_a_batch_is_packed() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    class Watching:
+        name = "watching"
+
+        def parse(self, text: str) -> Any:
+            seen.append(gc.isenabled())
+            if text == "boom":
+                raise RuntimeError("boom")
+            return None, {"t": text}
+
+    packer = ParsedLines(Watching())
+    packer.pack([b"a", b"b"], NOW)
+    assert seen == [False, False] and gc.isenabled()
+    try:
+        packer.pack([b"boom"], NOW)
+    except RuntimeError:
+        pass
+    assert gc.isenabled()  # restored after an error too
+    gc.disable()
+    try:
+        packer.pack([b"c"], NOW)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -26,7 +26,7 @@ import msgpack
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
-from relaybit.parsers.packing import ParsedLines, entry_head
+from relaybit.parsers.packing import ParsedLines, entry_head, gc_paused
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import (
     LinePacker,
@@ -703,7 +703,8 @@ class TailInput(InputPlugin):
         if joiner is None:
             joiner = self._joiners[(file.dev, file.inode)] = self._joiner_factory()  # type: ignore[misc]
         stamp = EventTime.from_float(self.ctx.clock.time())
-        records = joiner.feed_lines(batch.lines, stamp, time.monotonic(), batch.starts)
+        with gc_paused():
+            records = joiner.feed_lines(batch.lines, stamp, time.monotonic(), batch.starts)
         await self._emit_records(file, records)
 
     async def _flush_joined(self, *, force: bool, only: tuple[int, int] | None = None) -> None:
@@ -721,6 +722,12 @@ class TailInput(InputPlugin):
     async def _emit_records(self, file: TailedFile, records: Sequence[Joined]) -> None:
         if not records:
             return
+        with gc_paused():
+            data = self._pack_joined(file, records)
+        await self.ctx.emit(file.tag, data, len(records))
+        self.records += len(records)
+
+    def _pack_joined(self, file: TailedFile, records: Sequence[Joined]) -> bytes:
         out: list[bytes] = []
         append = out.append
         pack = self._packer.pack
@@ -743,8 +750,7 @@ class TailInput(InputPlugin):
                 packed = self._safe_packer.pack(body)
             append(head)
             append(packed)
-        await self.ctx.emit(file.tag, b"".join(out), len(records))
-        self.records += len(records)
+        return b"".join(out)
 
     def _pack_records(self, file: TailedFile, batch: Batch) -> bytes:
         """A parser and/or a per-line offset key: a batch through relaybit.parsers.packing."""
