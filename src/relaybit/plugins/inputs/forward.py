@@ -14,10 +14,12 @@ from typing import Any, ClassVar
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.net.forward_server import ForwardServer
-from relaybit.net.limits import DEFAULT_MAX_CONNECTIONS
 from relaybit.plugins.base import InputContext, InputPlugin
-from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
-from relaybit.upstream.tls import server_context
+from relaybit.plugins.inputs.stream_clients import (
+    SERVER_TLS_OPTIONS,
+    connection_limit_options,
+    tls_server,
+)
 
 FORWARD_INPUT_OPTIONS = (
     ConfigMap(
@@ -44,27 +46,11 @@ FORWARD_INPUT_OPTIONS = (
                 "Largest frame accepted; a frame that declares or reaches more closes its"
                 " connection",
             ),
-            Option(
-                "max_connections",
-                "int",
-                DEFAULT_MAX_CONNECTIONS,
-                "relaybit: most concurrent connections; a new one over it is closed at once"
-                " (one log line per burst), existing clients are served. 0 = unlimited",
-                minimum=0,
-            ),
-            Option(
-                "frame_timeout",
-                "time",
-                30.0,
-                "relaybit: time a frame may take from its first byte to its last before the"
-                " connection is closed and counted (slow clients); 0 = no limit",
-            ),
-            Option(
-                "net.io_timeout",
-                "time",
-                0.0,
-                "Close a connection that sends nothing for this long (0 = never)",
-            ),
+        )
+    )
+    + connection_limit_options("frame")
+    + ConfigMap(
+        (
             Option(
                 "net.accept_timeout",
                 "time",
@@ -106,16 +92,9 @@ FORWARD_INPUT_OPTIONS = (
                 False,
                 "Require the secure handshake with an empty shared key",
             ),
-            Option(
-                "tls.verify_client_cert",
-                "bool",
-                None,
-                "Require a client certificate signed by tls.ca_file (default: tls.verify"
-                " with a CA given)",
-            ),
         )
     )
-    + TLS_OPTIONS
+    + SERVER_TLS_OPTIONS
 )
 
 
@@ -161,15 +140,7 @@ class ForwardInput(InputPlugin):
             port=opts.int("port"),
             unix_path=opts.opt_str("unix_path"),
             unix_perm=unix_perm,
-            ssl=server_context(
-                TLSSettings.from_options(opts),
-                ctx.config_dir,
-                require_client_cert=(
-                    opts.bool("tls.verify_client_cert")
-                    if opts.is_set("tls.verify_client_cert")
-                    else None
-                ),
-            ),
+            ssl=tls_server(ctx),
             shared_key=shared_key,
             self_hostname=opts.str("self_hostname"),
             users=users,

@@ -38,6 +38,7 @@ from relaybit.net.http_server import Handler, HttpServer, Reply, Request, Server
 from relaybit.net.jwt_auth import OAUTH2_JWT_OPTIONS, JwtValidator
 from relaybit.net.limits import DEFAULT_MAX_CONNECTIONS
 from relaybit.plugins.base import InputContext, InputPlugin
+from relaybit.plugins.inputs.stream_clients import VERIFY_CLIENT_CERT, client_cert_required
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import new_server_context
 
@@ -180,13 +181,7 @@ SERVER_OPTIONS = (
                 "relaybit: require HTTP basic auth with this user",
             ),
             Option("http_passwd", "str", None, "relaybit: password for http_user", secret=True),
-            Option(
-                "tls.verify_client_cert",
-                "bool",
-                None,
-                "Require a client certificate signed by tls.ca_file (default: tls.verify"
-                " with a CA given)",
-            ),
+            VERIFY_CLIENT_CERT,
             Option(
                 "tls.min_version",
                 "str",
@@ -219,9 +214,7 @@ def server_ssl_context(
     clients must present a certificate; ``tls.min_version``, ``tls.max_version``
     and ``tls.ciphers`` narrow what is offered.
     """
-    require = None
-    if opts is not None and opts.is_set("tls.verify_client_cert"):
-        require = opts.bool("tls.verify_client_cert")
+    require = client_cert_required(opts) if opts is not None else None
     ctx = new_server_context(tls, base_dir, require_client_cert=require)
     if ctx is None or opts is None:
         return ctx

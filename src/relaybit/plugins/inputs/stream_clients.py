@@ -13,6 +13,10 @@ that sent nothing for ``net.io_timeout``; malformed input is counted and
 logged once per connection through a :class:`SummarisedLog`, so a thousand
 bad clients write a few lines, not a thousand.  The counters are the
 input's ``metrics()`` (:class:`ConnectionStats`).
+
+The keys every TCP server input shares are here too: the abuse limits
+(:func:`connection_limit_options`, also the forward input's) and the server
+side of the TLS map (:data:`SERVER_TLS_OPTIONS`, :func:`tls_server`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import logging
 import ssl as ssl_module
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from relaybit.config.schema import ConfigMap, Option
+from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.net.limits import (
     DEFAULT_MAX_CONNECTIONS,
     ConnectionStats,
@@ -35,61 +39,66 @@ from relaybit.plugins.base import InputContext
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
 
-#: TLS keys of a TCP server input (tcp, syslog): Fluent Bit's TLS map
-SERVER_TLS_OPTIONS = (
-    ConfigMap(
-        (
-            Option(
-                "tls.verify_client_cert",
-                "bool",
-                None,
-                "Require a client certificate signed by tls.ca_file (default: tls.verify"
-                " with a CA given)",
-            ),
-        )
-    )
-    + TLS_OPTIONS
+#: Fluent Bit's ``tls.verify_client_cert`` of a TLS server input (forward, http, tcp, syslog).
+VERIFY_CLIENT_CERT = Option(
+    "tls.verify_client_cert",
+    "bool",
+    None,
+    "Require a client certificate signed by tls.ca_file (default: tls.verify with a CA given)",
 )
+
+#: TLS keys of a TCP server input (forward, tcp, syslog): Fluent Bit's TLS map
+SERVER_TLS_OPTIONS = ConfigMap((VERIFY_CLIENT_CERT,)) + TLS_OPTIONS
+
+
+def client_cert_required(opts: Options) -> bool | None:
+    """``tls.verify_client_cert`` when written, else None (``tls.verify`` with a CA decides)."""
+    if opts.is_set("tls.verify_client_cert"):
+        return opts.bool("tls.verify_client_cert")
+    return None
 
 
 def tls_server(ctx: InputContext) -> ssl_module.SSLContext | None:
     """The TLS context of a server input's ``tls.*`` keys (None when ``tls`` is off)."""
-    opts = ctx.options
     return server_context(
-        TLSSettings.from_options(opts),
+        TLSSettings.from_options(ctx.options),
         ctx.config_dir,
-        require_client_cert=(
-            opts.bool("tls.verify_client_cert") if opts.is_set("tls.verify_client_cert") else None
-        ),
+        require_client_cert=client_cert_required(ctx.options),
+    )
+
+
+def connection_limit_options(unit: str) -> ConfigMap:
+    """``max_connections``, ``frame_timeout`` and ``net.io_timeout`` of a server input
+    against abuse; ``unit`` names what ``frame_timeout`` bounds (a frame, a record)."""
+    return ConfigMap(
+        (
+            Option(
+                "max_connections",
+                "int",
+                DEFAULT_MAX_CONNECTIONS,
+                "relaybit: most concurrent connections; a new one over it is closed at once"
+                " (one log line per burst), existing clients are served. 0 = unlimited",
+                minimum=0,
+            ),
+            Option(
+                "frame_timeout",
+                "time",
+                30.0,
+                f"relaybit: time a {unit} may take from its first byte to its last before the"
+                " connection is closed and counted (slow clients); 0 = no limit",
+            ),
+            Option(
+                "net.io_timeout",
+                "time",
+                0.0,
+                "Close a connection that sends nothing for this long (0 = never)",
+            ),
+        )
     )
 
 
 #: Keys of a stream server input against abuse (tcp, syslog in tcp and unix_tcp modes).
-STREAM_LIMIT_OPTIONS = ConfigMap(
-    (
-        Option(
-            "max_connections",
-            "int",
-            DEFAULT_MAX_CONNECTIONS,
-            "relaybit: most concurrent connections; a new one over it is closed at once"
-            " (one log line per burst), existing clients are served. 0 = unlimited",
-            minimum=0,
-        ),
-        Option(
-            "frame_timeout",
-            "time",
-            30.0,
-            "relaybit: time a record may take from its first byte to its last before the"
-            " connection is closed and counted (slow clients); 0 = no limit",
-        ),
-        Option(
-            "net.io_timeout",
-            "time",
-            0.0,
-            "Close a connection that sends nothing for this long (0 = never)",
-        ),
-    )
-)
+STREAM_LIMIT_OPTIONS = connection_limit_options("record")
 
 
 class _Timeout(Exception):
