@@ -34,7 +34,7 @@ from relaybit.net.limits import (
     SummarisedLog,
     refusal_log,
 )
-from relaybit.net.listen import tls_failure_reason, tls_hint
+from relaybit.net.listen import address_name, tls_failure_reason, tls_hint
 from relaybit.plugins.base import InputContext
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
@@ -165,6 +165,9 @@ class Session:
             self._clients.log_malformed.log("malformed data", message, *args)
 
 
+#: Time a client of a TLS stream input (tcp, syslog) has for its handshake.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
 ClientHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -174,27 +177,25 @@ async def start_tcp_server(
     port: int,
     limit: int,
     ssl: ssl_module.SSLContext | None = None,
-    handshake_timeout: float | None = None,
     on_tls_failure: Callable[[str, Exception], None] | None = None,
 ) -> tuple[asyncio.Server, int]:
     """A TCP (or TLS, with ``ssl``) server on ``host:port`` and the port it got
     (``port`` 0 picks a free one).
 
     With ``ssl`` each connection does its TLS handshake in its own task (within
-    ``handshake_timeout``, 10 s by default); one that fails is closed and handed
+    :data:`TLS_HANDSHAKE_TIMEOUT`); one that fails is closed and handed
     to ``on_tls_failure(peer, error)`` (asyncio would drop it without a word)."""
     serve = handler
     if ssl is not None:
         context = ssl
-        timeout = handshake_timeout or 10.0
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(TLS_HANDSHAKE_TIMEOUT):
                     await writer.start_tls(context)
             except Exception as exc:  # ssl.SSLError, a reset, the timeout
                 if on_tls_failure is not None:
-                    on_tls_failure(_peer(writer), exc)
+                    on_tls_failure(address_name(writer.get_extra_info("peername")), exc)
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
@@ -206,13 +207,6 @@ async def start_tcp_server(
     if sockets:
         port = sockets[0].getsockname()[1]
     return server, port
-
-
-def _peer(writer: asyncio.StreamWriter) -> str:
-    peer = writer.get_extra_info("peername")
-    if isinstance(peer, tuple) and len(peer) >= 2:
-        return f"{peer[0]}:{peer[1]}"
-    return str(peer or "?")
 
 
 class StreamClients:
@@ -306,7 +300,7 @@ class StreamClients:
         warning naming the peer and the reason (summarised across clients)."""
         self.stats.reject("tls")
         reason = (
-            "no TLS handshake within 10s"
+            f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:g}s"
             if isinstance(exc, TimeoutError)
             else f"{tls_failure_reason(exc)} ({tls_hint(exc)})"
         )
