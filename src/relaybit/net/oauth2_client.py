@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relaybit.clock import Clock, SystemClock
+from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError, ConfigErrors
 
@@ -122,29 +123,20 @@ class OAuth2Settings:
             return None
         errors: list[ConfigError] = []
 
+        def fail(key: str, message: str, fallback: Origin | None = None) -> None:
+            """An error at ``key``'s line (``fallback`` when the key is not written)."""
+            origin = opts.origin(key) or fallback
+            errors.append(ConfigError(message, origin, section=section, key=key))
+
         def need(key: str, why: str) -> str | None:
             value = opts.opt_str(key)
             if not value:
-                errors.append(
-                    ConfigError(
-                        f"{key} is required {why}",
-                        opts.origin(key) or opts.origin("oauth2.enable"),
-                        section=section,
-                        key=key,
-                    )
-                )
+                fail(key, f"{key} is required {why}", opts.origin("oauth2.enable"))
             return value
 
         url = need("oauth2.token_url", "with oauth2.enable on") or ""
         if url and urlsplit(url).scheme not in ("http", "https"):
-            errors.append(
-                ConfigError(
-                    f"oauth2.token_url {url!r} is not an http:// or https:// URL",
-                    opts.origin("oauth2.token_url"),
-                    section=section,
-                    key="oauth2.token_url",
-                )
-            )
+            fail("oauth2.token_url", f"oauth2.token_url {url!r} is not an http:// or https:// URL")
         method = opts.str("oauth2.auth_method").lower()
         client_id = need("oauth2.client_id", f"with oauth2.auth_method {method}")
         secret = None
@@ -157,13 +149,9 @@ class OAuth2Settings:
             key_file = need("oauth2.jwt_key_file", "with oauth2.auth_method private_key_jwt")
             cert_file = need("oauth2.jwt_cert_file", "with oauth2.auth_method private_key_jwt")
             if header.lower() not in ("kid", "x5t", "x5t#s256"):
-                errors.append(
-                    ConfigError(
-                        f"oauth2.jwt_header {header!r}: expected kid, x5t or x5t#S256",
-                        opts.origin("oauth2.jwt_header"),
-                        section=section,
-                        key="oauth2.jwt_header",
-                    )
+                fail(
+                    "oauth2.jwt_header",
+                    f"oauth2.jwt_header {header!r}: expected kid, x5t or x5t#S256",
                 )
             if key_file:
                 try:
@@ -172,27 +160,16 @@ class OAuth2Settings:
                     if not isinstance(key, rsa.RSAPrivateKey):
                         raise ValueError("not an RSA key (private_key_jwt signs with RS256)")
                 except (OSError, ValueError, TypeError) as exc:
-                    errors.append(
-                        ConfigError(
-                            f"cannot use the private key {key_file}: "
-                            + (str(exc) if "RSA" in str(exc) else type(exc).__name__),
-                            opts.origin("oauth2.jwt_key_file"),
-                            section=section,
-                            key="oauth2.jwt_key_file",
-                        )
+                    fail(
+                        "oauth2.jwt_key_file",
+                        f"cannot use the private key {key_file}: "
+                        + (str(exc) if "RSA" in str(exc) else type(exc).__name__),
                     )
             if cert_file:
                 try:
                     thumbprint = cert_thumbprint((base_dir / cert_file).read_bytes(), header)
                 except (OSError, ValueError) as exc:
-                    errors.append(
-                        ConfigError(
-                            f"cannot read the certificate {cert_file}: {exc}",
-                            opts.origin("oauth2.jwt_cert_file"),
-                            section=section,
-                            key="oauth2.jwt_cert_file",
-                        )
-                    )
+                    fail("oauth2.jwt_cert_file", f"cannot read the certificate {cert_file}: {exc}")
         if errors:
             raise ConfigErrors(errors)
         return cls(
