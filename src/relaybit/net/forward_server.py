@@ -152,9 +152,7 @@ class ForwardServer:
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # TLS handshakes, handlers running
         self._clients: set[_Client] = set()
-        self.connections_total = 0
         self.records_total = 0
-        self.errors_total = 0
 
     def __repr__(self) -> str:
         where = self.unix_path or f"{self.host}:{self.port}"
@@ -271,7 +269,6 @@ class ForwardServer:
             if not self.stats.admit(self.log_refused):
                 sock.close()
                 continue
-            self.connections_total += 1
             self._accepted.add(sock)
             self.spawn(self._tls_client(sock, address_name(addr)))
 
@@ -305,9 +302,18 @@ class ForwardServer:
 
     def drop(self, peer: str, reason: str, message: str) -> None:
         """Count a connection closed for ``reason`` and log it (summarised)."""
-        self.errors_total += 1
         self.stats.reject(reason)
         self.log_closed.log(reason, "%s: closing connection from %s: %s", self.name, peer, message)
+
+    @property
+    def connections_total(self) -> int:
+        """Connections accepted since start (refused ones not counted)."""
+        return self.stats.accepted
+
+    @property
+    def errors_total(self) -> int:
+        """Connections closed by the server for a reason (:meth:`drop`), all reasons."""
+        return sum(self.stats.rejected.values())
 
     def status(self) -> dict[str, Any]:
         """Counters for the monitoring API."""
@@ -371,7 +377,6 @@ class _Client(asyncio.Protocol):
                 self.transport.abort()
                 return
             self.admitted = True
-            server.connections_total += 1
             self.peer = peer_name(self.transport)
         server._clients.add(self)
         if server.io_timeout > 0:
