@@ -61,8 +61,9 @@ class ConnectionStats:
     def closed(self) -> None:
         self.open = max(0, self.open - 1)
 
-    def reject(self, reason: str) -> None:
-        self.rejected[reason] += 1
+    def reject(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` connections closed, or records refused, for ``reason``."""
+        self.rejected[reason] += count
 
     def admit(self, refusals: SummarisedLog, key: str = "max_connections") -> bool:
         """Count a new connection open (True), or refused over the ceiling (False).

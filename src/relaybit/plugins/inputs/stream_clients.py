@@ -159,7 +159,7 @@ class Session:
         ``message % args`` (summarised across connections)."""
         if count <= 0:
             return
-        self._clients.stats.rejected["malformed"] += count
+        self._clients.stats.reject("malformed", count)
         if not self.warned:
             self.warned = True
             self._clients.log_malformed.log("malformed data", message, *args)
