@@ -66,9 +66,8 @@ from relaybit.net.limits import (
     refusal_log,
 )
 from relaybit.net.listen import (
-    ACCEPT_RETRY,
-    ACCEPT_SKIP,
     CLOSED_BETWEEN_FRAMES,
+    accepted,
     address_name,
     listen_sockets,
     peer_name,
@@ -253,19 +252,9 @@ class ForwardServer:
 
     async def _accept_tls(self, listener: socket.socket) -> None:
         """Accept TLS clients on ``listener`` until cancelled; a task per handshake."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, addr = await loop.sock_accept(listener)
-            except OSError as exc:
-                if exc.errno in ACCEPT_SKIP:  # that client is gone already
-                    continue
-                if exc.errno in ACCEPT_RETRY:  # out of descriptors or memory: back off
-                    self.log.warning("%s: accept failed: %s; retrying in 1s", self.name, exc)
-                    await asyncio.sleep(1.0)
-                    continue
-                self.log.error("%s: no longer accepting TLS clients: %s", self.name, exc)
-                return
+        async for sock, addr in accepted(
+            listener, self.log, prefix=f"{self.name}: ", what="TLS clients"
+        ):
             if not self.stats.admit(self.log_refused):
                 sock.close()
                 continue

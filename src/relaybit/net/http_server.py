@@ -56,8 +56,7 @@ import h11
 
 from relaybit.net.limits import ConnectionStats, SummarisedLog, refusal_log
 from relaybit.net.listen import (
-    ACCEPT_RETRY,
-    ACCEPT_SKIP,
+    accepted,
     address_name,
     listen_sockets,
     tls_failure_reason,
@@ -248,18 +247,7 @@ class HttpServer:
 
     async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, addr = await loop.sock_accept(listener)
-            except OSError as exc:
-                if exc.errno in ACCEPT_SKIP:
-                    continue
-                if exc.errno in ACCEPT_RETRY:
-                    self.log.warning("accept failed: %s; retrying in 1s", exc)
-                    await asyncio.sleep(1.0)
-                    continue
-                self.log.error("no longer accepting clients: %s", exc)
-                return
+        async for sock, addr in accepted(listener, self.log):
             peer = address_name(addr)
             if not self.stats.admit(self.log_refused, "http_server.max_connections"):
                 sock.close()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import re
 import socket
 import ssl as ssl_module
+from collections.abc import AsyncIterator
 from typing import Any
 
 ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -60,6 +62,31 @@ def listen_sockets(
             sock.close()
         raise
     return sockets
+
+
+async def accepted(
+    listener: socket.socket, log: logging.Logger, *, prefix: str = "", what: str = "clients"
+) -> AsyncIterator[tuple[socket.socket, Any]]:
+    """``(socket, address)`` of each client accepted on ``listener``, until cancelled.
+
+    A client gone before it was accepted is skipped; out of descriptors or memory,
+    the loop logs a warning and tries again a second later; any other error is
+    logged and ends it (``prefix`` starts those lines, ``what`` names the clients).
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            pair = await loop.sock_accept(listener)
+        except OSError as exc:
+            if exc.errno in ACCEPT_SKIP:  # that client is gone already
+                continue
+            if exc.errno in ACCEPT_RETRY:  # out of descriptors or memory: back off
+                log.warning("%saccept failed: %s; retrying in 1s", prefix, exc)
+                await asyncio.sleep(1.0)
+                continue
+            log.error("%sno longer accepting %s: %s", prefix, what, exc)
+            return
+        yield pair
 
 
 def tls_failure_reason(exc: Exception) -> str:
