@@ -69,10 +69,9 @@ from relaybit.net.listen import (
     CLOSED_BETWEEN_FRAMES,
     accepted,
     address_name,
+    handshake_failure,
     listen_sockets,
     peer_name,
-    tls_failure_reason,
-    tls_hint,
 )
 
 OnEntries = Callable[[str, bytes, int], Awaitable[None]]
@@ -280,9 +279,8 @@ class ForwardServer:
         except Exception as exc:  # ssl.SSLError, reset, handshake timeout
             sock.close()
             self.stats.closed()
-            self.drop(
-                peer, "tls", f"TLS handshake failed: {tls_failure_reason(exc)} ({tls_hint(exc)})"
-            )
+            limit = f"net.accept_timeout ({self.handshake_timeout:g}s)"
+            self.drop(peer, "tls", f"TLS handshake failed: {handshake_failure(exc, limit)}")
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -58,9 +58,9 @@ from relaybit.net.limits import ConnectionStats, SummarisedLog, refusal_log
 from relaybit.net.listen import (
     accepted,
     address_name,
+    handshake_failure,
+    handshake_timed_out,
     listen_sockets,
-    tls_failure_reason,
-    tls_hint,
 )
 
 #: Largest request head (request line and headers) read, in bytes (431 above).
@@ -284,14 +284,11 @@ class HttpServer:
             sock.close()
             self.stats.closed()
             self.stats.reject("tls")
-            timeout = isinstance(exc, TimeoutError)
-            level = logging.DEBUG
-            if not timeout or self.settings.accept_timeout_log_error:
-                level = logging.WARNING
-            reason = (
-                f"no TLS handshake within net.accept_timeout ({self.settings.accept_timeout:g}s)"
-                if timeout
-                else f"{tls_failure_reason(exc)} ({tls_hint(exc)})"
+            level = logging.WARNING
+            if handshake_timed_out(exc) and not self.settings.accept_timeout_log_error:
+                level = logging.DEBUG
+            reason = handshake_failure(
+                exc, f"net.accept_timeout ({self.settings.accept_timeout:g}s)"
             )
             self.log_rejects.log(
                 "tls",

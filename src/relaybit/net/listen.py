@@ -89,6 +89,23 @@ async def accepted(
         yield pair
 
 
+def handshake_failure(exc: Exception, time_limit: str) -> str:
+    """Why a server-side TLS handshake failed, for a log line: ``no TLS handshake
+    within <time_limit>`` when it ran out of time, else the reason and a hint."""
+    if handshake_timed_out(exc):
+        return f"no TLS handshake within {time_limit}"
+    return f"{tls_failure_reason(exc)} ({tls_hint(exc)})"
+
+
+def handshake_timed_out(exc: BaseException) -> bool:
+    """True when a server-side TLS handshake ended on its time limit: a TimeoutError
+    (``asyncio.timeout``), or the ConnectionAbortedError saying so with which asyncio
+    and uvloop end one past ``ssl_handshake_timeout``."""
+    return isinstance(exc, TimeoutError) or (
+        isinstance(exc, ConnectionAbortedError) and "handshake is taking longer" in str(exc)
+    )
+
+
 def tls_failure_reason(exc: Exception) -> str:
     """What went wrong in a failed server-side TLS handshake, never an empty string."""
     if isinstance(exc, ssl_module.SSLError):

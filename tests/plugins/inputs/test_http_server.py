@@ -408,6 +408,36 @@ async def test_tls_handshake_failure_is_a_warning_naming_the_peer(
     assert local in lines[0].getMessage()
 
 
+@pytest.mark.parametrize("log_error", ["on", "off"])
+async def test_tls_handshake_timeout_names_net_accept_timeout_at_the_level_asked(
+    tmp_path: Path, running: list[Any], caplog: pytest.LogCaptureFixture, log_error: str
+) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    cert.cert_chain_pems[0].write_to_path(tmp_path / "server.crt")
+    cert.private_key_pem.write_to_path(tmp_path / "server.key")
+    caplog.set_level(logging.DEBUG)
+    plugin = make_input(
+        Collector(),
+        tmp_path,
+        tls="on",
+        tls__crt_file="server.crt",
+        tls__key_file="server.key",
+        net__accept_timeout="0.2",
+        net__accept_timeout_log_error=log_error,
+    )
+    await plugin.start()
+    running.append(plugin)
+    reader, writer = await asyncio.open_connection("127.0.0.1", plugin.port)  # says nothing
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    await wait_for(lambda: plugin.metrics()["rejected"]["tls"] == 1)
+    lines = [r for r in caplog.records if "TLS handshake failed" in r.getMessage()]
+    assert len(lines) == 1
+    assert "no TLS handshake within net.accept_timeout (0.2s)" in lines[0].getMessage()
+    assert lines[0].levelno == (logging.WARNING if log_error == "on" else logging.DEBUG)
+
+
 # --------------------------------------------------------------------------- health, OAuth2
 
 

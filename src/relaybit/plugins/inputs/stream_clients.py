@@ -34,7 +34,7 @@ from relaybit.net.limits import (
     SummarisedLog,
     refusal_log,
 )
-from relaybit.net.listen import address_name, tls_failure_reason, tls_hint
+from relaybit.net.listen import address_name, handshake_failure
 from relaybit.plugins.base import InputContext
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import server_context
@@ -299,11 +299,7 @@ class StreamClients:
         """A client whose TLS handshake failed: counted (``tls``) and logged as a
         warning naming the peer and the reason (summarised across clients)."""
         self.stats.reject("tls")
-        reason = (
-            f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:g}s"
-            if isinstance(exc, TimeoutError)
-            else f"{tls_failure_reason(exc)} ({tls_hint(exc)})"
-        )
+        reason = handshake_failure(exc, f"{TLS_HANDSHAKE_TIMEOUT:g}s")
         self.log_closed.log(
             "tls",
             "%s: closing connection from %s: TLS handshake failed: %s",
