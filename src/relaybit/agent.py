@@ -31,6 +31,7 @@ from typing import Any
 
 import relaybit
 from relaybit.clock import SYSTEM_CLOCK, Clock
+from relaybit.config.files import env_file_value
 from relaybit.config.loader import (
     check_keys,
     full_configmap,
@@ -616,12 +617,10 @@ class Agent:
             names = []
             for var in watched:
                 try:
-                    text = Path(var.path).read_text(encoding="utf-8-sig")
-                except (OSError, UnicodeDecodeError):
-                    continue  # gone or unreadable for now: a reload would fail; keep it
-                if text.endswith(("\n", "\r")):
-                    text = text[:-1]
-                if text and text != seen[var.name]:
+                    text = env_file_value(var.path)
+                except ConfigError:
+                    continue  # gone, unreadable or empty for now: a reload would fail
+                if text != seen[var.name]:
                     seen[var.name] = text
                     names.append(var.name)
             return names

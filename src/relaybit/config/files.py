@@ -108,9 +108,15 @@ def read_env_file(uri: str, including: str, origin: Origin) -> tuple[str, str]:
         raise ConfigError("a file variable needs a path (file:///etc/secret)", origin)
     expanded = os.path.expanduser(path)
     full = expanded if os.path.isabs(expanded) else str(Path(including).parent / expanded)
-    value = read_text(full, origin)
+    return full, env_file_value(full, origin)
+
+
+def env_file_value(path: str, origin: Origin | None = None) -> str:
+    """The value a variable file holds: its text less one trailing newline, as
+    Fluent Bit reads it; ConfigError when unreadable or empty (it would have none)."""
+    value = read_text(path, origin)
     if value.endswith(("\n", "\r")):
         value = value[:-1]
     if not value:
-        raise ConfigError(f"file {full!r} is empty: the variable would have no value", origin)
-    return full, value
+        raise ConfigError(f"file {path!r} is empty: the variable would have no value", origin)
+    return value
