@@ -154,15 +154,7 @@ class Agent:
         options, unknown = resolve_service(self.config.service)
         for message, origin in unknown:
             self._note(logging.WARNING, "%s%s", f"{origin}: " if origin else "", message)
-        for key, reason, origin in options.without_effect():
-            where = f"{origin}: " if origin is not None else ""
-            self._note(
-                logging.WARNING,
-                "%s[SERVICE]: '%s' has no effect in relaybit (%s)",
-                where,
-                key,
-                reason,
-            )
+        self._note_without_effect(options, "[SERVICE]")
         self.settings = ServiceSettings.from_options(options)
         self.service = dict(options)
         self.service["parsers"] = self._parsers()
@@ -202,16 +194,7 @@ class Agent:
         label = f"[{kind.upper()}] {plugin}"
         cls = load_plugin(kind, plugin, instance.origin)
         opts = full_configmap(kind, cls).resolve(instance.properties, section=label)
-        for key, reason, origin in opts.without_effect():
-            where = f"{origin}: " if origin is not None else ""
-            self._note(
-                logging.WARNING,
-                "%s%s: '%s' has no effect in relaybit (%s)",
-                where,
-                label,
-                key,
-                reason,
-            )
+        self._note_without_effect(opts, label)
         index = counts.get((kind, plugin), 0)
         counts[(kind, plugin)] = index + 1
         name = opts.opt_str("alias") or f"{plugin}.{index}"
@@ -438,6 +421,19 @@ class Agent:
 
     def _note(self, level: int, message: str, *args: Any) -> None:
         self._build_notes.append((level, message, args))
+
+    def _note_without_effect(self, opts: Options, label: str) -> None:
+        """A warning per key of ``label``'s section written but without effect in relaybit."""
+        for key, reason, origin in opts.without_effect():
+            where = f"{origin}: " if origin is not None else ""
+            self._note(
+                logging.WARNING,
+                "%s%s: '%s' has no effect in relaybit (%s)",
+                where,
+                label,
+                key,
+                reason,
+            )
 
     def log_build_notes(self) -> None:
         """Log what the build found (an output without ``match`` ...), once."""
