@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import inspect
 import logging
 import os
@@ -223,7 +224,13 @@ class Agent:
                 route_outputs=self._route_outputs(instance, label),
                 processors=processors,
             )
-            ctx = InputContext(**common, emit=emit, tag=opts.opt_str("tag") or name)
+            ctx = InputContext(
+                **common,
+                emit=emit,
+                tag=opts.opt_str("tag") or name,
+                decodes=functools.partial(self.engine.decodes, name),
+                emit_entries=functools.partial(self.engine.emit_entries, name),
+            )
             self.inputs[name] = cls(ctx)
             return
         matcher: Matcher = self._matcher(opts, label, name)

@@ -61,6 +61,23 @@ def _no_fields(line: bytes) -> None:
     return None
 
 
+def _may_change(line: bytes) -> bool:
+    """A line with a backslash whose records may hold text that packing and decoding
+    change: bytes that are not UTF-8 (surrogates an unescape may put side by side), or
+    an escaped surrogate (``\\udc80``)."""
+    return not line.isascii() or b"\\ud" in line or b"\\uD" in line
+
+
+def _round_trip(record: Any, pack: Any, pack_safe: Any) -> Any:
+    try:
+        data = pack(record)
+    except UnicodeEncodeError:
+        data = pack_safe(record)
+    return msgpack.unpackb(
+        data, ext_hook=slice, raw=False, unicode_errors="surrogateescape", strict_map_key=False
+    )
+
+
 class ParsedLines:
     """Packs lines through ``parser``: the parsed record, or ``{key: line}`` when it fails.
 
@@ -103,12 +120,33 @@ class ParsedLines:
             return b""
         with gc_paused():
             if self.parser is None or isinstance(self.parser, BaseParser):
-                return self._pack_fast(lines, b"\x92" + now, starts)
+                return self._pack_fast(lines, b"\x92" + now, starts)  # type: ignore[return-value]
             return self._pack_general(lines, b"\x92" + now, starts)
 
+    def entries(
+        self, lines: Sequence[bytes], now: bytes, starts: Sequence[int] | None = None
+    ) -> list[list[Any]] | None:
+        """What :func:`~relaybit.codec.records.decode_entries` gives for :meth:`pack`'s
+        bytes, without packing them (None for a parser of the general path).
+
+        A record whose text may not survive the trip as it is (a str holding bytes
+        that are not UTF-8 next to an escape the parser or a decoder resolves) is
+        packed and decoded, as the bytes path would.
+        """
+        if self.parser is not None and not isinstance(self.parser, BaseParser):
+            return None
+        if not lines:
+            return []
+        with gc_paused():
+            return self._pack_fast(lines, b"\x92" + now, starts, decoded=True)  # type: ignore[return-value]
+
     def _pack_fast(
-        self, lines: Sequence[bytes], head: bytes, starts: Sequence[int] | None
-    ) -> bytes:
+        self,
+        lines: Sequence[bytes],
+        head: bytes,
+        starts: Sequence[int] | None,
+        decoded: bool = False,
+    ) -> bytes | list[list[Any]]:
         parser: BaseParser | None = self.parser
         fields = parser.fields_bytes if parser is not None else _no_fields
         finish = parser.finish if parser is not None and parser.needs_finish else None
@@ -129,10 +167,12 @@ class ParsedLines:
         extra = self._extra
         offset_key = self.offset_key
         key = self.key
-        parts: list[bytes] = []
+        parts: list[Any] = []
         append = parts.append
         last_when: EventTime | None = None
         last_head = head
+        times: dict[bytes, slice] = {}  # decoded: entry head -> its time as decode_entries has it
+        as_is = decoded and not (parser is not None and parser.settings.decoders)
         for i, line in enumerate(lines):
             record = fields(line)
             when: EventTime | None = None
@@ -167,12 +207,20 @@ class ParsedLines:
                 if when is not last_when:  # a cached time is the same object
                     last_when, last_head = when, entry_head(when)
                 entry = last_head
+            if decoded:
+                stamp = times.get(entry)
+                if stamp is None:
+                    stamp = times[entry] = slice(0, entry[3:])
+                if not as_is or (b"\\" in line and _may_change(line)):
+                    record = _round_trip(record, pack, pack_safe)
+                append([stamp, record])
+                continue
             append(entry)
             try:  # without unicode_errors msgpack packs str directly (a third faster)
                 append(pack(record))
             except UnicodeEncodeError:
                 append(pack_safe(record))
-        return b"".join(parts)
+        return parts if decoded else b"".join(parts)
 
     def _pack_general(
         self, lines: Sequence[bytes], head: bytes, starts: Sequence[int] | None

@@ -350,9 +350,43 @@ class Engine(StoredChunks):
         """Emit on behalf of input ``input_name`` (inputs normally use their own emit)."""
         await self._emit(self.inputs[input_name], tag, data, records)
 
-    async def _emit(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> None:
+    def decodes(self, input_name: str, tag: str) -> bool:
+        """True when records ``input_name`` emits under ``tag`` are decoded before they are
+        buffered (processors of the input, or filters matching the tag): that input may
+        then hand them over decoded (:meth:`emit_entries`)."""
+        return bool(self._input_processors.get(input_name) or self.router.route(tag).filters)
+
+    async def emit_entries(
+        self,
+        input_name: str,
+        tag: str,
+        entries: list[Any],
+        records: int,
+        original: Callable[[], bytes],
+    ) -> None:
+        """:meth:`emit` of decoded entries (``[head, record]`` lists as
+        :func:`~relaybit.codec.records.decode_entries` gives them): the filter chain
+        runs on them and the result is encoded once.  ``original()`` gives the bytes
+        the input would have emitted (they pass unfiltered if the result cannot be
+        encoded).  Storage, waiting and counts are those of :meth:`emit`."""
+        buf = self.inputs[input_name]
+        names = self.router.route(tag).filters
+        processors = self._input_processors.get(buf.name)
+        if processors:
+            names = processors + names
+        if names:
+            data, kept = self.filter_chain.run_entries(names, tag, entries, records, original)
+        else:
+            data, kept = original(), records
+        buf.records += records
+        buf.bytes += len(data)  # the bytes after the filters: the bytes before are never made
+        await self._emit(buf, tag, data, kept, filtered=True)
+
+    async def _emit(
+        self, buf: InputBuffer, tag: str, data: bytes, records: int, *, filtered: bool = False
+    ) -> None:
         try:
-            if not self._accept(buf, tag, data, records):
+            if not self._accept(buf, tag, data, records, filtered=filtered):
                 return
         except StorageWriteError as exc:  # disk full: held here until stored
             assert buf.storage is not None
@@ -373,19 +407,27 @@ class Engine(StoredChunks):
                 self._dispatch(chunk)
             await buf.wait_resumed()
 
-    def _accept(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> bool:
-        """Filter, route and append emitted records; False when none were buffered."""
-        buf.records += records
-        buf.bytes += len(data)
+    def _accept(
+        self, buf: InputBuffer, tag: str, data: bytes, records: int, *, filtered: bool = False
+    ) -> bool:
+        """Filter, route and append emitted records; False when none were buffered.
+
+        ``filtered``: the records went through the filter chain already (and are counted)."""
         route = self.router.route(tag)
-        names = route.filters
-        processors = self._input_processors.get(buf.name)
-        if processors:
-            names = processors + names
-        if names:
-            data, records = self.filter_chain.run(names, tag, data, records)
+        if filtered:
             if not records:
                 return False
+        else:
+            buf.records += records
+            buf.bytes += len(data)
+            names = route.filters
+            processors = self._input_processors.get(buf.name)
+            if processors:
+                names = processors + names
+            if names:
+                data, records = self.filter_chain.run(names, tag, data, records)
+                if not records:
+                    return False
         splitter = self._splitters.get(buf.name)
         if splitter is not None:
             return self._accept_routed(buf, splitter, tag, data, records)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from relaybit.codec.records import decode_entries, encode_entries, new_entry_packer
 from relaybit.logging import counted
@@ -43,13 +44,41 @@ class FilterChain:
         if gc.isenabled():  # the decoded records hold no cycles: collecting in between is waste
             gc.disable()
             try:
-                return self._run(names, tag, data, records)
+                return self._run(names, tag, decode_entries(data), records, data)
             finally:
                 gc.enable()
-        return self._run(names, tag, data, records)
+        return self._run(names, tag, decode_entries(data), records, data)
 
-    def _run(self, names: Sequence[str], tag: str, data: bytes, records: int) -> tuple[bytes, int]:
-        entries = decode_entries(data)
+    def run_entries(
+        self,
+        names: Sequence[str],
+        tag: str,
+        entries: list[Any],
+        records: int,
+        original: Callable[[], bytes],
+    ) -> tuple[bytes, int]:
+        """:meth:`run` over entries already decoded (``[head, record]`` lists, as
+        :func:`~relaybit.codec.records.decode_entries` returns them), encoded once.
+
+        ``original()`` gives the entries' bytes as the input would have emitted
+        them: they pass unfiltered when the result cannot be encoded.
+        """
+        if gc.isenabled():
+            gc.disable()
+            try:
+                return self._run(names, tag, entries, records, original)
+            finally:
+                gc.enable()
+        return self._run(names, tag, entries, records, original)
+
+    def _run(
+        self,
+        names: Sequence[str],
+        tag: str,
+        entries: list[Any],
+        records: int,
+        data: bytes | Callable[[], bytes],
+    ) -> tuple[bytes, int]:
         filters = self.filters
         for name in names:
             try:
@@ -77,7 +106,7 @@ class FilterChain:
                 exc,
                 counted(records, "record passes", "records pass"),
             )
-            return data, records
+            return (data if isinstance(data, bytes) else data()), records
 
     def _label(self, name: str) -> str:
         return self.labels.get(name) or f"{self.kind}:{name}"

@@ -274,6 +274,9 @@ EmitterFn = Callable[[str, bytes, int], None]
 #: ``add_emitter(name, *, storage_type="memory", mem_buf_limit=0) -> EmitterFn``
 #: (:meth:`relaybit.pipeline.engine.Engine.add_emitter`).
 AddEmitterFn = Callable[..., EmitterFn]
+#: ``emit_entries(tag, entries, records, original)``: decoded ``[head, record]`` lists
+#: (:meth:`relaybit.pipeline.engine.Engine.emit_entries`)
+EmitEntriesFn = Callable[[str, list[Any], int, Callable[[], bytes]], Awaitable[None]]
 
 
 @dataclass(kw_only=True)
@@ -283,6 +286,11 @@ class InputContext(PluginContext):
     emit: EmitFn
     #: ``tag`` of the instance (defaults to the instance name, as Fluent Bit)
     tag: str = ""
+    #: ``decodes(tag)``: True when the records of ``tag`` are decoded before they are
+    #: buffered (processors, filters); the input may then hand them to ``emit_entries``
+    #: as decoded entries, which must equal what decoding its bytes would give
+    decodes: Callable[[str], bool] | None = None
+    emit_entries: EmitEntriesFn | None = None
 
 
 @dataclass(kw_only=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import time
@@ -688,6 +689,14 @@ class TailInput(InputPlugin):
         if self._joiner_factory is not None:
             await self._emit_joined(file, batch)
             return
+        decodes = self.ctx.decodes
+        if (
+            decodes is not None
+            and self.parser is not None
+            and decodes(file.tag)
+            and await self._emit_decoded(file, batch)
+        ):
+            return
         stamp = now_ext(self.ctx.clock)
         if self.parser is None and not self.offset_key:
             data = self._packers[(file.dev, file.inode)].pack(lines, stamp)
@@ -695,6 +704,26 @@ class TailInput(InputPlugin):
             data = self._pack_records(file, batch)
         await self.ctx.emit(file.tag, data, len(lines))
         self.records += len(lines)
+
+    async def _emit_decoded(self, file: TailedFile, batch: Batch) -> bool:
+        """Parsed records whose tag has filters or processors go to the engine decoded
+        (no pack and decode between the parser and the filters); False when the parser
+        cannot hand them over so."""
+        emit_entries = self.ctx.emit_entries
+        if emit_entries is None:
+            return False
+        packer, now, starts = self._parse_args(file, batch)
+        entries = packer.entries(batch.lines, now, starts)
+        if entries is None:
+            return False
+        await emit_entries(
+            file.tag,
+            entries,
+            len(batch.lines),
+            functools.partial(packer.pack, batch.lines, now, starts),
+        )
+        self.records += len(batch.lines)
+        return True
 
     # --- multi-line (multiline.parser, docker_mode): per-line work, off the fast path ---
 
@@ -754,6 +783,13 @@ class TailInput(InputPlugin):
 
     def _pack_records(self, file: TailedFile, batch: Batch) -> bytes:
         """A parser and/or a per-line offset key: a batch through relaybit.parsers.packing."""
+        packer, now, starts = self._parse_args(file, batch)
+        return packer.pack(batch.lines, now, starts)
+
+    def _parse_args(
+        self, file: TailedFile, batch: Batch
+    ) -> tuple[ParsedLines, bytes, Sequence[int] | None]:
+        """The ParsedLines of ``file``, the batch time (bytes) and the lines' offsets."""
         ident = (file.dev, file.inode)
         packer = self._parsed.get(ident)
         if packer is None:
@@ -764,7 +800,7 @@ class TailInput(InputPlugin):
         if self.offset_key and starts is None:
             starts = [file.offset] * len(batch.lines)
         now = EventTime.from_float(self.ctx.clock.time())
-        return packer.pack(batch.lines, entry_head(now)[1:], starts)
+        return packer, entry_head(now)[1:], starts
 
     def status(self) -> dict[str, Any]:
         return {
