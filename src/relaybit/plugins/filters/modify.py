@@ -136,16 +136,9 @@ class Rule:
     key_matcher: Callable[[Any], bool] | None = None
 
     def apply(self, record: Record) -> Record:
+        """The rules :func:`compile_rule` does not write out as functions of their own."""
         kind, key, value = self.kind, self.key, self.value
-        if kind == "set":
-            record.pop(key, None)
-            record[key] = value
-        elif kind in ("add", "add_if_not_present"):
-            if key not in record:
-                record[key] = value
-        elif kind == "remove":
-            record.pop(key, None)
-        elif kind in ("remove_wildcard", "remove_regex"):
+        if kind in ("remove_wildcard", "remove_regex"):
             assert self.key_matcher is not None
             matcher = self.key_matcher
             return {k: v for k, v in record.items() if not matcher(k)}
@@ -155,9 +148,6 @@ class Rule:
             moved = {k: v for k, v in record.items() if matcher(k)}
             rest = {k: v for k, v in record.items() if not matcher(k)}
             return {**moved, **rest} if kind == "move_to_start" else {**rest, **moved}
-        elif kind in ("rename", "hard_rename"):
-            if key in record and (kind == "hard_rename" or value not in record):
-                return {(value if k == key else k): v for k, v in record.items() if k != value}
         elif kind in ("copy", "hard_copy") and key in record:
             if kind == "copy" and value in record:
                 return record
@@ -172,8 +162,10 @@ class Rule:
         return record
 
 
-def _compile_rule(rule: Rule) -> Callable[[Record], Record]:
-    """A function for ``rule``: the frequent rules written out, the others by Rule.apply."""
+def compile_rule(rule: Rule) -> Callable[[Record], Record]:
+    """A function applying ``rule`` to a record it may change in place; it returns the
+    record, or a new one.  The frequent rules (add, set, remove, rename) are written
+    out; the others go through :meth:`Rule.apply`."""
     kind, key, value = rule.kind, rule.key, rule.value
     if kind in ("add", "add_if_not_present"):
 
@@ -277,7 +269,7 @@ class ModifyFilter(FilterPlugin):
                 self.rules.append(self._rule(name, str(raw), origin))
         if ctx.options.is_set("add_if_not_present"):
             ctx.logger.warning("'add_if_not_present' is deprecated; use 'add'")
-        self._steps = [_compile_rule(rule) for rule in self.rules]
+        self._steps = [compile_rule(rule) for rule in self.rules]
         self._checks = [condition.holds for condition in self.conditions]
 
     def _fail(self, message: str, origin: Origin | None, key: str) -> ConfigError:

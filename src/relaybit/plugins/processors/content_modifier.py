@@ -45,9 +45,13 @@ from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.parsers.regex import compile_onigmo
 from relaybit.plugins.base import FilterPlugin, PluginContext
+from relaybit.plugins.filters.modify import Rule, compile_rule
 
 ACTIONS = ("insert", "upsert", "delete", "rename", "hash", "extract", "convert")
 CONVERTED_TYPES = ("string", "int", "double", "boolean")
+#: the actions that are a modify filter rule: insert is add, upsert set, delete remove,
+#: rename hard_rename (in the key's place, replacing a key of the new name)
+_MODIFY_RULES = {"insert": "add", "upsert": "set", "delete": "remove", "rename": "hard_rename"}
 BODY = ("body", "message", "record")
 METADATA = ("metadata", "attributes")
 OTEL = (
@@ -238,35 +242,21 @@ class ContentModifier(FilterPlugin):
                     "converted_type",
                 )
             self.convert = _CONVERT[wanted]
-        self._apply = getattr(self, "_" + action)
+        self._apply: Callable[[dict[Any, Any]], dict[Any, Any]]
+        if action in _MODIFY_RULES:  # as the modify filter's rule of that name
+            self._apply = compile_rule(Rule(_MODIFY_RULES[action], key, self.value))
+        else:
+            self._apply = getattr(self, "_" + action)
         self.unchanged = 0
 
-    # -- the actions, on a map they may change in place ---------------------------------
+    # -- the actions of their own, on a map they may change in place ---------------------
 
-    def _insert(self, obj: dict[Any, Any]) -> None:
-        if self.key not in obj:
-            obj[self.key] = self.value
-
-    def _upsert(self, obj: dict[Any, Any]) -> None:
-        obj.pop(self.key, None)
-        obj[self.key] = self.value
-
-    def _delete(self, obj: dict[Any, Any]) -> None:
-        obj.pop(self.key, None)
-
-    def _rename(self, obj: dict[Any, Any]) -> None:
-        key, new = self.key, self.value
-        if key not in obj or key == new:
-            return
-        items = [(new if k == key else k, v) for k, v in obj.items() if k != new]
-        obj.clear()
-        obj.update(items)
-
-    def _hash(self, obj: dict[Any, Any]) -> None:
+    def _hash(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         if self.key in obj:
             obj[self.key] = _hash(obj[self.key])
+        return obj
 
-    def _extract(self, obj: dict[Any, Any]) -> None:
+    def _extract(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         assert self.regex is not None
         value = obj.get(self.key)
         if isinstance(value, bytes):
@@ -281,13 +271,15 @@ class ContentModifier(FilterPlugin):
             if found is not None:
                 obj.pop(name, None)
                 obj[name] = found
+        return obj
 
-    def _convert(self, obj: dict[Any, Any]) -> None:
+    def _convert(self, obj: dict[Any, Any]) -> dict[Any, Any]:
         if self.key not in obj:
             raise Unchanged(f"'{self.key}' is missing")
         converted = self.convert(obj[self.key])
         del obj[self.key]
         obj[self.key] = converted
+        return obj
 
     # -- the processor ------------------------------------------------------------------
 
@@ -305,7 +297,7 @@ class ContentModifier(FilterPlugin):
                 out.append(entry)
                 continue
             try:
-                apply(obj)
+                obj = apply(obj)
             except Unchanged as exc:
                 self._count(exc)
                 out.append(entry)
