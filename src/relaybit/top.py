@@ -34,6 +34,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from relaybit.monitoring.history import number
+
 DEFAULT_URL = "http://127.0.0.1:2020"
 
 #: Colour of each node state (the /status page uses the same meaning).
@@ -109,10 +111,6 @@ def read(base: str) -> Reading:
     return Reading(time.monotonic(), metrics, upstreams, storage, uptime)
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
 def _rate(now: float, before: float | None, elapsed: float) -> float | None:
     if before is None or elapsed <= 0 or now < before:
         return None
@@ -132,8 +130,8 @@ def human(value: float | None, unit: str = "") -> str:
 def _failures(node: Mapping[str, Any]) -> int:
     raw = (node.get("counters") or {}).get("failures", node.get("failures"))
     if isinstance(raw, Mapping):
-        return int(sum(_num(v) for v in raw.values()))
-    return int(_num(raw))
+        return int(sum(number(v) for v in raw.values()))
+    return int(number(raw))
 
 
 def _last_error(node: Mapping[str, Any]) -> str:
@@ -180,7 +178,7 @@ class View:
         value: Any = data
         for key in path:
             value = value.get(key, {}) if isinstance(value, Mapping) else {}
-        return _num(value)
+        return number(value)
 
     def _node_rate(self, output: str, node: str) -> float | None:
         if self.previous is None or self.current is None:
@@ -190,7 +188,7 @@ class View:
             status = reading.upstreams.get(output) or {}
             for n in status.get("nodes") or []:
                 if n.get("name") == node:
-                    return _num((n.get("counters") or {}).get("records"))
+                    return number((n.get("counters") or {}).get("records"))
             return None
 
         now, before = records(self.current), records(self.previous)
@@ -239,14 +237,14 @@ class View:
         for name, values in sorted((self.current.metrics.get("output") or {}).items()):
             rps, total = self._rates("output", name, "proc_records")
             bps, _ = self._rates("output", name, "proc_bytes")
-            dropped = int(_num(values.get("dropped_records")))
+            dropped = int(number(values.get("dropped_records")))
             table.add_row(
                 name,
                 human(rps),
                 human(bps, "B"),
                 human(total),
-                str(int(_num(values.get("errors")))),
-                str(int(_num(values.get("retries")))),
+                str(int(number(values.get("errors")))),
+                str(int(number(values.get("retries")))),
                 Text(str(dropped), style="bold red" if dropped else ""),
             )
         return table
@@ -280,9 +278,9 @@ class View:
                     str(node.get("address", "")),
                     Text(label, style=STATE_STYLES.get(state, "")),
                     human(self._node_rate(output, name)),
-                    str(int(_num(node.get("in_flight")))),
+                    str(int(number(node.get("in_flight")))),
                     str(_failures(node)),
-                    str(int(_num(node.get("ejections")))),
+                    str(int(number(node.get("ejections")))),
                     _last_error(node),
                 )
             yield table
@@ -296,18 +294,18 @@ class View:
         table = Table(title="storage", title_justify="left")
         for col in ("type", "chunks", "up", "down", "backlog files", "buffered", "lost"):
             table.add_column(col, justify="left" if col == "type" else "right")
-        limit = int(_num(info.get("mem_limit")))
-        buffered = human(_num(info.get("buffered_bytes")), "B")
+        limit = int(number(info.get("mem_limit")))
+        buffered = human(number(info.get("buffered_bytes")), "B")
         if limit:
             buffered += f" / {human(limit, 'B')}"
         table.add_row(
             str(info.get("type", "memory")),
-            str(int(_num(info.get("pending_chunks")))),
-            str(int(_num(info.get("chunks_up")))),
-            str(int(_num(info.get("chunks_down")))),
-            str(int(_num(info.get("backlog_files_waiting")))),
+            str(int(number(info.get("pending_chunks")))),
+            str(int(number(info.get("chunks_up")))),
+            str(int(number(info.get("chunks_down")))),
+            str(int(number(info.get("backlog_files_waiting")))),
             buffered,
-            str(int(_num(info.get("lost_records")))),
+            str(int(number(info.get("lost_records")))),
         )
         return table
 

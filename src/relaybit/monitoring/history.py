@@ -22,7 +22,8 @@ DEFAULT_SECONDS = 300
 DEFAULT_EVENTS = 200
 
 
-def _num(value: Any) -> float:
+def number(value: Any) -> float:
+    """A counter of the monitoring API's JSON as a float: 0 when missing or not a number."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
@@ -70,7 +71,7 @@ class History:
             series = self.series.get(key)
             if series is None:
                 series = self.series[key] = _Series()
-            series.add(_num(value), elapsed, self.seconds)
+            series.add(number(value), elapsed, self.seconds)
 
         for name, values in (metrics.get("input") or {}).items():
             add(("input", name, "records"), values.get("records"))

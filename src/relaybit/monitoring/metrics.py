@@ -26,6 +26,7 @@ from prometheus_client.core import (
 )
 
 import relaybit
+from relaybit.monitoring.history import number
 
 #: Health states a node can be in (Upstream status ``state``).
 NODE_STATES = ("healthy", "ejected", "probing", "unhealthy", "standby", "panic")
@@ -139,14 +140,14 @@ def storage_status(agent: MonitoredAgent) -> dict[str, Any]:
     plus a ``relaybit`` object: memory, backlog, records lost and output queues."""
     status = engine_status(agent) or {}
     storage = status.get("storage") or {"type": "memory"}
-    pending = int(_number(status.get("pending_chunks", 0)))
+    pending = int(number(status.get("pending_chunks", 0)))
     filesystem = storage.get("type") == "filesystem"
-    up = int(_number(storage.get("chunks_up", 0)))
-    down = int(_number(storage.get("chunks_down", 0)))
+    up = int(number(storage.get("chunks_up", 0)))
+    down = int(number(storage.get("chunks_down", 0)))
     inputs: dict[str, Any] = {}
     for name, values in (status.get("inputs") or {}).items():
-        limit = _number(values.get("mem_buf_limit", 0))
-        held = _number(values.get("buffered_bytes", 0))
+        limit = number(values.get("mem_buf_limit", 0))
+        held = number(values.get("buffered_bytes", 0))
         inputs[name] = {
             "status": {
                 "overlimit": bool(values.get("paused")),
@@ -157,9 +158,9 @@ def storage_status(agent: MonitoredAgent) -> dict[str, Any]:
                 "storage": values.get("storage", "memory"),
             },
             "chunks": {
-                "total": int(_number(values.get("pending_chunks", 0))),
-                "open": int(_number(values.get("open_chunks", 0))),
-                "pending": int(_number(values.get("pending_chunks", 0))),
+                "total": int(number(values.get("pending_chunks", 0))),
+                "open": int(number(values.get("open_chunks", 0))),
+                "pending": int(number(values.get("pending_chunks", 0))),
             },
         }
     memory = status.get("memory") or {}
@@ -180,11 +181,11 @@ def storage_status(agent: MonitoredAgent) -> dict[str, Any]:
             "pending_chunks": pending,
             "chunks_up": up,
             "chunks_down": down,
-            "max_chunks_up": int(_number(storage.get("max_chunks_up", 0))),
-            "backlog_files_waiting": int(_number(storage.get("backlog_files_waiting", 0))),
-            "buffered_bytes": int(_number(memory.get("buffered_bytes", 0))),
-            "mem_limit": int(_number(memory.get("mem_limit", 0))),
-            "lost_records": int(_number(status.get("lost_records", 0))),
+            "max_chunks_up": int(number(storage.get("max_chunks_up", 0))),
+            "backlog_files_waiting": int(number(storage.get("backlog_files_waiting", 0))),
+            "buffered_bytes": int(number(memory.get("buffered_bytes", 0))),
+            "mem_limit": int(number(memory.get("mem_limit", 0))),
+            "lost_records": int(number(status.get("lost_records", 0))),
             "outputs": {
                 name: {
                     key: values.get(key)
@@ -234,21 +235,17 @@ def pipeline_view(agent: MonitoredAgent) -> dict[str, Any]:
 # --------------------------------------------------------------------------- Prometheus
 
 
-def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-
-
 def _failures(counters: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, float]:
     """Failures by kind, from ``failures: {kind: n}`` or ``failures_<kind>`` or a plain count."""
     raw = counters.get("failures", node.get("failures"))
     kinds: dict[str, float] = {}
     if isinstance(raw, Mapping):
-        kinds.update({str(k): _number(v) for k, v in raw.items()})
+        kinds.update({str(k): number(v) for k, v in raw.items()})
     elif raw is not None:
-        kinds["all"] = _number(raw)
+        kinds["all"] = number(raw)
     for key, value in counters.items():
         if key.startswith("failures_"):
-            kinds[key.removeprefix("failures_")] = _number(value)
+            kinds[key.removeprefix("failures_")] = number(value)
     return kinds
 
 
@@ -263,7 +260,7 @@ def _histogram(raw: Any) -> tuple[list[tuple[str, float]], float] | None:
     buckets = raw["buckets"]
     pairs = list(buckets.items()) if isinstance(buckets, Mapping) else list(buckets)
     parsed = sorted(
-        ((float("inf") if str(le) in ("+Inf", "inf") else float(le), _number(n)) for le, n in pairs)
+        ((float("inf") if str(le) in ("+Inf", "inf") else float(le), number(n)) for le, n in pairs)
     )
     cumulative = bool(raw.get("cumulative", True))
     out: list[tuple[str, float]] = []
@@ -272,9 +269,9 @@ def _histogram(raw: Any) -> tuple[list[tuple[str, float]], float] | None:
         running = n if cumulative else running + n
         if le != float("inf"):
             out.append((repr(le), running))
-    total = _number(raw.get("count", running))
+    total = number(raw.get("count", running))
     out.append(("+Inf", max(total, running)))
-    return out, _number(raw.get("sum", 0.0))
+    return out, number(raw.get("sum", 0.0))
 
 
 class AgentCollector:
@@ -324,8 +321,8 @@ class AgentCollector:
             labels=["name"],
         )
         for name, values in (status.get("inputs") or {}).items():
-            held.add_metric([name], _number(values.get("buffered_bytes", 0)))
-            limit.add_metric([name], _number(values.get("mem_buf_limit", 0)))
+            held.add_metric([name], number(values.get("buffered_bytes", 0)))
+            limit.add_metric([name], number(values.get("mem_buf_limit", 0)))
             paused.add_metric([name], 1.0 if values.get("paused") else 0.0)
         yield held
         yield limit
@@ -341,8 +338,8 @@ class AgentCollector:
             labels=["name"],
         )
         for name, values in (status.get("outputs") or {}).items():
-            queued.add_metric([name], _number(values.get("storage_queued_bytes", 0)))
-            total_limit.add_metric([name], _number(values.get("total_limit_size", 0)))
+            queued.add_metric([name], number(values.get("storage_queued_bytes", 0)))
+            total_limit.add_metric([name], number(values.get("total_limit_size", 0)))
         yield queued
         yield total_limit
         storage = status.get("storage") or {}
@@ -352,10 +349,10 @@ class AgentCollector:
             "Chunks not yet delivered everywhere, by state (up: data in memory, down: on disk only).",
             labels=["state"],
         )
-        pending = _number(status.get("pending_chunks", 0))
+        pending = number(status.get("pending_chunks", 0))
         if storage.get("type") == "filesystem":
-            chunks.add_metric(["up"], _number(storage.get("chunks_up", 0)))
-            chunks.add_metric(["down"], _number(storage.get("chunks_down", 0)))
+            chunks.add_metric(["up"], number(storage.get("chunks_up", 0)))
+            chunks.add_metric(["down"], number(storage.get("chunks_down", 0)))
         else:
             chunks.add_metric(["up"], pending)
             chunks.add_metric(["down"], 0.0)
@@ -363,17 +360,17 @@ class AgentCollector:
         buffered = GaugeMetricFamily(
             "relaybit_storage_buffered_bytes", "Bytes held in memory by every input together."
         )
-        buffered.add_metric([], _number(memory.get("buffered_bytes", 0)))
+        buffered.add_metric([], number(memory.get("buffered_bytes", 0)))
         yield buffered
         mem_limit = GaugeMetricFamily(
             "relaybit_storage_mem_limit_bytes", "[SERVICE] storage.mem_limit (0: none)."
         )
-        mem_limit.add_metric([], _number(memory.get("mem_limit", 0)))
+        mem_limit.add_metric([], number(memory.get("mem_limit", 0)))
         yield mem_limit
         lost = CounterMetricFamily(
             "relaybit_lost_records", "Records lost at shutdown (memory storage, grace over)."
         )
-        lost.add_metric([], _number(status.get("lost_records", 0)))
+        lost.add_metric([], number(status.get("lost_records", 0)))
         yield lost
 
     @staticmethod
@@ -384,7 +381,7 @@ class AgentCollector:
         for key, name, doc in table:
             family = CounterMetricFamily(name, doc, labels=["name"])
             for instance, values in plugins.items():
-                family.add_metric([instance], _number(values.get(key, 0)))
+                family.add_metric([instance], number(values.get(key, 0)))
             yield family
 
     @staticmethod
@@ -399,7 +396,7 @@ class AgentCollector:
             labels=["name"],
         )
         for name, values in stored.items():
-            paused.add_metric([name], _number(values.get("storage_paused", 0)))
+            paused.add_metric([name], number(values.get("storage_paused", 0)))
         yield paused
 
     @staticmethod
@@ -422,12 +419,12 @@ class AgentCollector:
             labels=["name", "reason"],
         )
         for name, values in servers.items():
-            open_.add_metric([name], _number(values.get("connections", 0)))
-            refused.add_metric([name], _number(values.get("connections_refused", 0)))
+            open_.add_metric([name], number(values.get("connections", 0)))
+            refused.add_metric([name], number(values.get("connections_refused", 0)))
             reasons = values.get("rejected") or {}
             if isinstance(reasons, Mapping):
                 for reason, count in sorted(reasons.items()):
-                    rejected.add_metric([name, str(reason)], _number(count))
+                    rejected.add_metric([name, str(reason)], number(count))
         yield open_
         yield refused
         yield rejected
@@ -464,10 +461,10 @@ class AgentCollector:
                 for name in dict.fromkeys((*NODE_STATES, current)):
                     if name:
                         state.add_metric([*values, name], 1.0 if name == current else 0.0)
-                in_flight.add_metric(values, _number(node.get("in_flight", 0)))
+                in_flight.add_metric(values, number(node.get("in_flight", 0)))
                 node_counters = node.get("counters") or {}
                 for key, family in counters.items():
-                    family.add_metric(values, _number(node_counters.get(key, node.get(key, 0))))
+                    family.add_metric(values, number(node_counters.get(key, node.get(key, 0))))
                 for kind, count in sorted(_failures(node_counters, node).items()):
                     failures.add_metric([*values, kind], count)
                 hist = _histogram(node.get("latency", node_counters.get("latency")))
@@ -530,10 +527,10 @@ def _snapshot(metrics: Mapping[str, Any]) -> _Snapshot:
     outputs: Mapping[str, Mapping[str, Any]] = metrics.get("output", {})
     return {
         name: (
-            _number(v.get("proc_records", 0)),
-            _number(v.get("errors", 0)),
-            _number(v.get("retries", 0)),
-            _number(v.get("retries_failed", 0)),
+            number(v.get("proc_records", 0)),
+            number(v.get("errors", 0)),
+            number(v.get("retries", 0)),
+            number(v.get("retries_failed", 0)),
         )
         for name, v in outputs.items()
     }
