@@ -48,7 +48,7 @@ from relaybit.config.model import AgentConfig, PluginInstance, PluginKind
 from relaybit.config.origin import COMMAND_LINE
 from relaybit.config.schema import ConfigMap, RawProperty
 from relaybit.config.secrets import mask
-from relaybit.config.service import DAEMON_REFUSED, SERVICE_OPTIONS
+from relaybit.config.service import DAEMON_REFUSED, FIPS_REFUSED, SERVICE_OPTIONS
 from relaybit.errors import ConfigError, ConfigErrors
 from relaybit.logging import ROOT as LOG_ROOT
 from relaybit.logging import FluentBitFormatter
@@ -80,7 +80,7 @@ REFUSED_FLAGS: tuple[tuple[tuple[str, ...], str, bool, str], ...] = (
         ("--enable-fips",),
         "enable_fips",
         False,
-        "relaybit cannot require OpenSSL's FIPS mode (use a FIPS-enabled Python and OpenSSL)",
+        FIPS_REFUSED,
     ),
     (("-M", "--windows_maxstdio"), "windows_maxstdio", True, "Windows only"),
 )

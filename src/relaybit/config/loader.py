@@ -22,7 +22,7 @@ from relaybit.config.env import Env
 from relaybit.config.model import AgentConfig, PluginInstance, PluginKind, Section
 from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, RawProperty, suggest
-from relaybit.config.service import ServiceSettings, resolve_service
+from relaybit.config.service import SERVICE_DNS_KEYS, ServiceSettings, resolve_service
 from relaybit.config.units import parse_bool
 from relaybit.config.yaml import is_yaml_path, read_yaml
 from relaybit.errors import ConfigError, ConfigErrors
@@ -366,12 +366,7 @@ def inherit_storage(config: AgentConfig) -> AgentConfig:
 
 
 #: ``[SERVICE]`` DNS keys -> the ``net.*`` key they give every network output as default
-_SERVICE_DNS = {
-    "dns.mode": "net.dns.mode",
-    "dns.resolver": "net.dns.resolver",
-    "dns.prefer_ipv4": "net.dns.prefer_ipv4",
-    "dns.prefer_ipv6": "net.dns.prefer_ipv6",
-}
+_SERVICE_DNS = {key: f"net.{key}" for key in SERVICE_DNS_KEYS}
 
 
 def inherit_service_defaults(config: AgentConfig) -> AgentConfig:

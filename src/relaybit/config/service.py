@@ -16,6 +16,14 @@ from relaybit.config.schema import ConfigMap, Option, Options, OptionType, RawPr
 _BOOL: OptionType = "bool"
 _STR: OptionType = "str"
 
+#: ``[SERVICE]`` keys that are the default of every network output's ``net.<key>``
+SERVICE_DNS_KEYS = ("dns.mode", "dns.resolver", "dns.prefer_ipv4", "dns.prefer_ipv6")
+
+FIPS_REFUSED = (
+    "relaybit cannot require OpenSSL's FIPS mode (use a FIPS-enabled Python build and"
+    " OpenSSL configuration)"
+)
+
 DAEMON_REFUSED = (
     "relaybit does not fork into the background; run it in the foreground under"
     " systemd (Type=simple), a container runtime or 'relaybit --supervisor'"
@@ -148,8 +156,7 @@ SERVICE_OPTIONS = ConfigMap(
             "bool",
             False,
             "Require OpenSSL FIPS mode",
-            refused="relaybit cannot require OpenSSL's FIPS mode (use a FIPS-enabled Python"
-            " build and OpenSSL configuration)",
+            refused=FIPS_REFUSED,
         ),
         *(
             Option(
@@ -158,7 +165,7 @@ SERVICE_OPTIONS = ConfigMap(
                 None,
                 f"Default of every network output's net.{name}",
             )
-            for name in ("dns.mode", "dns.resolver", "dns.prefer_ipv4", "dns.prefer_ipv6")
+            for name in SERVICE_DNS_KEYS
         ),
         Option(
             "storage.backlog.flush_on_shutdown",
