@@ -42,13 +42,6 @@ from relaybit.plugins.inputs.stream_clients import VERIFY_CLIENT_CERT, client_ce
 from relaybit.upstream.node import TLS_OPTIONS, TLSSettings
 from relaybit.upstream.tls import new_server_context
 
-_TLS_VERSIONS = {
-    "tlsv1.1": ssl.TLSVersion.TLSv1_1,
-    "tlsv1.2": ssl.TLSVersion.TLSv1_2,
-    "tlsv1.3": ssl.TLSVersion.TLSv1_3,
-}
-_TLS_VERSION_CHOICES = tuple(_TLS_VERSIONS)
-
 _CHUNK_NO_EFFECT = "nothing is allocated ahead: a read takes what the socket has"
 _WORKERS_NO_EFFECT = "relaybit serves every connection of the input on its event loop"
 
@@ -182,21 +175,6 @@ SERVER_OPTIONS = (
             ),
             Option("http_passwd", "str", None, "relaybit: password for http_user", secret=True),
             VERIFY_CLIENT_CERT,
-            Option(
-                "tls.min_version",
-                "str",
-                None,
-                "Oldest TLS version accepted: TLSv1.2 or TLSv1.3",
-                choices=_TLS_VERSION_CHOICES,
-            ),
-            Option(
-                "tls.max_version",
-                "str",
-                None,
-                "Newest TLS version accepted: TLSv1.2 or TLSv1.3",
-                choices=_TLS_VERSION_CHOICES,
-            ),
-            Option("tls.ciphers", "str", None, "TLS 1.2 cipher list (OpenSSL syntax)"),
         )
     )
     + OAUTH2_JWT_OPTIONS
@@ -207,33 +185,17 @@ SERVER_OPTIONS = (
 def server_ssl_context(
     tls: TLSSettings, base_dir: Path, opts: Options | None = None
 ) -> ssl.SSLContext | None:
-    """A server-side SSL context of its own from ``tls.*`` keys (None when ``tls`` is off).
+    """A server-side SSL context of its own from ``tls.*`` keys (None when ``tls`` is off;
+    the http server adds its ALPN protocols to it).
 
     ``tls.crt_file``/``tls.key_file`` are the server certificate; with
     ``tls.verify on`` and a ``tls.ca_file`` (or ``tls.verify_client_cert on``)
     clients must present a certificate; ``tls.min_version``, ``tls.max_version``
-    and ``tls.ciphers`` narrow what is offered.
+    and ``tls.ciphers`` (:data:`~relaybit.upstream.node.TLS_OPTIONS`, applied by
+    :mod:`relaybit.upstream.tls`) narrow what is offered.
     """
     require = client_cert_required(opts) if opts is not None else None
-    ctx = new_server_context(tls, base_dir, require_client_cert=require)
-    if ctx is None or opts is None:
-        return ctx
-    for key, attr in (
-        ("tls.min_version", "minimum_version"),
-        ("tls.max_version", "maximum_version"),
-    ):
-        value = opts.opt_str(key)
-        if value:
-            setattr(ctx, attr, _TLS_VERSIONS[value.lower()])
-    ciphers = opts.opt_str("tls.ciphers")
-    if ciphers:
-        try:
-            ctx.set_ciphers(ciphers)
-        except ssl.SSLError:
-            raise ConfigError(
-                f"no cipher matches {ciphers!r}", opts.origin("tls.ciphers"), key="tls.ciphers"
-            ) from None
-    return ctx
+    return new_server_context(tls, base_dir, require_client_cert=require)
 
 
 def _aliased(opts: Options, key: str, alias: str) -> Any:
