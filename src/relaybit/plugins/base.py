@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from relaybit.clock import SYSTEM_CLOCK, Clock
-from relaybit.config.schema import ConfigMap, Option, Options, OptionType
+from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.supervisor import Restarts, supervise
-from relaybit.upstream.node import UpstreamSpec
+from relaybit.upstream.node import UpstreamSpec, tls_proxy_options
 
 
 class FlushResult(enum.Enum):
@@ -33,9 +33,6 @@ class FlushResult(enum.Enum):
     RETRY = "retry"
     ERROR = "error"
 
-
-_BOOL: OptionType = "bool"
-_STR: OptionType = "str"
 
 #: ``log_suppress_interval``: every kind of plugin has it.
 LOG_SUPPRESS = Option(
@@ -179,21 +176,7 @@ SERVER_TLS_EXTRA = ConfigMap(
             "Require a client certificate",
             refused="this input does not check client certificates",
         ),
-        *(
-            Option(
-                f"tls.proxy.{key}",
-                typ,
-                default,
-                "TLS to an HTTP proxy",
-                refused="a server input connects to no proxy",
-            )
-            for key, typ, default in (
-                ("verify", _BOOL, True),
-                ("verify_hostname", _BOOL, False),
-                ("ca_path", _STR, None),
-                ("ca_file", _STR, None),
-            )
-        ),
+        *tls_proxy_options("a server input connects to no proxy"),
     )
 )
 

@@ -326,6 +326,20 @@ NET_OPTIONS = ConfigMap(
 _BOOL: OptionType = "bool"
 _STR: OptionType = "str"
 
+
+def tls_proxy_options(refused: str) -> tuple[Option, ...]:
+    """Fluent Bit's ``tls.proxy.*`` keys (TLS to an HTTP proxy), each refused with ``refused``."""
+    return tuple(
+        Option(f"tls.proxy.{key}", typ, default, "TLS to an HTTP proxy", refused=refused)
+        for key, typ, default in (
+            ("verify", _BOOL, True),
+            ("verify_hostname", _BOOL, False),
+            ("ca_path", _STR, None),
+            ("ca_file", _STR, None),
+        )
+    )
+
+
 #: Keys Fluent Bit gives every network output besides :data:`NET_OPTIONS` and
 #: :data:`TLS_OPTIONS` (``ipv6``, the rest of its TLS map).
 OUTPUT_TLS_EXTRA = ConfigMap(
@@ -355,20 +369,8 @@ OUTPUT_TLS_EXTRA = ConfigMap(
             )
             for key in ("certstore_name", "use_enterprise_store", "client_thumbprints")
         ),
-        *(
-            Option(
-                f"tls.proxy.{key}",
-                typ,
-                default,
-                "TLS to an HTTP proxy",
-                refused="TLS to an HTTP proxy is not implemented (the http output's proxy is plain http://)",
-            )
-            for key, typ, default in (
-                ("verify", _BOOL, True),
-                ("verify_hostname", _BOOL, False),
-                ("ca_path", _STR, None),
-                ("ca_file", _STR, None),
-            )
+        *tls_proxy_options(
+            "TLS to an HTTP proxy is not implemented (the http output's proxy is plain http://)"
         ),
     )
 )
