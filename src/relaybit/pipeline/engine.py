@@ -53,7 +53,7 @@ from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
 from relaybit.pipeline.conditions import RouteSplitter
 from relaybit.pipeline.filter_chain import FilterChain
 from relaybit.pipeline.output_slot import OutputSlot
-from relaybit.pipeline.router import Matcher, Router
+from relaybit.pipeline.router import Matcher, Route, Router
 from relaybit.pipeline.scheduler import RetryLimit, Scheduler
 from relaybit.pipeline.storage import FileStorage, LoadedChunk, StoredChunkRef
 from relaybit.pipeline.storage_guard import StorageWriteError, store_when_possible
@@ -354,7 +354,13 @@ class Engine(StoredChunks):
         """True when records ``input_name`` emits under ``tag`` are decoded before they are
         buffered (processors of the input, or filters matching the tag): that input may
         then hand them over decoded (:meth:`emit_entries`)."""
-        return bool(self._input_processors.get(input_name) or self.router.route(tag).filters)
+        return bool(self._filters_of(input_name, self.router.route(tag)))
+
+    def _filters_of(self, input_name: str, route: Route) -> tuple[str, ...]:
+        """What records ``input_name`` emits on ``route`` go through before they are
+        buffered: the input's processors, then the filters matching their tag."""
+        processors = self._input_processors.get(input_name)
+        return processors + route.filters if processors else route.filters
 
     async def emit_entries(
         self,
@@ -370,10 +376,7 @@ class Engine(StoredChunks):
         the input would have emitted (they pass unfiltered if the result cannot be
         encoded).  Storage, waiting and counts are those of :meth:`emit`."""
         buf = self.inputs[input_name]
-        names = self.router.route(tag).filters
-        processors = self._input_processors.get(buf.name)
-        if processors:
-            names = processors + names
+        names = self._filters_of(input_name, self.router.route(tag))
         if names:
             data, kept = self.filter_chain.run_entries(names, tag, entries, records, original)
         else:
@@ -420,10 +423,7 @@ class Engine(StoredChunks):
         else:
             buf.records += records
             buf.bytes += len(data)
-            names = route.filters
-            processors = self._input_processors.get(buf.name)
-            if processors:
-                names = processors + names
+            names = self._filters_of(buf.name, route)
             if names:
                 data, records = self.filter_chain.run(names, tag, data, records)
                 if not records:
