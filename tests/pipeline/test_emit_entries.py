@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pipeline_helpers import GateOutput, ListOutput, chunk_files, fs_engine
 
 from relaybit.codec.records import decode_entries
@@ -89,14 +90,16 @@ def tail_of(engine: Engine, emit: Any, log: Path, *, decoded: bool, **props: str
     return TailInput(ctx)
 
 
-async def run_tail(tmp_path: Path, engine: Engine, out: Any, *, decoded: bool) -> None:
-    log = tmp_path / f"app-{decoded}.log"
+async def run_tail(
+    tmp_path: Path, engine: Engine, out: Any, *, decoded: bool, **props: str
+) -> None:
+    log = tmp_path / "app.log"  # the same file both times (path_key)
     log.write_bytes(b"".join(line + b"\n" for line in LINES * 3))
     emit = engine.add_input("tail.0")
     add_filters(engine)
     engine.add_output("out.0", out, compile_match("*"))
     await engine.start()
-    tail = tail_of(engine, emit, log, decoded=decoded)
+    tail = tail_of(engine, emit, log, decoded=decoded, **props)
     await tail.start()
     size = os.path.getsize(log)
     try:
@@ -108,17 +111,31 @@ async def run_tail(tmp_path: Path, engine: Engine, out: Any, *, decoded: bool) -
     await engine.stop()
 
 
-async def test_tail_through_filters_writes_the_same_chunks_either_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "props",
+    [
+        {},
+        {"path_key": "file", "offset_key": "off"},
+        {"parser": "", "path_key": "file"},  # no parser: bytes either way
+        {"parser": "", "offset_key": "off"},  # records built per line: decoded
+    ],
+    ids=["json", "json-path-offset", "lines-path", "lines-offset"],
+)
+async def test_tail_through_filters_writes_the_same_chunks_either_way(
+    tmp_path: Path, props: dict[str, str]
+) -> None:
     got: dict[bool, bytes] = {}
     for decoded in (False, True):
         engine = Engine(EngineSettings(flush=0.0, grace=2.0))
         out = ListOutput()
-        await run_tail(tmp_path, engine, out, decoded=decoded)
+        await run_tail(tmp_path, engine, out, decoded=decoded, **props)
         got[decoded] = b"".join(chunk.data for chunk in out.chunks)
         assert engine.metrics()["input"]["tail.0"]["records"] == len(LINES) * 3
     assert got[True] == got[False]
     records = [r for _, r in decode_entries(got[True])]
-    assert len(records) == 6 * 3 and all(r.get("host") == "web-1" for r in records)
+    assert all(r.get("host") == "web-1" for r in records)
+    if props.get("parser") != "":
+        assert len(records) == 6 * 3
 
 
 async def test_filesystem_storage_holds_the_same_bytes(tmp_path: Path) -> None:

@@ -692,7 +692,7 @@ class TailInput(InputPlugin):
         decodes = self.ctx.decodes
         if (
             decodes is not None
-            and self.parser is not None
+            and (self.parser is not None or self.offset_key)
             and decodes(file.tag)
             and await self._emit_decoded(file, batch)
         ):
@@ -706,9 +706,10 @@ class TailInput(InputPlugin):
         self.records += len(lines)
 
     async def _emit_decoded(self, file: TailedFile, batch: Batch) -> bool:
-        """Parsed records whose tag has filters or processors go to the engine decoded
-        (no pack and decode between the parser and the filters); False when the parser
-        cannot hand them over so."""
+        """Records built per line (a parser, an offset_key) whose tag has filters or
+        processors go to the engine decoded (no pack and decode between the parser and
+        the filters); False when the parser cannot hand them over so.  Plain lines stay
+        bytes: LinePacker and msgpack's decode cost less than a record built per line."""
         emit_entries = self.ctx.emit_entries
         if emit_entries is None:
             return False
@@ -716,12 +717,8 @@ class TailInput(InputPlugin):
         entries = packer.entries(batch.lines, now, starts)
         if entries is None:
             return False
-        await emit_entries(
-            file.tag,
-            entries,
-            len(batch.lines),
-            functools.partial(packer.pack, batch.lines, now, starts),
-        )
+        original = functools.partial(packer.pack, batch.lines, now, starts)
+        await emit_entries(file.tag, entries, len(batch.lines), original)
         self.records += len(batch.lines)
         return True
 
