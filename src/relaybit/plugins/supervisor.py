@@ -36,6 +36,20 @@ class Restarts:
     count: int = 0
     last_error: str = ""
 
+    def failed(self, exc: Exception, logger: logging.Logger, what: str, delay: float) -> None:
+        """Count a failure of ``what`` and log it in one line saying it starts again in
+        ``delay`` seconds (the traceback at debug level)."""
+        self.count += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        logger.error(
+            "%s failed on an unexpected error (%s); restarting in %.1f s (restart %d)",
+            what,
+            self.last_error,
+            delay,
+            self.count,
+        )
+        logger.debug("%s: the traceback of the error", what, exc_info=exc)
+
 
 async def supervise(
     run: Callable[[], Awaitable[None]],
@@ -65,15 +79,6 @@ async def supervise(
         except Exception as exc:
             if time.monotonic() - began >= HEALTHY_AFTER:
                 delay = base  # it had run well: a new episode
-            restarts.count += 1
-            restarts.last_error = f"{type(exc).__name__}: {exc}"
-            logger.error(
-                "%s failed on an unexpected error (%s); restarting in %.1f s (restart %d)",
-                what,
-                restarts.last_error,
-                delay,
-                restarts.count,
-            )
-            logger.debug("%s: the traceback of the error", what, exc_info=exc)
+            restarts.failed(exc, logger, what, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, cap)

@@ -104,3 +104,31 @@ def test_reads_a_real_process_stdin(python: str) -> None:
         [python, "-c", code], input=lines.encode(), capture_output=True, timeout=60, check=True
     )
     assert json.loads(done.stdout) == [{"log": f"line {i}"} for i in range(5000)]
+
+
+async def test_an_emit_that_fails_is_logged_counted_and_the_same_lines_handed_again(
+    monkeypatch: Any, caplog: Any
+) -> None:
+    monkeypatch.setattr("relaybit.plugins.inputs.stdin.RESTART_BASE", 0.01)
+    read_fd, write_fd = os.pipe()
+    got = Collector()
+    failures = [RuntimeError("storage hiccup")]
+
+    async def flaky(tag: str, data: bytes, records: int) -> None:
+        if failures:
+            raise ValueError(str(failures.pop()))
+        await got(tag, data, records)
+
+    plugin = make(got, read_fd)
+    plugin.ctx.emit = flaky
+    await plugin.start()
+    os.write(write_fd, b"one\ntwo\n")
+    os.close(write_fd)
+    await asyncio.wait_for(plugin.wait(), 10)
+    await plugin.stop()
+    os.close(read_fd)
+    assert [r for _, r in got.entries] == [{"log": "one"}, {"log": "two"}]
+    assert plugin.restarts.count == 1
+    assert plugin.restarts.last_error == "ValueError: storage hiccup"
+    lines = [r.getMessage() for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert len(lines) == 1 and "stdin failed on an unexpected error (ValueError" in lines[0]

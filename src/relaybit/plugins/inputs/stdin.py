@@ -100,16 +100,8 @@ class StdinInput(InputPlugin):
                 return True
             except (RuntimeError, asyncio.CancelledError):
                 raise
-            except Exception as exc:
-                self.restarts.count += 1
-                self.restarts.last_error = f"{type(exc).__name__}: {exc}"
-                self.ctx.logger.error(
-                    "stdin failed on an unexpected error (%s); retrying in %.1f s (restart %d)",
-                    self.restarts.last_error,
-                    delay,
-                    self.restarts.count,
-                )
-                self.ctx.logger.debug("the traceback of the error", exc_info=exc)
+            except Exception as exc:  # counted and logged as the supervisor of other inputs does
+                self.restarts.failed(exc, self.ctx.logger, "stdin", delay)
             if self._stopping.wait(delay):
                 return False
             delay = min(delay * 2, RESTART_CAP)
