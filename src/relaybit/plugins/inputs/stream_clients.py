@@ -223,7 +223,6 @@ class StreamClients:
     ) -> None:
         self._logger = logger
         self._tasks: set[asyncio.Task[None]] = set()
-        self.connections = 0
         self._failed: set[str] = set()  #: kinds of unexpected errors logged already
         self.name = name
         self.frame_timeout = frame_timeout
@@ -258,8 +257,6 @@ class StreamClients:
         assert task is not None
         admitted = self.stats.admit(self.log_refused)
         self._tasks.add(task)
-        if admitted:
-            self.connections += 1
         try:
             yield Session(self, address, admitted)
         except _Timeout as exc:
@@ -317,6 +314,11 @@ class StreamClients:
                 await task
         for log in (self.log_closed, self.log_refused, self.log_malformed):
             log.close()
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted since start (refused ones not counted)."""
+        return self.stats.accepted
 
     def __len__(self) -> int:
         return len(self._tasks)
