@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.forward.entries import (
+    ARRAY_HEADS,
     MAP_HEADS,
     compress_entries,
     decompress_entries,
@@ -62,7 +63,6 @@ _READ_SIZE = 16 * 1024
 #: The most a handshake frame (PING, HELO, PONG, ack) or an option map may take.
 _SMALL_FRAME = 64 * 1024
 
-_ARRAY_HEADS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
 _STR_HEADS = frozenset(range(0xA0, 0xC0)) | {0xD9, 0xDA, 0xDB}
 _BIN_HEADS = frozenset({0xC4, 0xC5, 0xC6})
 
@@ -332,7 +332,7 @@ class ForwardConnection:
     def _decode_data(self, frame: bytes) -> Event:
         """A client's data frame, walked without decoding its records."""
         up = _frame_unpacker(frame)
-        if frame[0] not in _ARRAY_HEADS:
+        if frame[0] not in ARRAY_HEADS:
             raise RemoteProtocolError("expected an event array [tag, ...]")
         size = up.read_array_header()
         if not 2 <= size <= 4:
@@ -357,7 +357,7 @@ class ForwardConnection:
                 return CompressedPackedForward(tag, entries, count, chunk, compression=kind)
             entries, count = normalise_packed(raw)
             return PackedForward(tag, entries, count, chunk)
-        if second in _ARRAY_HEADS:
+        if second in ARRAY_HEADS:
             if size > 3:
                 raise RemoteProtocolError("Forward has at most 3 elements")
             count = up.read_array_header()

@@ -24,7 +24,8 @@ from relaybit.codec.msgpack import EventTime, default, ext_hook
 from relaybit.errors import RemoteProtocolError
 
 _FIXARRAY_2 = 0x92
-_ARRAY_HEADS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+#: First bytes of a msgpack array (fixarray, array 16, array 32).
+ARRAY_HEADS = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
 
 
 def _unpacker(max_size: int) -> msgpack.Unpacker:
@@ -51,7 +52,7 @@ def inspect_packed(data: bytes) -> tuple[int, bool]:
     try:
         while pos < end:
             if plain and (
-                data[pos] != _FIXARRAY_2 or pos + 1 >= end or data[pos + 1] in _ARRAY_HEADS
+                data[pos] != _FIXARRAY_2 or pos + 1 >= end or data[pos + 1] in ARRAY_HEADS
             ):
                 plain = False
             unpacker.skip()
@@ -191,12 +192,12 @@ def normalise_entry_bytes(
             end = int(unpacker.tell())
             out += data[pos:end]
             return end
-    n = unpacker.read_array_header() if data[pos] in _ARRAY_HEADS else 0
+    n = unpacker.read_array_header() if data[pos] in ARRAY_HEADS else 0
     if n < 2:
         raise RemoteProtocolError("an entry must be an array [time, record]")
     start = unpacker.tell()
     meta: bytes | memoryview | None = None
-    if data[start] in _ARRAY_HEADS:
+    if data[start] in ARRAY_HEADS:
         k = unpacker.read_array_header()
         if k == 0:
             raise RemoteProtocolError("an entry's [time, metadata] header is empty")
