@@ -49,7 +49,7 @@ def test_more_bytes_needed_until_the_second_header() -> None:
     [
         (b"\x01garbage", "starts none"),
         (b"\x81\xa1a\x01", "starts none"),  # a map
-        (b"\x91\xa1a", "2 to 4 elements"),
+        (b"\x91\xa1a", "2 to 6 elements"),
         (b"\x92\x01", "tag must be a string"),
     ],
 )

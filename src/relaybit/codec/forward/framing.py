@@ -92,7 +92,7 @@ def check_frame_head(head: bytes | bytearray, limit: int) -> bool:
             f"expected an event array [tag, ...], got a byte 0x{first:02x} that starts none"
         )
     if not 2 <= count <= 6:
-        raise RemoteProtocolError(f"expected an event array of 2 to 4 elements, got {count}")
+        raise RemoteProtocolError(f"expected an event array of 2 to 6 elements, got {count}")
     tag = _header(head, pos)
     if tag is None:
         return False
