@@ -97,12 +97,6 @@ class NestFilter(FilterPlugin):
         self.warned_not_map = False
         self._prefixes = tuple(self.prefixes)
 
-    def selected(self, key: Any) -> bool:
-        """True when ``key`` is named by a Wildcard."""
-        if not isinstance(key, str):
-            return False
-        return key in self.exact or (bool(self._prefixes) and key.startswith(self._prefixes))
-
     def rename(self, key: Any) -> Any:
         """``key`` with add_prefix / remove_prefix applied (only text keys change)."""
         if not isinstance(key, str):
@@ -118,7 +112,7 @@ class NestFilter(FilterPlugin):
         exact, prefixes = self.exact, self._prefixes
         moved: dict[Any, Any] = {}
         out: dict[Any, Any] = {}
-        for k, v in record.items():
+        for k, v in record.items():  # selected: a text key named by a Wildcard
             if (k.__class__ is str or isinstance(k, str)) and (
                 k in exact or (prefixes and k.startswith(prefixes))
             ):

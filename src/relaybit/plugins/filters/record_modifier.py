@@ -35,17 +35,10 @@ class KeyPattern:
             return cls(raw[:-1].lower(), True)
         return cls(raw.lower(), False)
 
-    def matches(self, key: Any) -> bool:
-        if isinstance(key, bytes):
-            key = key.decode("utf-8", "surrogateescape")
-        if not isinstance(key, str):
-            return False
-        low = key.lower()
-        return low.startswith(self.text) if self.prefix else low == self.text
-
 
 def _key_test(patterns: list[KeyPattern]) -> Callable[[Any], bool]:
-    """One test for a list of patterns: names in a set, prefixes in one startswith."""
+    """Whether a key matches one of ``patterns`` (text or bytes keys, case-insensitive):
+    names in a set, prefixes in one startswith."""
     exact = frozenset(p.text for p in patterns if not p.prefix)
     prefixes = tuple(p.text for p in patterns if p.prefix)
 
