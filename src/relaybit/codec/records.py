@@ -20,8 +20,6 @@ encoded too, through the slower generic path.
 
 from __future__ import annotations
 
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import msgpack
@@ -31,7 +29,7 @@ from relaybit.codec.msgpack import EventTime
 #: ``[`` + EventTime: a fixarray of two, then fixext 8 of type 0
 _HEAD_EVENT_TIME = b"\x92\xd7\x00"
 _ARRAY2 = b"\x92"
-_second = itemgetter(1)
+_NO_HEAD = object()
 
 
 def _default(obj: Any) -> Any:
@@ -89,13 +87,21 @@ def encode_entries(entries: list[Any], packer: msgpack.Packer) -> bytes:
 
 
 def _encode(entries: list[Any], pack: Any) -> bytes:
-    heads = [
-        _HEAD_EVENT_TIME + head.stop
-        if head.__class__ is slice and head.start == 0 and len(head.stop) == 8
-        else _ARRAY2 + pack(head)
-        for head, _ in entries
-    ]
-    return b"".join(chain.from_iterable(zip(heads, map(pack, map(_second, entries)), strict=True)))
+    # entries of a batch mostly share one head object (the batch's time): written once
+    parts: list[bytes] = []
+    append = parts.append
+    last: Any = _NO_HEAD
+    written = b""
+    for head, record in entries:
+        if head is not last:
+            last = head
+            if head.__class__ is slice and head.start == 0 and len(head.stop) == 8:
+                written = _HEAD_EVENT_TIME + head.stop
+            else:
+                written = _ARRAY2 + pack(head)
+        append(written)
+        append(pack(record))
+    return b"".join(parts)
 
 
 def _time_of(value: Any) -> Any:
