@@ -242,6 +242,17 @@ class _YamlReader:
             raise ConfigError("has no value", self.origin(node), section=section, key=key)
         return str(node.value)
 
+    def fields(
+        self, node: yaml.Node, where: str, known: list[str], *, also: tuple[str, ...] = ()
+    ) -> dict[str, yaml.Node]:
+        """A mapping's values by lower-cased key; a key not in ``known`` (nor ``also``,
+        keys refused later with a reason of their own) is an :meth:`unknown` error."""
+        fields = {k.lower(): v for k, v in self.mapping(node, where)}
+        for key, value in fields.items():
+            if key not in known and key not in also:
+                raise self.unknown(key, value, known, where)
+        return fields
+
     def unknown(self, key: str, node: yaml.Node, known: list[str], where: str) -> ConfigError:
         hint = suggest(key, known)
         message = f"unknown key '{key}' in {where}; expected one of {', '.join(known)}"
@@ -397,11 +408,8 @@ class _YamlReader:
 
     def route(self, node: yaml.Node, section: str) -> InputRoute:
         where = f"{section} route"
-        fields = {k.lower(): v for k, v in self.mapping(node, where)}
-        for key in fields:
-            if key not in ("name", "condition", "to", "per_record_routing", "processors"):
-                known = ["name", "condition", "to", "per_record_routing"]
-                raise self.unknown(key, fields[key], known, where)
+        known = ["name", "condition", "to", "per_record_routing"]
+        fields = self.fields(node, where, known, also=("processors",))
         if "processors" in fields:
             raise ConfigError(
                 "processors on a route are not supported by relaybit; put them under the"
@@ -452,10 +460,7 @@ class _YamlReader:
 
     def condition(self, node: yaml.Node, section: str) -> RouteCondition:
         where = f"{section} route condition"
-        fields = {k.lower(): v for k, v in self.mapping(node, where)}
-        for key in fields:
-            if key not in ("op", "rules", "default"):
-                raise self.unknown(key, fields[key], ["op", "rules", "default"], where)
+        fields = self.fields(node, where, ["op", "rules", "default"])
         op = self.scalar(fields["op"], "op", section).lower() if "op" in fields else "and"
         if op not in ("and", "or"):
             raise ConfigError(
@@ -490,10 +495,7 @@ class _YamlReader:
 
     def rule(self, node: yaml.Node, section: str) -> RouteRule:
         where = f"{section} route rule"
-        fields = {k.lower(): v for k, v in self.mapping(node, where)}
-        for key in fields:
-            if key not in ("field", "op", "value", "context"):
-                raise self.unknown(key, fields[key], ["field", "op", "value", "context"], where)
+        fields = self.fields(node, where, ["field", "op", "value", "context"])
         for needed in ("field", "op", "value"):
             if needed not in fields:
                 raise ConfigError(
