@@ -195,12 +195,9 @@ class ElasticsearchInput(HttpServerInput):
             },
         }
 
-    def refuse(self, status: int, message: str, reason: str, *, basic: bool = False) -> Reply:
-        reply = _es_error(status, _ERROR_TYPES.get(status, "illegal_argument_exception"), message)
-        reply.reject = reason
-        if basic:
-            reply.headers.append(("WWW-Authenticate", 'Basic realm="relaybit"'))
-        return reply
+    def error(self, status: int, message: str, reason: str | None = None) -> Reply:
+        kind = _ERROR_TYPES.get(status, "illegal_argument_exception")
+        return _es_error(status, kind, message, reason)
 
     async def handle(self, request: Request) -> Reply:
         path = request.path.rstrip("/") or "/"

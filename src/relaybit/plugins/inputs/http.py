@@ -474,11 +474,15 @@ class HttpServerInput(InputPlugin, Handler):
         return self.refuse(503, "deferred ingress queue is full", "busy")
 
     def refuse(self, status: int, message: str, reason: str, *, basic: bool = False) -> Reply:
-        """The input's error reply (plain text here; JSON for elasticsearch)."""
-        reply = error_reply(status, message, reason)
+        """The reply to a request refused for ``reason`` (``basic``: asking for credentials)."""
+        reply = self.error(status, message, reason)
         if basic:
             reply.headers.append(("WWW-Authenticate", 'Basic realm="relaybit"'))
         return reply
+
+    def error(self, status: int, message: str, reason: str | None = None) -> Reply:
+        """An error reply in the input's format (plain text here; JSON for elasticsearch)."""
+        return error_reply(status, message, reason)
 
     async def handle(self, request: Request) -> Reply:
         raise NotImplementedError
