@@ -72,6 +72,7 @@ from relaybit.net.listen import (
     handshake_failure,
     listen_sockets,
     peer_name,
+    serve_tls,
 )
 
 OnEntries = Callable[[str, bytes, int], Awaitable[None]]
@@ -263,22 +264,11 @@ class ForwardServer:
     async def _tls_client(self, sock: socket.socket, peer: str) -> None:
         """Do the TLS handshake on an accepted socket; the protocol then serves it."""
         assert self.ssl is not None
-        loop = asyncio.get_running_loop()
         self._accepted.discard(sock)
-        try:
-            await loop.connect_accepted_socket(
-                lambda: _Client(self, peer),
-                sock,
-                ssl=self.ssl,
-                ssl_handshake_timeout=self.handshake_timeout or None,
-            )
-        except asyncio.CancelledError:
-            sock.close()
-            self.stats.closed()
-            return
-        except Exception as exc:  # ssl.SSLError, reset, handshake timeout
-            sock.close()
-            self.stats.closed()
+        exc = await serve_tls(
+            sock, lambda: _Client(self, peer), self.ssl, self.handshake_timeout, self.stats
+        )
+        if exc is not None:
             limit = f"net.accept_timeout ({self.handshake_timeout:g}s)"
             self.drop(peer, "tls", f"TLS handshake failed: {handshake_failure(exc, limit)}")
 

@@ -61,6 +61,7 @@ from relaybit.net.listen import (
     handshake_failure,
     handshake_timed_out,
     listen_sockets,
+    serve_tls,
 )
 
 #: Largest request head (request line and headers) read, in bytes (431 above).
@@ -268,21 +269,15 @@ class HttpServer:
         return lambda: _Connection(self, peer)
 
     async def _tls(self, sock: socket.socket, peer: str) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.connect_accepted_socket(
-                lambda: _Connection(self, peer),
-                sock,
-                ssl=self.settings.ssl,
-                ssl_handshake_timeout=self.settings.accept_timeout or None,
-            )
-        except asyncio.CancelledError:
-            sock.close()
-            self.stats.closed()
-            raise
-        except Exception as exc:  # ssl.SSLError, reset, handshake timeout
-            sock.close()
-            self.stats.closed()
+        assert self.settings.ssl is not None
+        exc = await serve_tls(
+            sock,
+            lambda: _Connection(self, peer),
+            self.settings.ssl,
+            self.settings.accept_timeout,
+            self.stats,
+        )
+        if exc is not None:
             self.stats.reject("tls")
             level = logging.WARNING
             if handshake_timed_out(exc) and not self.settings.accept_timeout_log_error:

@@ -12,8 +12,10 @@ import logging
 import re
 import socket
 import ssl as ssl_module
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from relaybit.net.limits import ConnectionStats
 
 ACCEPT_RETRY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR})
@@ -87,6 +89,33 @@ async def accepted(
             log.error("%sno longer accepting %s: %s", prefix, what, exc)
             return
         yield pair
+
+
+async def serve_tls(
+    sock: socket.socket,
+    protocol: Callable[[], asyncio.BaseProtocol],
+    context: ssl_module.SSLContext,
+    timeout: float,
+    stats: ConnectionStats,
+) -> Exception | None:
+    """Do the TLS handshake of an accepted (and counted) client, within ``timeout``
+    seconds (0: none); ``protocol()`` then serves it.  When the handshake fails or is
+    cancelled the socket is closed and counted closed in ``stats``; the failure is
+    returned (None: served), a cancellation raised."""
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.connect_accepted_socket(
+            protocol, sock, ssl=context, ssl_handshake_timeout=timeout or None
+        )
+    except asyncio.CancelledError:
+        sock.close()
+        stats.closed()
+        raise
+    except Exception as exc:  # ssl.SSLError, reset, handshake timeout
+        sock.close()
+        stats.closed()
+        return exc
+    return None
 
 
 def handshake_failure(exc: Exception, time_limit: str) -> str:
