@@ -314,6 +314,23 @@ class HttpServer:
         self.stats.reject(reason)
         self.log_rejects.log(reason, "rejected a request from %s: %s", peer, message)
 
+    def too_large(self, peer: str, request: Request | None) -> Reply:
+        """Count and log a request whose body passes ``buffer_max_size``; the handler's reply."""
+        self.reject(
+            peer,
+            "too_large",
+            f"body larger than buffer_max_size ({self.settings.max_body} bytes)",
+        )
+        return self.handler.too_large(request, self.settings.max_body)
+
+    def check(self, request: Request) -> Reply | None:
+        """The handler's early refusal of a request from its head (counted and logged),
+        or None when its body may come."""
+        early = self.handler.check(request)
+        if early is not None and early.reject:
+            self.reject(request.peer, early.reject, early.log or _text(early.body))
+        return early
+
     def over_budget(self) -> bool:
         """True when the request bodies held pass ``body_budget``."""
         return 0 < self.settings.body_budget < self.inflight
@@ -575,23 +592,15 @@ class _Connection(asyncio.Protocol):
         if declared is not None and declared > self.server.settings.max_body:
             self._too_large()
             return
-        early = self.server.handler.check(self.request)
+        early = self.server.check(self.request)
         if early is not None:
-            if early.reject:
-                self.server.reject(self.peer, early.reject, early.log or _text(early.body))
             self._abort_with(early, pending=declared != 0)
             return
         if conn.they_are_waiting_for_100_continue:
             self.transport_write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
 
     def _too_large(self) -> None:
-        reply = self.server.handler.too_large(self.request, self.server.settings.max_body)
-        self.server.reject(
-            self.peer,
-            "too_large",
-            f"body larger than buffer_max_size ({self.server.settings.max_body} bytes)",
-        )
-        self._abort_with(reply)
+        self._abort_with(self.server.too_large(self.peer, self.request))
 
     def _dispatch(self) -> None:
         request, body = self.request, self.body
@@ -810,10 +819,8 @@ class _H2Session:
         if declared is not None and declared > self.server.settings.max_body:
             self._too_large(sid)
             return
-        early = self.server.handler.check(request)
+        early = self.server.check(request)
         if early is not None:
-            if early.reject:
-                self.server.reject(self.conn.peer, early.reject, early.log or _text(early.body))
             self._refuse(sid, early)
 
     def _data(self, event: h2.events.DataReceived) -> None:
@@ -852,12 +859,7 @@ class _H2Session:
     def _too_large(self, sid: int) -> None:
         stream = self.streams.get(sid)
         request = stream.request if stream else None
-        self.server.reject(
-            self.conn.peer,
-            "too_large",
-            f"body larger than buffer_max_size ({self.server.settings.max_body} bytes)",
-        )
-        self._refuse(sid, self.server.handler.too_large(request, self.server.settings.max_body))
+        self._refuse(sid, self.server.too_large(self.conn.peer, request))
 
     def _refuse(self, sid: int, reply: Reply) -> None:
         """Answer ``reply`` at once; the body is drained up to :data:`DRAIN_LIMIT` bytes
