@@ -24,20 +24,12 @@ from typing import Any
 
 import msgpack
 
-from relaybit.codec.msgpack import EventTime
+from relaybit.codec.msgpack import EventTime, default
 
 #: ``[`` + EventTime: a fixarray of two, then fixext 8 of type 0
 _HEAD_EVENT_TIME = b"\x92\xd7\x00"
 _ARRAY2 = b"\x92"
 _NO_HEAD = object()
-
-
-def _default(obj: Any) -> Any:
-    if obj.__class__ is slice:  # a raw ext as decode_entries leaves it
-        return msgpack.ExtType(obj.start, obj.stop)
-    if isinstance(obj, EventTime):
-        return obj.to_ext()
-    raise TypeError(f"cannot serialize {type(obj).__name__} to msgpack")
 
 
 def new_entry_packer() -> msgpack.Packer:
@@ -49,11 +41,11 @@ def new_entry_packer() -> msgpack.Packer:
     with surrogates (bytes that were not UTF-8) makes :func:`encode_entries`
     encode that batch again with ``surrogateescape``.
     """
-    return msgpack.Packer(default=_default, use_bin_type=True)
+    return msgpack.Packer(default=default, use_bin_type=True)
 
 
 def _escaping_packer() -> msgpack.Packer:
-    return msgpack.Packer(default=_default, use_bin_type=True, unicode_errors="surrogateescape")
+    return msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogateescape")
 
 
 def decode_entries(data: bytes) -> list[Any]:
