@@ -37,6 +37,7 @@ from relaybit.plugins.filters.modify import ModifyFilter
 from relaybit.plugins.inputs.lines import time_ext
 from relaybit.plugins.inputs.tail import TailInput
 from relaybit.plugins.inputs.tail.db import OffsetDB
+from relaybit.plugins.inputs.tcp import TcpInput
 from relaybit.tag import compile_match
 from relaybit.testing import FakeClock, wait_for
 
@@ -235,3 +236,50 @@ async def test_tail_db_offset_moves_only_after_emit_entries_returned(tmp_path: P
         await tail.stop()
     assert await engine.drain(5)
     await engine.stop()
+
+
+async def _no_bytes(tag: str, data: bytes, records: int) -> None:
+    raise AssertionError("the bytes path was taken")
+
+
+async def test_tcp_with_a_parser_writes_the_same_chunks_either_way() -> None:
+    got: dict[bool, bytes] = {}
+    payload = b"".join(line + b"\n" for line in LINES * 2)
+    for decoded in (False, True):
+        engine = Engine(EngineSettings(flush=0.0, grace=2.0))
+        emit = engine.add_input("tcp.0")
+        add_filters(engine)
+        out = ListOutput()
+        engine.add_output("out.0", out, compile_match("*"))
+        await engine.start()
+        values = {"listen": "127.0.0.1", "port": "0", "format": "none", "parser": "json"}
+        raw = [
+            RawProperty(k, v, Origin("t.conf", i + 1)) for i, (k, v) in enumerate(values.items())
+        ]
+        opts = (INPUT_COMMON + TcpInput.options).resolve(raw, section="[INPUT] tcp")
+        ctx = InputContext(
+            name="tcp.0",
+            plugin="tcp",
+            options=opts,
+            emit=_no_bytes if decoded else emit,
+            tag="app",
+            service={"parsers": dict(BUILTIN_PARSERS)},
+            clock=FakeClock(wall=1_700_000_000.5),
+            decodes=functools.partial(engine.decodes, "tcp.0") if decoded else None,
+            emit_entries=functools.partial(engine.emit_entries, "tcp.0") if decoded else None,
+        )
+        plugin = TcpInput(ctx)
+        await plugin.start()
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", plugin.port)
+            writer.write(payload)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+            await wait_for(lambda: plugin.records == len(LINES) * 2)  # noqa: B023
+        finally:
+            await plugin.stop()
+        assert await engine.drain(5)
+        await engine.stop()
+        got[decoded] = b"".join(chunk.data for chunk in out.chunks)
+    assert got[True] and got[True] == got[False]

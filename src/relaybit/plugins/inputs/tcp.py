@@ -12,6 +12,7 @@ reading its sockets).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
@@ -244,9 +245,21 @@ class TcpInput(InputPlugin):
                         pieces.append(pending[: self.buffer_size])
                         pending = pending[self.buffer_size :]
                     if pieces and parsed is not None:
-                        now = EventTime.from_float(self.ctx.clock.time())
-                        data = parsed.pack(pieces, entry_head(now)[1:], None)
-                        await self.ctx.emit(self.tag, data, len(pieces))
+                        now = entry_head(EventTime.from_float(self.ctx.clock.time()))[1:]
+                        entries = (
+                            parsed.entries(pieces, now)
+                            if self.ctx.emit_entries is not None
+                            and self.ctx.decodes is not None
+                            and self.ctx.decodes(self.tag)
+                            else None
+                        )
+                        if entries is not None and self.ctx.emit_entries is not None:
+                            # filters or processors decode them anyway: handed over decoded
+                            original = functools.partial(parsed.pack, pieces, now, None)
+                            await self.ctx.emit_entries(self.tag, entries, len(pieces), original)
+                        else:
+                            data = parsed.pack(pieces, now, None)
+                            await self.ctx.emit(self.tag, data, len(pieces))
                         self.records += len(pieces)
                     elif pieces:
                         await self.ctx.emit(
