@@ -174,6 +174,38 @@ def test_configuration_errors_are_collected_with_origins() -> None:
     assert "retry_limit" in text and "no_limits" in text
 
 
+def test_a_plugin_error_without_a_line_points_at_the_key_or_its_section() -> None:
+    """A check inside a plugin names the key but no line: the error gets the key's line,
+    else the section's."""
+    section = Origin("forward.conf", 7)
+    cfg = AgentConfig(
+        inputs=(
+            PluginInstance(
+                kind="input",
+                plugin="forward",
+                properties=(RawProperty("Unix_Perm", "rw-r--r--", Origin("forward.conf", 9)),),
+                origin=section,
+            ),
+            PluginInstance(
+                kind="input",
+                plugin="forward",
+                properties=(
+                    RawProperty("port", "0", Origin("forward.conf", 12)),
+                    RawProperty("security.users", "alice s3cr3t", None),
+                ),
+                origin=Origin("forward.conf", 11),
+            ),
+        ),
+        outputs=(instance("output", "collect", match="*"),),
+    )
+    with pytest.raises(ConfigErrors) as info:
+        Agent(cfg).build()
+    perm, users = info.value.errors
+    assert perm.origin == Origin("forward.conf", 9) and perm.key == "unix_perm"
+    assert str(perm).startswith("forward.conf:9:") and "octal" in str(perm)
+    assert users.origin == Origin("forward.conf", 11) and "needs shared_key" in str(users)
+
+
 async def test_signals_stop_gracefully_and_sighup_reloads_upstreams() -> None:
     CollectOutput.reloads = 0
     agent = Agent(config())

@@ -172,9 +172,9 @@ class Agent:
             try:
                 self._build_instance(instance, config_dir, counts)
             except ConfigErrors as exc:
-                errors.extend(exc.errors)
+                errors.extend(_at(e, instance) for e in exc.errors)
             except ConfigError as exc:
-                errors.append(exc)
+                errors.append(_at(exc, instance))
         if errors:
             raise ConfigErrors(errors)
         if not self.inputs:
@@ -307,9 +307,9 @@ class Agent:
                 )
                 built.append((name, cls(ctx)))
             except ConfigErrors as exc:
-                errors.extend(exc.errors)
+                errors.extend(_at(e, proc) for e in exc.errors)
             except ConfigError as exc:
-                errors.append(exc if exc.origin is not None else _at(exc, proc))
+                errors.append(_at(exc, proc))
         if errors:
             raise ConfigErrors(errors)
         return built
@@ -771,8 +771,16 @@ validate = check_config
 
 
 def _at(exc: ConfigError, instance: PluginInstance) -> ConfigError:
-    """``exc`` pointing at ``instance`` when it has no place of its own."""
-    return ConfigError(exc.message, instance.origin, section=exc.section, key=exc.key)
+    """``exc``, or when it has no place of its own (a plugin's check names a key but no
+    line) ``exc`` at the line of that key in ``instance``, else at the section."""
+    if exc.origin is not None:
+        return exc
+    origin = instance.origin
+    key = (exc.key or "").lower()
+    for prop in instance.properties:
+        if key and prop.key.lower() == key and prop.origin is not None:
+            origin = prop.origin  # the last one written is the one in effect
+    return ConfigError(exc.message, origin, section=exc.section, key=exc.key)
 
 
 def _each_error(exc: ConfigError) -> list[ConfigError]:
