@@ -327,9 +327,14 @@ class HttpServer:
         """The handler's early refusal of a request from its head (counted and logged),
         or None when its body may come."""
         early = self.handler.check(request)
-        if early is not None and early.reject:
-            self.reject(request.peer, early.reject, early.log or _text(early.body))
+        if early is not None:
+            self._count_refusal(request.peer, early)
         return early
+
+    def _count_refusal(self, peer: str, reply: Reply) -> None:
+        """Count and log ``reply`` when it refuses the request (its ``reject`` reason)."""
+        if reply.reject:
+            self.reject(peer, reply.reject, reply.log or _text(reply.body))
 
     def over_budget(self) -> bool:
         """True when the request bodies held pass ``body_budget``."""
@@ -392,8 +397,7 @@ class HttpServer:
             )
             self.log.debug("handler error", exc_info=True)
             return Reply(500, b"error: internal error\n")
-        if reply.reject:
-            self.reject(request.peer, reply.reject, reply.log or _text(reply.body))
+        self._count_refusal(request.peer, reply)
         return reply
 
 
