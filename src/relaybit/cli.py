@@ -84,8 +84,6 @@ REFUSED_FLAGS: tuple[tuple[tuple[str, ...], str, bool, str], ...] = (
     ),
     (("-M", "--windows_maxstdio"), "windows_maxstdio", True, "Windows only"),
 )
-#: notes a plugin's option table gives after a description (as the docs' reference)
-_NOTES = (("repeatable", "multiple"), ("per node", "per_node"), ("secret", "secret"))
 
 
 class _PipelineAction(argparse.Action):
@@ -679,12 +677,7 @@ def _help(parser: argparse.ArgumentParser, items: Sequence[tuple[str, str]], out
         for column in ("key", "type", "default", "description"):
             table.add_column(column)
         for opt in own.options:
-            notes = [n for n, on in _NOTES if getattr(opt, on)]
-            if opt.no_effect:
-                notes.append(f"no effect: {opt.no_effect}")
-            if opt.refused:
-                notes.append(f"refused unless off: {opt.refused}")
-            description = opt.description + (f" ({', '.join(notes)})" if notes else "")
+            description = opt.described()
             default = "" if opt.default is None else _display(opt.default)
             table.add_row(
                 *(escape(c) for c in (opt.name, opt.describe_type(), default, description))

@@ -56,20 +56,7 @@ def table(cmap: ConfigMap, *, skip: ConfigMap | None = None) -> str:
         default = "" if opt.default is None else str(opt.default)
         if opt.default is True or opt.default is False:
             default = "on" if opt.default else "off"
-        notes = []
-        if opt.multiple:
-            notes.append("repeatable")
-        if opt.per_node:
-            notes.append("per node")
-        if opt.secret:
-            notes.append("secret")
-        if opt.prefix:
-            notes.append(f"any key starting with {opt.name}")
-        if opt.no_effect:
-            notes.append(f"no effect in relaybit: {opt.no_effect}")
-        if opt.refused:
-            notes.append(f"refused unless off: {opt.refused}")
-        desc = opt.description + (f" ({', '.join(notes)})" if notes else "")
+        desc = opt.described()
         rows.append(
             f"| `{opt.name}` | {_escape(opt.describe_type())} | {_escape(default)} | {_escape(desc)} |"
         )

@@ -93,6 +93,24 @@ class Option:
             return "|".join(self.choices)
         return self.type
 
+    def described(self) -> str:
+        """The description with its notes, as ``-h`` and the docs' reference show it:
+        repeatable, per node, secret, a key prefix, no effect, refused."""
+        notes = []
+        if self.multiple:
+            notes.append("repeatable")
+        if self.per_node:
+            notes.append("per node")
+        if self.secret:
+            notes.append("secret")
+        if self.prefix:
+            notes.append(f"any key starting with {self.name}")
+        if self.no_effect:
+            notes.append(f"no effect in relaybit: {self.no_effect}")
+        if self.refused:
+            notes.append(f"refused unless off: {self.refused}")
+        return self.description + (f" ({', '.join(notes)})" if notes else "")
+
 
 @dataclass(frozen=True, slots=True)
 class RawProperty:
