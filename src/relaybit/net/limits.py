@@ -17,8 +17,9 @@ The connection ceiling: :meth:`ConnectionStats.admit` counts a new
 connection open, or refuses it over ``max_connections`` (the caller closes
 it) with one line per burst through a :func:`refusal_log`; existing
 connections are not touched.  :func:`raise_nofile_limit` lifts the process's
-soft descriptor limit to the hard one (the agent calls it at start), so an
-aggregator can hold the ceiling's worth of sockets.
+soft descriptor limit to the hard one (the ``relaybit`` command calls it
+before it starts the agent), so an aggregator can hold the ceiling's worth of
+sockets.
 """
 
 from __future__ import annotations
