@@ -342,20 +342,9 @@ class ModifyFilter(FilterPlugin):
             self._regex("condition", b, origin) if regex_b and b is not None else None,
         )
 
-    def modify(self, record: Any) -> Any:
-        """The record after the rules (unchanged when a condition does not hold)."""
-        if not isinstance(record, dict):
-            return record
-        for check in self._checks:
-            if not check(record):
-                return record
-        out: Record = dict(record)
-        for step in self._steps:
-            out = step(out)
-        return out
-
     def filter(self, tag: str, entries: list[Any]) -> list[Any]:
-        """The entries with their records changed (copies: ``entries`` stay as they are)."""
+        """The entries with their records changed by the rules when every condition holds
+        (copies: ``entries`` stay as they are; a record that is not a map passes)."""
         steps, checks = self._steps, self._checks
         out: list[Any] = []
         append = out.append
