@@ -177,3 +177,15 @@ def test_no_garbage_collection_while_a_batch_is_packed() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def test_logfmt_escaped_surrogates_pack_and_pair() -> None:
+    # a lone escaped surrogate used to make the whole batch fail to pack: tail restarted
+    # on it for ever and no line of the file was emitted
+    packer = ParsedLines(BUILTIN_PARSERS["logfmt"], "log")
+    lines = [b'a="\\ud800" n=1', b'smile="\\ud83d\\ude00"', b'plain="ok"']
+    assert [r for _t, r in entries(packer.pack(lines, NOW))] == [
+        {"a": "\udced\udca0\udc80", "n": "1"},  # its WTF-8 bytes, as the json parser keeps them
+        {"smile": "\U0001f600"},  # an escaped surrogate pair is the character
+        {"plain": "ok"},
+    ]

@@ -72,8 +72,18 @@ _SIMPLE = {
 }
 
 
+#: surrogates msgpack cannot write as text: all but the U+DC80..U+DCFF that stand
+#: for the bytes of a line that are not UTF-8 (``surrogateescape``)
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
 def unescape(text: str) -> str:
-    """Backslash escapes (``\\n``, ``\\"``, ``\\u00e9`` ...) -> characters; unknown ones stay."""
+    """Backslash escapes (``\\n``, ``\\"``, ``\\u00e9`` ...) -> characters; unknown ones stay.
+
+    An escaped surrogate pair (``\\ud83d\\ude00``) is its character; a lone one
+    (``\\ud800``) is kept as its WTF-8 bytes, as the json parser keeps it, so
+    the record can be written (msgpack refuses lone surrogates in text).
+    """
 
     def one(m: re.Match[str]) -> str:
         code = m.group(1)
@@ -81,7 +91,15 @@ def unescape(text: str) -> str:
             return chr(int(code[1:], 16))
         return _SIMPLE[code]
 
-    return _ESCAPE.sub(one, text)
+    out = _ESCAPE.sub(one, text)
+    if "\\u" not in text or not _LONE_SURROGATE.search(out):
+        return out
+    paired = out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return _LONE_SURROGATE.sub(_as_wtf8, paired)
+
+
+def _as_wtf8(m: re.Match[str]) -> str:
+    return m.group().encode("utf-8", "surrogatepass").decode("utf-8", "surrogateescape")
 
 
 def cast(value: Any, type_name: str) -> Any:
