@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from relaybit.codec.msgpack import EventTime, iter_entries
 from relaybit.parsers import BUILTIN_PARSERS
+from relaybit.parsers.base import BaseParser, ParserSettings
 from relaybit.parsers.packing import ParsedLines, entry_head
 from relaybit.plugins.inputs.lines import time_ext
 
@@ -188,4 +191,39 @@ def test_logfmt_escaped_surrogates_pack_and_pair() -> None:
         {"a": "\udced\udca0\udc80", "n": "1"},  # its WTF-8 bytes, as the json parser keeps them
         {"smile": "\U0001f600"},  # an escaped surrogate pair is the character
         {"plain": "ok"},
+    ]
+
+
+class LoneSurrogateParser(BaseParser):
+    """A parser (as a plugin could write one) whose record holds a lone surrogate."""
+
+    format = "lone"
+
+    def fields(self, text: str) -> dict[str, Any] | None:
+        return {"t": text, "bad": "\ud800"} if text != "plain" else {"t": text}
+
+
+class OwnParserOf:
+    """``inner`` seen as a parser of another kind (the general path)."""
+
+    name = "own"
+
+    def __init__(self, inner: BaseParser) -> None:
+        self.inner = inner
+
+    def parse(self, text: str) -> Any:
+        return None, self.inner.fields(text)
+
+
+@pytest.mark.parametrize("kind", ["fast", "general"])
+def test_a_record_msgpack_cannot_write_as_text_does_not_fail_its_batch(kind: str) -> None:
+    parser: Any = LoneSurrogateParser(ParserSettings(name="lone"))
+    if kind == "general":
+        parser = OwnParserOf(parser)
+    packer = ParsedLines(parser, "log")
+    got = [r for _t, r in entries(packer.pack([b"a", b"plain", b"b"], NOW))]
+    assert got == [
+        {"t": "a", "bad": "\udced\udca0\udc80"},
+        {"t": "plain"},
+        {"t": "b", "bad": "\udced\udca0\udc80"},
     ]

@@ -15,6 +15,7 @@ are not :class:`~relaybit.parsers.base.BaseParser` (a user's object with a
 
 from __future__ import annotations
 
+import functools
 import gc
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,6 +67,20 @@ def _may_change(line: bytes) -> bool:
     change: bytes that are not UTF-8 (surrogates an unescape may put side by side), or
     an escaped surrogate (``\\udc80``)."""
     return not line.isascii() or b"\\ud" in line or b"\\uD" in line
+
+
+#: the last resort for a record whose text holds a lone surrogate no rule above turned
+#: into bytes (a parser of a plugin, a decoder): it is written as its WTF-8 bytes
+#: rather than failing its whole batch (tail would read that batch again for ever)
+_LAST_RESORT = msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogatepass")
+
+
+def _pack_safe(safe: msgpack.Packer, record: Any) -> bytes:
+    try:
+        data: bytes = safe.pack(record)
+    except UnicodeEncodeError:
+        data = _LAST_RESORT.pack(record)
+    return data
 
 
 def _round_trip(record: Any, pack: Any, pack_safe: Any) -> Any:
@@ -160,7 +175,7 @@ class ParsedLines:
             time_key = parser.settings.time_key
             keep = parser.settings.time_keep
         heads = self._heads
-        pack_safe = self._safe.pack
+        pack_safe = functools.partial(_pack_safe, self._safe)
         # entry heads kept per time text: formats with a year and no fraction
         per_text = time_format is not None and time_format.cached and not time_format.fractional
         pack = self._packer.pack
@@ -227,7 +242,7 @@ class ParsedLines:
     ) -> bytes:
         from relaybit.plugins.inputs.lines import apply_parser
 
-        pack = self._safe.pack
+        pack = functools.partial(_pack_safe, self._safe)
         parts: list[bytes] = []
         for i, line in enumerate(lines):
             text = line.decode("utf-8", "surrogateescape")
