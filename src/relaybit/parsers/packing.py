@@ -16,15 +16,14 @@ are not :class:`~relaybit.parsers.base.BaseParser` (a user's object with a
 from __future__ import annotations
 
 import functools
-import gc
 import struct
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgpack
 
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.records import gc_paused
 from relaybit.parsers.base import BaseParser
 from relaybit.parsers.timefmt import TimeFormat
 
@@ -38,24 +37,6 @@ _HEADS_KEPT = 4096
 def entry_head(when: EventTime) -> bytes:
     """The bytes of an entry up to its record: array header and the EventTime."""
     return _ENTRY_TIME + _TIME.pack(when.seconds & 0xFFFFFFFF, when.nanoseconds)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch of records is built and packed.
-
-    The records (dicts of str, numbers, lists) hold no cycles; with the collector
-    on, the thousands of containers of one batch trigger collections that walk
-    the young objects again and again.  The block must not await.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _no_fields(line: bytes) -> None:

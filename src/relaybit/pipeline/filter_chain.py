@@ -16,12 +16,11 @@ encoded the batch passes the whole chain unchanged (logged with the count).
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from relaybit.codec.records import decode_entries, encode_entries, new_entry_packer
+from relaybit.codec.records import decode_entries, encode_entries, gc_paused, new_entry_packer
 from relaybit.logging import counted
 from relaybit.plugins.base import FilterPlugin
 
@@ -41,13 +40,8 @@ class FilterChain:
 
     def run(self, names: Sequence[str], tag: str, data: bytes, records: int) -> tuple[bytes, int]:
         """The entries after the filters ``names``, in order, as bytes and a count."""
-        if gc.isenabled():  # the decoded records hold no cycles: collecting in between is waste
-            gc.disable()
-            try:
-                return self._run(names, tag, decode_entries(data), records, data)
-            finally:
-                gc.enable()
-        return self._run(names, tag, decode_entries(data), records, data)
+        with gc_paused():
+            return self._run(names, tag, decode_entries(data), records, data)
 
     def run_entries(
         self,
@@ -63,13 +57,8 @@ class FilterChain:
         ``original()`` gives the entries' bytes as the input would have emitted
         them: they pass unfiltered when the result cannot be encoded.
         """
-        if gc.isenabled():
-            gc.disable()
-            try:
-                return self._run(names, tag, entries, records, original)
-            finally:
-                gc.enable()
-        return self._run(names, tag, entries, records, original)
+        with gc_paused():
+            return self._run(names, tag, entries, records, original)
 
     def _run(
         self,

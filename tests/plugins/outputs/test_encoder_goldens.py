@@ -19,6 +19,7 @@ import msgpack
 import pytest
 
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.records import gc_paused
 from relaybit.plugins.outputs import fastjson
 from relaybit.plugins.outputs.es.bulk import encode_items
 from relaybit.plugins.outputs.es.options import EsSettings
@@ -268,7 +269,7 @@ def test_the_collector_is_on_again_after_a_body() -> None:
     http_body("clean/json_lines_double")
     es_body("clean/default")
     assert gc.isenabled()
-    with pytest.raises(RuntimeError), fastjson.gc_paused():
+    with pytest.raises(RuntimeError), gc_paused():
         assert not gc.isenabled()
         raise RuntimeError("inside")
     assert gc.isenabled()

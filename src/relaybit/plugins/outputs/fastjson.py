@@ -19,9 +19,7 @@ shortest form, as orjson does, except that an exponent has no ``+``
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import groupby
 from operator import itemgetter
 from typing import Any, Union
@@ -116,22 +114,3 @@ def runs(entries: list[tuple[Any, dict[str, Any]]]) -> Iterator[tuple[Any, list[
     """Consecutive entries of one time, as ``(time, records)`` (tail stamps a read batch once)."""
     for time, group in groupby(entries, key=itemgetter(0)):
         yield time, [record for _, record in group]
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a chunk is decoded and written.
-
-    The decoded records and the dicts built from them hold no cycles; with the
-    collector on, the thousands of containers of one chunk trigger collections
-    that walk the agent's whole heap (about 0.7 us a record with a big heap).
-    The block must not await.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()

@@ -25,6 +25,7 @@ import msgpack
 import orjson
 
 from relaybit.codec.msgpack import EventTime, event_time, iter_entries, time_parts, unpack_chunk
+from relaybit.codec.records import gc_paused
 from relaybit.plugins.outputs import fastjson
 
 FORMATS = ("json", "json_lines", "json_stream", "plain", "msgpack")
@@ -263,7 +264,7 @@ class JsonFormatter:
 
     def format(self, chunk_data: bytes, count: int | None = None) -> bytes:
         """The body of one chunk (``count``: the entries it says it holds)."""
-        with fastjson.gc_paused():
+        with gc_paused():
             return self._format(chunk_data, count)
 
     def _format(self, chunk_data: bytes, count: int | None) -> bytes:

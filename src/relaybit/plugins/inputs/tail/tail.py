@@ -25,9 +25,10 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.records import gc_paused
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
-from relaybit.parsers.packing import ParsedLines, entry_head, gc_paused
+from relaybit.parsers.packing import ParsedLines, entry_head
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import (
     LinePacker,

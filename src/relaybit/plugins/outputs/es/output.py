@@ -17,6 +17,7 @@ import gzip
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from relaybit.codec.records import gc_paused
 from relaybit.config.schema import ConfigMap, Options
 from relaybit.errors import ConfigError, DeliveryError, NoHealthyNode, PermanentDeliveryError
 from relaybit.logging import counted
@@ -37,7 +38,6 @@ from relaybit.plugins.outputs.es.options import (
     check_write_operation,
     decode_cloud_id,
 )
-from relaybit.plugins.outputs.fastjson import gc_paused
 from relaybit.plugins.outputs.http.output import HttpUpstreamOutput, request_headers
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection
