@@ -523,6 +523,11 @@ async def test_body_key_and_headers_key_send_one_request_per_record(
             ("2", "application/octet-stream", b"second"),
         ]
         assert out.skipped == 1 and "is not sent" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):  # more of them: counted, not logged again
+            assert await out.flush(chunk_of([{"payload": "x"}, {"meta": {}}])) is FlushResult.OK
+        assert out.skipped == 3 and "is not sent" not in caplog.text
+        assert out.status()["skipped_records"] == 3
     finally:
         await out.stop()
         await receiver.stop()

@@ -10,6 +10,7 @@ ERROR, so the chunk is not retried forever.
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -346,9 +347,10 @@ class HttpOutput(HttpUpstreamOutput):
             found = record_body(record, self._body_key, self._headers_key)
             if found is None:
                 self.skipped += 1
-                self.ctx.logger.warning(
+                self.ctx.logger.log(
+                    logging.WARNING if self.skipped == 1 else logging.DEBUG,
                     "%s: a record without a string at body_key %s or a map at headers_key %s"
-                    " is not sent (as Fluent Bit)",
+                    " is not sent (as Fluent Bit; logged once, counted in skipped_records)",
                     chunk,
                     self._body_key.pattern,
                     self._headers_key.pattern if self._headers_key else "-",
