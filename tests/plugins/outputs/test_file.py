@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -194,6 +197,27 @@ async def test_rotate_by_size_gzip_and_keep_max_files(tmp_path: Path) -> None:
     text = gzip.decompress((tmp_path / rotated[-1]).read_bytes()).decode()
     assert text.count('"message":"hello"') == 2  # whole flushes in each rotated file
     assert not (tmp_path / "app.log").exists()  # the 10th flush rotated it away
+
+
+async def test_a_rotation_that_fails_is_logged_once_per_cause_and_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = make(path=str(tmp_path), file="a.log", format="plain", rotate="on", rotate_max_size="10")
+    rename = os.rename
+
+    def refuse(src: Any, dst: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK
+    lines = [r for r in caplog.records if "could not rotate" in r.getMessage()]
+    assert len(lines) == 1 and "Permission denied" in lines[0].getMessage()
+    monkeypatch.setattr(os, "rename", rename)
+    assert await out.flush(Chunk("t", DATA, 2)) is FlushResult.OK  # rotated after this write
+    assert not (tmp_path / "a.log").exists()
+    assert "hello" in gzip.decompress(next(tmp_path.glob("a.log.*.gz")).read_bytes()).decode()
 
 
 async def test_rotate_without_gzip(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import logging
 import os
 import re
 import secrets
@@ -146,6 +147,8 @@ class FileOutput(OutputPlugin):
         self._lock = threading.Lock()
         #: the write failure last logged (logged again only when it changes)
         self._failure: str | None = None
+        #: the rotation failure last logged (logged again only when it changes)
+        self._rotate_failure: str | None = None
         if self.directory is not None and not self.mkdir and not self.directory.is_dir():
             # Fluent Bit fails at flush time; say it at start-up, it is a configuration mistake.
             ctx.logger.warning(
@@ -253,8 +256,12 @@ class FileOutput(OutputPlugin):
         try:
             os.rename(path, rotated)
         except OSError as exc:
-            self.ctx.logger.warning("could not rotate %s: %s", path, exc)
+            failure = f"could not rotate {path}: {exc}"
+            same = failure == self._rotate_failure  # once per cause, not after every write
+            self.ctx.logger.log(logging.DEBUG if same else logging.WARNING, "%s", failure)
+            self._rotate_failure = failure
             return
+        self._rotate_failure = None
         self.ctx.logger.info("rotated %s to %s", path, rotated)
         if self.rotate_gzip:
             try:
