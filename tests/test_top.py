@@ -86,3 +86,14 @@ async def test_once_prints_inputs_outputs_and_storage_of_a_running_agent(tmp_pat
         )
     finally:
         await agent.stop()
+
+
+def test_node_failures_count_every_shape_the_api_gives() -> None:
+    from relaybit.top import _failures
+
+    # the same reading as the Prometheus exporter (monitoring.history.failures_by_kind)
+    assert _failures({"counters": {"failures": {"connect": 2, "timeout": 1}}}) == 3
+    assert _failures({"counters": {"failures": 4}}) == 4
+    assert _failures({"counters": {"failures_connect": 2, "failures_ack_timeout": 5}}) == 7
+    assert _failures({"failures": 1}) == 1
+    assert _failures({}) == 0

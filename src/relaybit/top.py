@@ -34,7 +34,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from relaybit.monitoring.history import number
+from relaybit.monitoring.history import failures_by_kind, number
 
 DEFAULT_URL = "http://127.0.0.1:2020"
 
@@ -128,10 +128,7 @@ def human(value: float | None, unit: str = "") -> str:
 
 
 def _failures(node: Mapping[str, Any]) -> int:
-    raw = (node.get("counters") or {}).get("failures", node.get("failures"))
-    if isinstance(raw, Mapping):
-        return int(sum(number(v) for v in raw.values()))
-    return int(number(raw))
+    return int(sum(failures_by_kind(node.get("counters") or {}, node).values()))
 
 
 def _last_error(node: Mapping[str, Any]) -> str:

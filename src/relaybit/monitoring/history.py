@@ -27,6 +27,20 @@ def number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
+def failures_by_kind(counters: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, float]:
+    """Failures by kind, from ``failures: {kind: n}`` or ``failures_<kind>`` or a plain count."""
+    raw = counters.get("failures", node.get("failures"))
+    kinds: dict[str, float] = {}
+    if isinstance(raw, Mapping):
+        kinds.update({str(k): number(v) for k, v in raw.items()})
+    elif raw is not None:
+        kinds["all"] = number(raw)
+    for key, value in counters.items():
+        if key.startswith("failures_"):
+            kinds[key.removeprefix("failures_")] = number(value)
+    return kinds
+
+
 @dataclass(slots=True)
 class _Series:
     """One counter's rate per sample (None for its first); the newest rate lines up

@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 
 import relaybit
-from relaybit.monitoring.history import number
+from relaybit.monitoring.history import failures_by_kind, number
 
 #: Health states a node can be in (Upstream status ``state``).
 NODE_STATES = ("healthy", "ejected", "probing", "unhealthy", "standby", "panic")
@@ -233,20 +233,6 @@ def pipeline_view(agent: MonitoredAgent) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- Prometheus
-
-
-def _failures(counters: Mapping[str, Any], node: Mapping[str, Any]) -> dict[str, float]:
-    """Failures by kind, from ``failures: {kind: n}`` or ``failures_<kind>`` or a plain count."""
-    raw = counters.get("failures", node.get("failures"))
-    kinds: dict[str, float] = {}
-    if isinstance(raw, Mapping):
-        kinds.update({str(k): number(v) for k, v in raw.items()})
-    elif raw is not None:
-        kinds["all"] = number(raw)
-    for key, value in counters.items():
-        if key.startswith("failures_"):
-            kinds[key.removeprefix("failures_")] = number(value)
-    return kinds
 
 
 def _histogram(raw: Any) -> tuple[list[tuple[str, float]], float] | None:
@@ -465,7 +451,7 @@ class AgentCollector:
                 node_counters = node.get("counters") or {}
                 for key, family in counters.items():
                     family.add_metric(values, number(node_counters.get(key, node.get(key, 0))))
-                for kind, count in sorted(_failures(node_counters, node).items()):
+                for kind, count in sorted(failures_by_kind(node_counters, node).items()):
                     failures.add_metric([*values, kind], count)
                 hist = _histogram(node.get("latency", node_counters.get("latency")))
                 if hist is not None:
