@@ -32,11 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
 import orjson
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from relaybit.clock import Clock, SystemClock
 from relaybit.config.origin import Origin
@@ -154,6 +150,11 @@ class OAuth2Settings:
                     f"oauth2.jwt_header {header!r}: expected kid, x5t or x5t#S256",
                 )
             if key_file:
+                # PyJWT and cryptography load only for private_key_jwt: every agent with an
+                # http or es output reads this module (about 60 ms of start-up otherwise)
+                from cryptography.hazmat.primitives import serialization
+                from cryptography.hazmat.primitives.asymmetric import rsa
+
                 try:
                     key_pem = (base_dir / key_file).read_bytes()
                     key = serialization.load_pem_private_key(key_pem, password=None)
@@ -198,6 +199,9 @@ def _b64url(data: bytes) -> str:
 
 def cert_thumbprint(data: bytes, header: str) -> str:
     """The certificate's thumbprint as Fluent Bit writes it in ``header`` (PEM or DER)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     try:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError:
@@ -222,6 +226,8 @@ def client_assertion(settings: OAuth2Settings, now: float) -> str:
         "jti": str(uuid.uuid4()),
     }
     headers = {"typ": "JWT", settings.jwt_header: settings.jwt_thumbprint}
+    import jwt
+
     return jwt.encode(payload, settings.jwt_key, algorithm="RS256", headers=headers)
 
 
