@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import zlib
 from typing import Any
 
-from receiver import STATS_INTERVAL, Counter, gunzip_all, write_stats
+from receiver import Counter, count_until_stopped, gunzip_all
 
 _INFO = json.dumps(
     {
@@ -173,23 +172,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = await loop.create_server(
         lambda: HttpCounting(counter, args.mode, args.status), args.host, args.port, backlog=256
     )
-    port = server.sockets[0].getsockname()[1]
-    write_stats(args.stats, counter)
-    print(f"PORT {port}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    written = -1
-    while not stop.is_set():
-        if counter.messages != written:
-            written = counter.messages
-            write_stats(args.stats, counter)
-        try:
-            await asyncio.wait_for(stop.wait(), STATS_INTERVAL)
-        except TimeoutError:
-            pass
-    server.close()
-    write_stats(args.stats, counter)
+    await count_until_stopped(server, counter, args.stats)
 
 
 def main(argv: list[str] | None = None) -> int:

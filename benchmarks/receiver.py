@@ -147,8 +147,14 @@ async def serve(args: argparse.Namespace) -> None:
         ssl=context,
         backlog=256,
     )
+    await count_until_stopped(server, counter, args.stats)
+
+
+async def count_until_stopped(server: asyncio.Server, counter: Counter, stats: str) -> None:
+    """Print the bound port, write the counts to ``stats`` as they change, until SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
     port = server.sockets[0].getsockname()[1]
-    write_stats(args.stats, counter)
+    write_stats(stats, counter)
     print(f"PORT {port}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -157,13 +163,13 @@ async def serve(args: argparse.Namespace) -> None:
     while not stop.is_set():
         if counter.messages != written:
             written = counter.messages
-            write_stats(args.stats, counter)
+            write_stats(stats, counter)
         try:
             await asyncio.wait_for(stop.wait(), STATS_INTERVAL)
         except TimeoutError:
             pass
     server.close()
-    write_stats(args.stats, counter)
+    write_stats(stats, counter)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 
 from relaybit.codec.msgpack import EventTime
+from relaybit.multiline.stream import Record, feed_each
 from relaybit.parsers.json import json_object
 from relaybit.plugins.inputs.lines import Parser, apply_parser
 
-Record = tuple[EventTime, dict[str, Any]]
 ToRecord = Callable[[str, EventTime], Record]
 
 
@@ -87,11 +87,7 @@ class DockerModeStream:
         starts: Sequence[int] | None = None,
     ) -> list[Record]:
         """:meth:`feed` for a batch of raw lines (non-UTF-8 bytes kept as surrogates)."""
-        out: list[Record] = []
-        for i, line in enumerate(lines):
-            offset = starts[i] if starts is not None and i < len(starts) else None
-            out.extend(self.feed(line.decode("utf-8", "surrogateescape"), stamp, now, offset))
-        return out
+        return feed_each(self.feed, lines, stamp, now, starts)
 
     def _hold(self, obj: dict[str, Any], stamp: EventTime, now: float, offset: int | None) -> None:
         if self._last is None:

@@ -15,7 +15,7 @@ record's last line (Fluent Bit's timer ticks every ``flush_timeout``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,22 @@ from relaybit.plugins.inputs.lines import apply_parser
 MAX_RECORD_BYTES = 2 * 1024 * 1024
 
 Record = tuple[EventTime, dict[str, Any]]
+
+
+def feed_each(
+    feed: Callable[[str, EventTime, float, int | None], list[Record]],
+    lines: Sequence[bytes],
+    stamp: EventTime,
+    now: float,
+    starts: Sequence[int] | None,
+) -> list[Record]:
+    """``feed(text, stamp, now, offset)`` for each raw line of a batch (non-UTF-8 bytes
+    kept as surrogates); the records they completed, in order."""
+    out: list[Record] = []
+    for i, line in enumerate(lines):
+        offset = starts[i] if starts is not None and i < len(starts) else None
+        out.extend(feed(line.decode("utf-8", "surrogateescape"), stamp, now, offset))
+    return out
 
 
 @dataclass(eq=False)
@@ -126,11 +142,7 @@ class MultilineStream:
         starts: Sequence[int] | None = None,
     ) -> list[Record]:
         """:meth:`feed` for a batch of raw lines (non-UTF-8 bytes kept as surrogates)."""
-        out: list[Record] = []
-        for i, line in enumerate(lines):
-            offset = starts[i] if starts is not None and i < len(starts) else None
-            out.extend(self.feed(line.decode("utf-8", "surrogateescape"), stamp, now, offset))
-        return out
+        return feed_each(self.feed, lines, stamp, now, starts)
 
     def flush_due(self, now: float) -> list[Record]:
         """Records whose last line came ``flush_timeout`` or more before ``now``."""
