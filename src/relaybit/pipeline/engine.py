@@ -178,7 +178,10 @@ class Engine(StoredChunks):
         self._input_routes: dict[str, dict[str, tuple[str, ...]]] = {}
         #: inputs with processors: their names in the filter registry
         self._input_processors: dict[str, tuple[str, ...]] = {}
+        #: warned once each: (input, route) of stored chunks whose route is gone, and
+        #: inputs whose records matched no route
         self._stale_routes: set[tuple[str, str]] = set()
+        self._told_unrouted: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
@@ -454,8 +457,8 @@ class Engine(StoredChunks):
         shares = splitter.split(data, records)
         if splitter.unrouted > before:
             buf.unrouted_records += splitter.unrouted - before
-            if (buf.name, "") not in self._stale_routes:
-                self._stale_routes.add((buf.name, ""))
+            if buf.name not in self._told_unrouted:
+                self._told_unrouted.add(buf.name)
                 log.warning(
                     "[input] %s: records that match no route (and no default route) are"
                     " discarded; counted in unrouted_records",
