@@ -62,6 +62,8 @@ from relaybit.plugins.base import (
     OutputPlugin,
     PluginContext,
 )
+from relaybit.plugins.outputs.encoder_pool import SERVICE_KEY as ENCODER_WORKERS
+from relaybit.plugins.outputs.encoder_pool import EncoderPool, workers_setting
 from relaybit.reload import ConfigLoader, HotReloader, ReloadRequest, file_loader
 from relaybit.tag import compile_match
 
@@ -161,6 +163,7 @@ class Agent:
         self.service["parsers"] = self._parsers()
         self.service["multiline_parsers"] = self.config.multiline_parsers
         self.service["events"] = self.events
+        self.service["encoder_pool"] = self._encoder_pool(options)
         self.engine = Engine(
             EngineSettings.from_service(options), clock=self.clock, events=self.events
         )
@@ -480,7 +483,28 @@ class Agent:
         for output in reversed(self._started_outputs):
             await self._quietly(f"output {output.ctx.name}", output.stop())
         self._started_outputs.clear()
+        pool = self.service.get("encoder_pool")
+        if pool is not None:
+            await pool.aclose()
         return remaining
+
+    def _encoder_pool(self, options: Options) -> EncoderPool | None:
+        """The encoder processes of the JSON outputs (none start before a chunk needs one)."""
+        try:
+            workers = workers_setting(options.str(ENCODER_WORKERS))
+        except ValueError:
+            raise ConfigErrors(
+                [
+                    ConfigError(
+                        f"{ENCODER_WORKERS} must be auto or a count of 0 or more,"
+                        f" not {options.str(ENCODER_WORKERS)!r}",
+                        options.origin(ENCODER_WORKERS),
+                        section="SERVICE",
+                        key=ENCODER_WORKERS,
+                    )
+                ]
+            ) from None
+        return EncoderPool(workers, logger=log) if workers else None
 
     def replica(self, config: AgentConfig) -> Agent:
         """A new, unbuilt Agent for ``config`` with this one's overrides and clock."""
@@ -717,6 +741,9 @@ class Agent:
             restarts = getattr(plugin, "restarts", None)  # InputPlugin.spawn's supervisor
             if restarts is not None:
                 inputs.setdefault(name, {})["restarts"] = restarts.count
+        pool = self.service.get("encoder_pool")
+        if pool is not None:  # relaybit's encoder processes (encoder.workers)
+            metrics["encoder"] = pool.status()
         return metrics
 
     def status(self) -> dict[str, Any]:

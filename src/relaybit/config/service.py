@@ -97,6 +97,13 @@ SERVICE_OPTIONS = ConfigMap(
         Option("scheduler.base", "int", 5, "Base seconds of the retry backoff", minimum=1),
         Option("scheduler.cap", "int", 2000, "Cap in seconds of the retry backoff", minimum=1),
         Option(
+            "encoder.workers",
+            "str",
+            "auto",
+            "Processes that write the es and http outputs' JSON bodies beside the agent"
+            " (auto: 1 on a machine of 2+ CPUs; 0: in the agent's process). relaybit only",
+        ),
+        Option(
             "hot_reload",
             "bool",
             False,

@@ -28,16 +28,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from relaybit.clock import Clock, SystemClock
 from relaybit.config.origin import Origin
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError, ConfigErrors
+
+if TYPE_CHECKING:
+    import aiohttp
 
 AUTH_METHODS = ("basic", "post", "private_key_jwt")
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -307,6 +309,8 @@ class TokenSource:
             self._token = None
 
     async def _fetch(self) -> str:
+        import aiohttp  # the http outputs load it anyway; the option tables need not
+
         s = self.settings
         form, headers = token_request(s, time.time())
         if self._session is None or self._session.closed:

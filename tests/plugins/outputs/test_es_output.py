@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from relaybit.plugins.base import (
     OutputContext,
 )
 from relaybit.plugins.inputs.elasticsearch import ElasticsearchInput
+from relaybit.plugins.outputs.encoder_pool import EncoderPool
 from relaybit.plugins.outputs.es.bulk import (
     BulkEncoder,
     build_item,
@@ -33,8 +36,9 @@ from relaybit.plugins.outputs.es.bulk import (
     generated_id,
     read_bulk_response,
 )
-from relaybit.plugins.outputs.es.options import EsSettings, decode_cloud_id
+from relaybit.plugins.outputs.es.options import decode_cloud_id
 from relaybit.plugins.outputs.es.output import ElasticsearchOutput
+from relaybit.plugins.outputs.es.settings import EsSettings
 from relaybit.upstream.node import Node, UpstreamSpec
 
 ORIGIN = Origin("es.conf", 7)
@@ -49,7 +53,9 @@ def make_node(name: str, port: int, **kv: str) -> Node:
     return Node(name=name, host="127.0.0.1", port=port, properties={p.key: p for p in props(**kv)})
 
 
-def make_output(nodes: tuple[Node, ...] | None = None, **kv: str) -> ElasticsearchOutput:
+def make_output(
+    nodes: tuple[Node, ...] | None = None, service: dict[str, Any] | None = None, **kv: str
+) -> ElasticsearchOutput:
     opts = (OUTPUT_COMMON + ElasticsearchOutput.options).resolve(props(**kv), section="[OUTPUT] es")
     spec = UpstreamSpec(name="es-up", nodes=nodes) if nodes else None
     ctx = OutputContext(
@@ -58,6 +64,7 @@ def make_output(nodes: tuple[Node, ...] | None = None, **kv: str) -> Elasticsear
         options=opts,
         upstream=spec,
         logger=plugin_logger("output", "es", "es.0"),
+        service=service or {},
     )
     return ElasticsearchOutput(ctx)
 
@@ -227,12 +234,33 @@ def mixed_records() -> list[dict[str, Any]]:
     return records
 
 
-async def test_partial_failure_resends_only_429_items(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.fixture(params=["here", "encoder process"])
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[EncoderPool | None]:
+    """No pool (bodies written in the agent's process), or a ready encoder process."""
+    if request.param == "here":
+        yield None
+        return
+    pool = EncoderPool(1)
+    pool.start()
+    deadline = time.monotonic() + 20
+    while not pool.status()["ready"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    yield pool
+    await pool.aclose()
+
+
+async def test_partial_failure_resends_only_429_items(
+    caplog: pytest.LogCaptureFixture, pool: EncoderPool | None
+) -> None:
     seen: dict[int, int] = {}
     servers = [BulkServer(seen), BulkServer(seen)]
     for s in servers:
         await s.start()
-    out = make_output(tuple(make_node(f"es{i}", s.port) for i, s in enumerate(servers)))
+    out = make_output(
+        tuple(make_node(f"es{i}", s.port) for i, s in enumerate(servers)),
+        service={"encoder_pool": pool},
+    )
     await out.start()
     try:
         with caplog.at_level(logging.ERROR, logger="relaybit"):
@@ -259,6 +287,8 @@ async def test_partial_failure_resends_only_429_items(caplog: pytest.LogCaptureF
     assert status["delivered_records"] == 27
     assert status["item_retries"] == 3
     assert status["pending_chunks"] == 0
+    if pool is not None:  # the first body was written there, the re-send here
+        assert pool.status()["chunks"] == 1 and pool.status()["in_agent"] == 0
 
 
 async def test_pending_items_survive_engine_retry() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from relaybit.plugins.base import (
     OutputContext,
 )
 from relaybit.plugins.inputs.http import HttpInput
+from relaybit.plugins.outputs.encoder_pool import EncoderPool
 from relaybit.plugins.outputs.http.encoder import GelfKeys, encode_body, gelf_message
 from relaybit.plugins.outputs.http.options import OPTIONS, node_settings
 from relaybit.plugins.outputs.http.output import HttpOutput
@@ -48,7 +52,10 @@ def make_node(name: str, port: int, **kv: str) -> Node:
 
 
 def make_output(
-    nodes: tuple[Node, ...] | None = None, config_dir: Path | None = None, **kv: str
+    nodes: tuple[Node, ...] | None = None,
+    config_dir: Path | None = None,
+    service: dict[str, Any] | None = None,
+    **kv: str,
 ) -> HttpOutput:
     opts = (OUTPUT_COMMON + HttpOutput.options).resolve(props(**kv), section="[OUTPUT] http")
     spec = UpstreamSpec(name="up", nodes=nodes) if nodes else None
@@ -59,6 +66,7 @@ def make_output(
         upstream=spec,
         config_dir=config_dir or Path.cwd(),
         logger=plugin_logger("output", "http", "http.0"),
+        service=service or {},
     )
     return HttpOutput(ctx)
 
@@ -190,7 +198,25 @@ def certs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-async def test_round_robin_gzip_auth_tls_across_three_inputs(certs: Path) -> None:
+@pytest.fixture(params=["here", "encoder process"])
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[EncoderPool | None]:
+    """No pool (bodies written in the agent's process), or a ready encoder process."""
+    if request.param == "here":
+        yield None
+        return
+    pool = EncoderPool(1)
+    pool.start()
+    deadline = time.monotonic() + 20
+    while not pool.status()["ready"]:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    yield pool
+    await pool.aclose()
+
+
+async def test_round_robin_gzip_auth_tls_across_three_inputs(
+    certs: Path, pool: EncoderPool | None
+) -> None:
     collectors = [Collector() for _ in range(3)]
     server_tls = {"tls": "on", "tls__crt_file": "server.crt", "tls__key_file": "server.key"}
     inputs = [
@@ -209,6 +235,7 @@ async def test_round_robin_gzip_auth_tls_across_three_inputs(certs: Path) -> Non
         http_user="relay",
         http_passwd="pw",
         uri="/from.relay",
+        service={"encoder_pool": pool},
     )
     await out.start()
     try:
@@ -224,6 +251,8 @@ async def test_round_robin_gzip_auth_tls_across_three_inputs(certs: Path) -> Non
     assert [len(c.records) for c in collectors] == [20, 20, 20]  # round robin, 2 chunks each
     assert all(r["date"] == 1700000000.5 for c in collectors for r in c.records)
     assert out.status()["delivered"] == 6
+    if pool is not None:  # every body was written there
+        assert pool.status()["chunks"] == 6 and pool.status()["in_agent"] == 0
 
 
 async def test_500_fails_over_to_next_node() -> None:

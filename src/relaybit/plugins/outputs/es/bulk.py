@@ -26,8 +26,9 @@ import msgspec
 import orjson
 
 from relaybit.codec.msgpack import iter_entries
+from relaybit.codec.records import gc_paused
 from relaybit.plugins.outputs import fastjson
-from relaybit.plugins.outputs.es.options import EsSettings
+from relaybit.plugins.outputs.es.settings import EsSettings
 from relaybit.plugins.outputs.formats import split_time, to_json
 
 RETRYABLE = frozenset({429})
@@ -210,6 +211,13 @@ class BulkEncoder:
                 [build_item(plain(items[i][0]), items[i][1], tag, s, now) for i in indices]
             )
         return self._encode_fast(entries.items, indices, tag, now)
+
+    def encode_chunk(self, data: bytes, count: int, tag: str, now: float) -> tuple[bytes, int]:
+        """The body of every entry of a chunk, and how many entries it holds (the job
+        of an encoder process, :mod:`relaybit.plugins.outputs.encoder_pool`)."""
+        with gc_paused():
+            entries = decode_chunk(data, count)
+            return self.encode(entries, range(len(entries)), tag, now), len(entries)
 
     def _time(self, key: Any, time: Any) -> tuple[str, int, Any, str]:
         """@timestamp, seconds and, for a logstash index of the record's time and a fixed
@@ -486,6 +494,12 @@ class PendingItems:
             del self._states[chunk_id]
         else:
             state.entries = None
+
+    def add(self, chunk_id: str, state: ChunkState) -> None:
+        """A chunk's state built elsewhere (its body written by an encoder process)."""
+        self._states[chunk_id] = state
+        while len(self._states) > self._limit:
+            self._states.popitem(last=False)
 
     def known(self, chunk_id: str) -> bool:
         return chunk_id in self._states

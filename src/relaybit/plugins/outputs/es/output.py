@@ -13,6 +13,7 @@ Fluent Bit retries the whole chunk, re-sending what already landed.
 
 from __future__ import annotations
 
+import functools
 import gzip
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from relaybit.logging import counted
 from relaybit.net.http_connection import HttpConnection, raise_for_status
 from relaybit.pipeline.chunk import Chunk
 from relaybit.plugins.base import FlushResult, OutputContext
+from relaybit.plugins.outputs.encoder_pool import EncoderPool
 from relaybit.plugins.outputs.es.bulk import (
     BulkEncoder,
     BulkOutcome,
@@ -32,12 +34,8 @@ from relaybit.plugins.outputs.es.bulk import (
     decode_chunk,
     read_bulk_response,
 )
-from relaybit.plugins.outputs.es.options import (
-    OPTIONS,
-    EsSettings,
-    check_write_operation,
-    decode_cloud_id,
-)
+from relaybit.plugins.outputs.es.options import OPTIONS, check_write_operation, decode_cloud_id
+from relaybit.plugins.outputs.es.settings import EsSettings
 from relaybit.plugins.outputs.http.output import HttpUpstreamOutput, request_headers
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection
@@ -135,6 +133,26 @@ class ElasticsearchOutput(HttpUpstreamOutput):
 
     async def flush(self, chunk: Chunk) -> FlushResult:
         assert self.upstream is not None, "start() first"
+        pool = self.ctx.service.get("encoder_pool")
+        state = None
+        if pool is not None and not self._pending.known(chunk.id):
+            state = await self._body_elsewhere(pool, chunk)
+        if state is None:
+            state = self._first_body(chunk)
+        state.attempts += 1
+        result = FlushResult.RETRY
+        try:
+            result = await self._flush(chunk, state)
+        finally:
+            if result is FlushResult.RETRY:
+                self._pending.release(chunk.id)
+        return result
+
+    def _pooled(self) -> bool:
+        return True
+
+    def _first_body(self, chunk: Chunk) -> ChunkState:
+        """The chunk's state, with its whole body written when no record of it went yet."""
         with gc_paused():
             # decoded and written in one go, the records freed before the collector
             # runs again (they would otherwise be walked while the request is out)
@@ -146,14 +164,26 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 )
                 state.body = (settings, body)
                 state.entries = None
-        state.attempts += 1
-        result = FlushResult.RETRY
-        try:
-            result = await self._flush(chunk, state)
-        finally:
-            if result is FlushResult.RETRY:
-                self._pending.release(chunk.id)
-        return result
+        return state
+
+    async def _body_elsewhere(self, pool: EncoderPool, chunk: Chunk) -> ChunkState | None:
+        """The chunk's state with its first body written by an encoder process; None when
+        the pool hands the chunk back (the flush writes it here, as without a pool)."""
+        settings = self._output_settings
+        done = await pool.encode(
+            ("es", settings),
+            functools.partial(BulkEncoder, settings),
+            chunk.data,
+            chunk.records,
+            chunk.tag,
+            self.ctx.clock.time(),
+        )
+        if done is None or self._pending.known(chunk.id):
+            return None
+        body, total = done
+        state = ChunkState(None, set(range(total)), total=total, body=(settings, body))
+        self._pending.add(chunk.id, state)
+        return state
 
     async def _flush(self, chunk: Chunk, state: ChunkState) -> FlushResult:
         assert self.upstream is not None

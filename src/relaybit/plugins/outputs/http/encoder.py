@@ -108,11 +108,19 @@ class BodyEncoder:
     """Request bodies of one output's format; keep one per output (it caches dates)."""
 
     def __init__(
-        self, fmt: str, *, date_key: str | None, date_format: str, gelf: GelfKeys | None = None
+        self,
+        fmt: str,
+        *,
+        date_key: str | None,
+        date_format: str,
+        gelf: GelfKeys | None = None,
+        gzip: bool = False,
     ) -> None:
+        """``gzip``: :meth:`encode_chunk` compresses the body (``compress gzip``)."""
         if fmt not in CONTENT_TYPES:
             raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(CONTENT_TYPES)}")
         self.fmt = fmt
+        self.gzip = gzip
         self._gelf = gelf or GelfKeys()
         self._json = (
             JsonFormatter(fmt, date_key, date_format) if fmt not in ("gelf", "msgpack") else None
@@ -125,6 +133,13 @@ class BodyEncoder:
         if self.fmt == "gelf":
             return encode_gelf(chunk_data, self._gelf)
         return bytes(chunk_data)
+
+    def encode_chunk(self, data: bytes, count: int, tag: str, now: float) -> tuple[bytes, int]:
+        """The request body of a chunk, gzipped with ``gzip``, and its ``count`` (the job
+        of an encoder process, :mod:`relaybit.plugins.outputs.encoder_pool`)."""
+        del tag, now  # no body format carries them
+        body = self.encode(data, count)
+        return (gzip_body(body) if self.gzip else body), count
 
 
 def encode_body(

@@ -10,6 +10,7 @@ ERROR, so the chunk is not retried forever.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import ssl
 from collections.abc import Iterator
@@ -168,9 +169,16 @@ class HttpUpstreamOutput(OutputPlugin):
         """A node's settings, computed now so bad values fail at start or reload."""
         return self._nodes.get(node)
 
+    def _pooled(self) -> bool:
+        """True when an encoder process may write this output's bodies."""
+        return False
+
     async def start(self) -> None:
         for node in self.ctx.upstream.nodes if self.ctx.upstream is not None else ():
             self._check_node(node)
+        pool = self.ctx.service.get("encoder_pool")
+        if pool is not None and self._pooled():
+            pool.start()  # ready by the time the first chunk comes
         total, idle = self._timeouts()
         self.upstream = make_upstream(
             self.ctx,
@@ -250,6 +258,28 @@ class HttpOutput(HttpUpstreamOutput):
 
     def _timeouts(self) -> tuple[float | None, float | None]:
         return self._response_timeout, self._read_idle_timeout
+
+    def _pooled(self) -> bool:
+        return self._body_key is None and self._format != "msgpack"
+
+    async def _pooled_body(self, chunk: Chunk) -> bytes | None:
+        """The chunk's body written by an encoder process (None: write it here)."""
+        pool = self.ctx.service.get("encoder_pool")
+        if pool is None or not self._pooled():
+            return None
+        key = ("http", self._format, self._date_key, self._date_format, self._gelf, self._gzip)
+        factory = functools.partial(
+            BodyEncoder,
+            self._format,
+            date_key=self._date_key,
+            date_format=self._date_format,
+            gelf=self._gelf,
+            gzip=self._gzip,
+        )
+        done = await pool.encode(
+            key, factory, chunk.data, chunk.records, chunk.tag, self.ctx.clock.time()
+        )
+        return done[0] if done is not None else None
 
     def _proxy_url(self) -> str | None:
         return self._proxy
@@ -336,8 +366,14 @@ class HttpOutput(HttpUpstreamOutput):
                 response.malformed.splitlines()[0] if response.malformed else "",
             )
 
-    def _requests(self, chunk: Chunk, split_key: Any) -> Iterator[tuple[Any, Send, int, int]]:
-        """(balance key, send, records, size) of every request of a chunk."""
+    def _requests(
+        self, chunk: Chunk, split_key: Any, body: bytes | None = None
+    ) -> Iterator[tuple[Any, Send, int, int]]:
+        """(balance key, send, records, size) of every request of a chunk; ``body``: the
+        whole chunk's, already written."""
+        if body is not None:
+            yield chunk.tag, self._sender(body, chunk.tag), chunk.records, len(body)
+            return
         if self._body_key is None:
             for key, data, records in split_chunk(chunk, split_key):
                 body = self._encode(data, chunk.tag, records)
@@ -374,8 +410,9 @@ class HttpOutput(HttpUpstreamOutput):
                 self.retries += 1
                 self._failures.failed(str(chunk), NoHealthyNode(f"no OAuth2 token: {exc}"))
                 return FlushResult.RETRY
+        body = await self._pooled_body(chunk) if split_key is None else None
         try:
-            for key, send, records, size in self._requests(chunk, split_key):
+            for key, send, records, size in self._requests(chunk, split_key, body):
                 await self.upstream.deliver(send, key=key, records=records, size=size)
         except PermanentDeliveryError as exc:
             self.rejected += 1

@@ -1,0 +1,141 @@
+"""The agent's encoder process killed (-9) mid-run: every line reaches Elasticsearch once.
+
+A real agent process tails a growing file to the es output; a bulk API server
+in this test process (a thread, following Elasticsearch's documented bulk
+request and response format) stores each document.  The encoder worker is
+killed twice while lines flow: the agent writes those chunks itself, starts the
+worker again, and not a line is missing or stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from support import (
+    LineWriter,
+    Processes,
+    agent_conf,
+    free_port,
+    http_json,
+    monitoring,
+    tail_input,
+    tally,
+    wait_until,
+    write_until,
+)
+
+
+class BulkStore(ThreadingHTTPServer):
+    """Documents of ``POST /_bulk`` NDJSON bodies; every item answered 201."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _BulkHandler)
+        self.rows: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def received(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.rows)
+
+
+class _BulkHandler(BaseHTTPRequestHandler):
+    server: BulkStore
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        lines = body.splitlines()
+        items = []
+        docs = []
+        for action, source in zip(lines[::2], lines[1::2], strict=True):
+            (op,) = json.loads(action)
+            docs.append({"record": json.loads(source)})
+            items.append({op: {"_index": "fluent-bit", "status": 201}})
+        with self.server.lock:
+            self.server.rows.extend(docs)
+        answer = json.dumps({"took": 1, "errors": False, "items": items}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def store() -> Iterator[BulkStore]:
+    server = BulkStore()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def encoder_workers(agent_pid: int) -> list[psutil.Process]:
+    return [
+        child
+        for child in psutil.Process(agent_pid).children()
+        if "relaybit.plugins.outputs.encoder_worker" in " ".join(child.cmdline())
+    ]
+
+
+def encoder(api: int) -> dict[str, int]:
+    """The agent's encoder processes as ``/api/v1/metrics`` shows them."""
+    found: dict[str, int] = http_json(api, "/api/v1/metrics")["encoder"]
+    return found
+
+
+def test_encoder_worker_kill9_mid_run(procs: Processes, tmp_path: Path, store: BulkStore) -> None:
+    writer = LineWriter(tmp_path / "app.log")
+    config = tmp_path / "agent.conf"
+    output = {"name": "es", "match": "*", "host": "127.0.0.1", "port": store.port}
+    api = free_port()
+    service = {"encoder.workers": 1, **monitoring(api)}
+    config.write_text(agent_conf([tail_input(writer.path)], output, service=service))
+    writer.write(500)
+    agent = procs.agent(config)
+    agent.wait_started()
+    for restarts in (0, 1):
+        # the worker (first or started again) writes chunks: it is up, then it is killed
+        chunks = encoder(api)["chunks"]
+        write_until(
+            writer,
+            lambda seen=chunks: encoder(api)["chunks"] >= seen + 3,  # type: ignore[misc]
+            what="chunks written by the encoder worker",
+        )
+        (worker,) = encoder_workers(agent.pid)
+        worker.kill()
+        worker.wait(10)
+        write_until(
+            writer,
+            lambda n=restarts + 1: encoder(api)["restarts"] == n,  # type: ignore[misc]
+            what="the worker's death noticed",
+        )
+    writer.write(1000)
+    wait_until(
+        lambda: not tally(store.received(), writer.written).missing,
+        what="every line to arrive",
+    )
+    status = encoder(api)
+    assert status["restarts"] == 2 and status["chunks"] >= 6, status
+    assert agent.terminate() == 0
+    result = tally(store.received(), writer.written)
+    assert (result.missing, result.extra, result.duplicates) == ([], [], 0)
+    exits = agent.log_lines("encoder worker 0 exited")
+    assert len(exits) == 2, agent.log()
+    assert "Traceback" not in agent.log()

@@ -1,0 +1,223 @@
+"""The encoder processes of the JSON outputs: real worker processes, real failures.
+
+Every way the pool cannot take a chunk (no worker yet, a worker killed, an
+encoder that raises, a chunk or a body bigger than a region) hands the chunk
+back (None), and the output writes it itself: nothing is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from relaybit.agent import Agent
+from relaybit.codec.msgpack import EventTime, pack_entries
+from relaybit.config.loader import load_config
+from relaybit.errors import ConfigErrors
+from relaybit.plugins.outputs import encoder_pool
+from relaybit.plugins.outputs.encoder_pool import EncoderPool, workers_setting
+from relaybit.plugins.outputs.es.bulk import BulkEncoder
+from relaybit.plugins.outputs.es.settings import EsSettings
+
+T0 = EventTime(1700000000, 0)
+SETTINGS = EsSettings()
+KEY = ("es", SETTINGS)
+FACTORY = functools.partial(BulkEncoder, SETTINGS)
+
+
+def chunk(n: int, text: str = "x") -> bytes:
+    return pack_entries((T0, {"n": i, "msg": text}) for i in range(n))
+
+
+def local(data: bytes, n: int) -> tuple[bytes, int]:
+    return BulkEncoder(SETTINGS).encode_chunk(data, n, "t", 0.0)
+
+
+async def ready(pool: EncoderPool, count: int = 1) -> None:
+    deadline = time.monotonic() + 20
+    while pool.status()["ready"] < count:
+        assert time.monotonic() < deadline, f"no ready worker: {pool!r}"
+        await asyncio.sleep(0.02)
+
+
+def worker_pids() -> list[int]:
+    return [
+        p.pid
+        for p in psutil.Process().children()
+        if "relaybit.plugins.outputs.encoder_worker" in " ".join(p.cmdline())
+    ]
+
+
+async def test_a_chunk_before_the_worker_is_up_is_handed_back_then_the_worker_takes_them() -> None:
+    pool = EncoderPool(1)
+    try:
+        data = chunk(10)
+        # the first chunk starts the worker and is not kept waiting for it
+        assert await pool.encode(KEY, FACTORY, data, 10, "t", 0.0) is None
+        await ready(pool)
+        assert await pool.encode(KEY, FACTORY, data, 10, "t", 0.0) == local(data, 10)
+        assert pool.status() == {
+            "workers": 1,
+            "ready": 1,
+            "chunks": 1,
+            "in_agent": 1,
+            "restarts": 0,
+        }
+    finally:
+        await pool.aclose()
+
+
+async def test_concurrent_chunks_each_get_their_own_body() -> None:
+    pool = EncoderPool(2)
+    pool.start()
+    try:
+        await ready(pool, 2)
+        chunks = [chunk(50 + i, text=str(i) * (i + 1)) for i in range(40)]
+        bodies = await asyncio.gather(
+            *(pool.encode(KEY, FACTORY, c, 50 + i, "t", 0.0) for i, c in enumerate(chunks))
+        )
+        assert bodies == [local(c, 50 + i) for i, c in enumerate(chunks)]
+        assert pool.status()["chunks"] == 40
+    finally:
+        await pool.aclose()
+
+
+async def test_a_killed_worker_is_logged_once_and_started_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(encoder_pool, "RESTART_DELAYS", (0.05, 0.2))
+    pool = EncoderPool(1)
+    pool.start()
+    try:
+        await ready(pool)
+        (pid,) = worker_pids()
+        with caplog.at_level(logging.WARNING, logger="relaybit"):
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while pool.status()["ready"]:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            # no worker: the chunk is handed back at once
+            data = chunk(5)
+            assert await pool.encode(KEY, FACTORY, data, 5, "t", 0.0) is None
+            await ready(pool)
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert await pool.encode(KEY, FACTORY, data, 5, "t", 0.0) == local(data, 5)
+        exits = [r for r in caplog.records if "encoder worker 0 exited" in r.getMessage()]
+        assert len(exits) == 1
+        assert pool.status()["restarts"] == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_a_chunk_out_when_its_worker_dies_is_handed_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(encoder_pool, "RESTART_DELAYS", (0.05, 0.2))
+    pool = EncoderPool(1)
+    pool.start()
+    try:
+        await ready(pool)
+        (pid,) = worker_pids()
+        big = chunk(200_000)  # long enough to be killed while on it
+        job = asyncio.ensure_future(pool.encode(KEY, FACTORY, big, 200_000, "t", 0.0))
+        await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        assert await asyncio.wait_for(job, 10) is None
+        await ready(pool)
+        small = chunk(3)
+        assert await pool.encode(KEY, FACTORY, small, 3, "t", 0.0) == local(small, 3)
+    finally:
+        await pool.aclose()
+
+
+async def test_an_encoder_that_raises_hands_the_chunk_back_and_the_worker_stays() -> None:
+    pool = EncoderPool(1)
+    pool.start()
+    try:
+        await ready(pool)
+        (pid,) = worker_pids()
+        garbage = b"\xc1\xc1\xc1"  # never valid msgpack: the encoder raises
+        with pytest.raises(Exception):  # noqa: B017 (whatever the decoder raises, here too)
+            local(garbage, 1)
+        assert await pool.encode(KEY, FACTORY, garbage, 1, "t", 0.0) is None
+        data = chunk(4)
+        assert await pool.encode(KEY, FACTORY, data, 4, "t", 0.0) == local(data, 4)
+        assert worker_pids() == [pid]
+        assert pool.status()["in_agent"] == 1
+    finally:
+        await pool.aclose()
+
+
+async def test_a_chunk_or_a_body_bigger_than_a_region_is_written_here() -> None:
+    pool = EncoderPool(1, region_size=64 * 1024)
+    pool.start()
+    try:
+        await ready(pool)
+        too_long = chunk(5000)  # over 64 KiB of msgpack
+        assert len(too_long) > 64 * 1024
+        assert await pool.encode(KEY, FACTORY, too_long, 5000, "t", 0.0) is None
+        # a chunk that fits, whose JSON body (each record gains an action line) does not
+        grows = chunk(1000)
+        assert len(grows) < 64 * 1024 < len(local(grows, 1000)[0])
+        assert await pool.encode(KEY, FACTORY, grows, 1000, "t", 0.0) is None
+        fits = chunk(100)
+        assert await pool.encode(KEY, FACTORY, fits, 100, "t", 0.0) == local(fits, 100)
+    finally:
+        await pool.aclose()
+
+
+async def test_close_ends_the_workers_and_the_pool_takes_nothing_after() -> None:
+    pool = EncoderPool(2)
+    pool.start()
+    await ready(pool, 2)
+    pids = worker_pids()
+    assert len(pids) == 2
+    await pool.aclose()
+    assert worker_pids() == []
+    assert not any(psutil.pid_exists(p) for p in pids)
+    assert await pool.encode(KEY, FACTORY, chunk(1), 1, "t", 0.0) is None
+
+
+def test_workers_setting() -> None:
+    assert workers_setting("0") == 0
+    assert workers_setting(" 3 ") == 3
+    assert workers_setting("auto") == (1 if (os.cpu_count() or 1) > 1 else 0)
+    for bad in ("-1", "two", ""):
+        with pytest.raises(ValueError):
+            workers_setting(bad)
+
+
+def test_a_bad_encoder_workers_value_stops_start_up_with_its_line(tmp_path: Path) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[SERVICE]\n    flush 1\n    encoder.workers many\n\n"
+        "[INPUT]\n    name dummy\n\n[OUTPUT]\n    name null\n    match *\n"
+    )
+    agent = Agent(load_config(conf))
+    with pytest.raises(ConfigErrors) as caught:
+        agent.build()
+    text = str(caught.value)
+    assert f"{conf}:3" in text and "encoder.workers" in text and "'many'" in text
+
+
+@pytest.mark.parametrize(("value", "workers"), [("0", None), ("2", 2)])
+def test_the_agent_builds_the_pool_it_is_told(tmp_path: Path, value: str, workers: int) -> None:
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        f"[SERVICE]\n    encoder.workers {value}\n\n"
+        "[INPUT]\n    name dummy\n\n[OUTPUT]\n    name null\n    match *\n"
+    )
+    agent = Agent(load_config(conf))
+    agent.build()
+    pool = agent.service["encoder_pool"]
+    assert (pool.processes if pool is not None else None) == workers
+    assert worker_pids() == []  # built, not started: no process yet
