@@ -25,11 +25,7 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, TextIO
 
 from relaybit import __version__
 from relaybit.config.loader import (
@@ -55,6 +51,10 @@ from relaybit.logging import FluentBitFormatter
 from relaybit.net.limits import raise_nofile_limit
 from relaybit.plugins import registry
 from relaybit.upstream.node import UpstreamSpec
+
+if TYPE_CHECKING:  # rich loads only where a table is printed
+    from rich.console import Console
+    from rich.table import Table
 
 _KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
 
@@ -254,7 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(demo.main([a for a in argv if a != "--demo"]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = _console(sys.stdout)
     refused = _refused_flags(args)
     if refused:
         for line in refused:
@@ -270,11 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"relaybit v{__version__}")
         return 0
     if args.help:
-        return _help(parser, args.pipeline, out)
+        return _help(parser, args.pipeline, _console(sys.stdout))
     if args.help_json:
         return _help_json(args.pipeline)
     if args.sosreport:
-        return _sosreport(args, out)
+        return _sosreport(args, _console(sys.stdout))
     if args.supervisor:
         from relaybit.supervisor import supervise
 
@@ -286,9 +285,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    out = _console(sys.stdout) if args.dry_run else None
     try:
         if args.dry_run and args.config and not args.pipeline and _is_upstream_file(args.config):
             spec = load_upstream_file(args.config)
+            from rich.markup import escape
+
+            assert out is not None
             out.print(escape(f"relaybit: upstream file OK: {args.config}"))
             out.print(upstream_table(spec))
             return 0
@@ -300,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         report_config_error(exc)
         return 1
-    if args.dry_run:
+    if out is not None:
         print_config(config, out)
         return 0
     return _run_agent(config, args)
@@ -552,12 +555,17 @@ def _plugin_url(value: str) -> tuple[str, list[RawProperty]]:
 
 # -- output ----------------------------------------------------------------------
 def _console(stream: TextIO) -> Console:
+    from rich.console import Console
+
     tty = stream.isatty()
     return Console(file=stream, width=None if tty else 160, highlight=False, soft_wrap=False)
 
 
 def print_config(config: AgentConfig, out: Console) -> None:
     """Print the resolved configuration (secrets masked) and each upstream's nodes."""
+    from rich.markup import escape
+    from rich.table import Table
+
     out.print(escape(f"relaybit: configuration OK: {config.path}"))
     settings = service_settings(config)
     service = Table(title="[SERVICE]", title_justify="left", show_header=True)
@@ -599,6 +607,9 @@ def _display(value: object) -> str:
 
 
 def _instance_table(instance: PluginInstance, cmap: ConfigMap, title: str = "") -> Table:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(
         title=escape(title or f"[{instance.kind.upper()}] {instance.plugin}"),
         title_justify="left",
@@ -621,6 +632,9 @@ def upstream_table(spec: UpstreamSpec, cmap: ConfigMap | None = None) -> Table:
     ``weight`` and ``standby`` columns appear when a node sets them; the caption
     gives the balancing and, when on, the active health checks.
     """
+    from rich.markup import escape
+    from rich.table import Table
+
     settings = spec.settings
     caption = f"balance: {settings.balance}"
     if settings.balance == "hash":
@@ -652,6 +666,9 @@ def upstream_table(spec: UpstreamSpec, cmap: ConfigMap | None = None) -> Table:
 
 
 def _help(parser: argparse.ArgumentParser, items: Sequence[tuple[str, str]], out: Console) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
     plugins = [(f"-{flag}", value) for flag, value in items if f"-{flag}" in _KINDS]
     if not plugins:
         parser.print_help()

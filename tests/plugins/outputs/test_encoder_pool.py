@@ -221,3 +221,22 @@ def test_the_agent_builds_the_pool_it_is_told(tmp_path: Path, value: str, worker
     pool = agent.service["encoder_pool"]
     assert (pool.processes if pool is not None else None) == workers
     assert worker_pids() == []  # built, not started: no process yet
+
+
+def test_es_and_http_keep_four_flushes_in_flight_and_forward_two(tmp_path: Path) -> None:
+    (tmp_path / "up.conf").write_text(
+        "[UPSTREAM]\n    name up\n\n[NODE]\n    name n1\n    host 127.0.0.1\n    port 9\n"
+    )
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        "[INPUT]\n    name dummy\n\n"
+        "[OUTPUT]\n    name es\n    match *\n    port 9\n\n"
+        "[OUTPUT]\n    name http\n    match *\n    port 9\n\n"
+        "[OUTPUT]\n    name http\n    match *\n    port 9\n    workers 1\n\n"
+        "[OUTPUT]\n    name forward\n    match *\n    upstream up.conf\n"
+    )
+    agent = Agent(load_config(conf))
+    agent.build()
+    queues = agent.engine.status()["outputs"]
+    workers = {name: queue["workers"] for name, queue in queues.items()}
+    assert workers == {"es.0": 4, "http.0": 4, "http.1": 1, "forward.0": 2}

@@ -151,6 +151,10 @@ class HttpUpstreamOutput(OutputPlugin):
     and the SIGHUP :meth:`reload_upstream`.
     """
 
+    #: flushes in flight when ``workers`` is 0: one body is written (by an encoder
+    #: process) while others are on the wire or waiting for their answer
+    default_workers = 4
+
     def __init__(self, ctx: OutputContext) -> None:
         super().__init__(ctx)
         self._nodes = NodeSettingsCache(type(self).options, ctx.options, f"[OUTPUT] {ctx.name}")
