@@ -139,3 +139,20 @@ def test_encoder_worker_kill9_mid_run(procs: Processes, tmp_path: Path, store: B
     exits = agent.log_lines("encoder worker 0 exited")
     assert len(exits) == 2, agent.log()
     assert "Traceback" not in agent.log()
+
+
+def test_the_worker_ends_with_an_agent_killed_by_sigkill(
+    procs: Processes, tmp_path: Path, store: BulkStore
+) -> None:
+    writer = LineWriter(tmp_path / "app.log")
+    config = tmp_path / "agent.conf"
+    output = {"name": "es", "match": "*", "host": "127.0.0.1", "port": store.port}
+    config.write_text(agent_conf([tail_input(writer.path)], output, service={"encoder.workers": 1}))
+    writer.write(100)
+    agent = procs.agent(config)
+    agent.wait_started()
+    (worker,) = wait_until(lambda: encoder_workers(agent.pid), what="an encoder worker")
+    wait_until(lambda: len(store.received()) >= 100, what="the lines")
+    agent.kill9()
+    # its control pipe closed with the agent: the worker exits on its own
+    wait_until(lambda: not worker.is_running(), what="the orphaned worker to exit")
