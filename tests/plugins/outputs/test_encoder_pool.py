@@ -240,3 +240,28 @@ def test_es_and_http_keep_four_flushes_in_flight_and_forward_two(tmp_path: Path)
     queues = agent.engine.status()["outputs"]
     workers = {name: queue["workers"] for name, queue in queues.items()}
     assert workers == {"es.0": 4, "http.0": 4, "http.1": 1, "forward.0": 2}
+
+
+async def test_a_worker_that_stops_answering_is_killed_and_started_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(encoder_pool, "JOB_TIMEOUT", 0.5)
+    monkeypatch.setattr(encoder_pool, "RESTART_DELAYS", (0.05, 0.2))
+    pool = EncoderPool(1)
+    pool.start()
+    try:
+        await ready(pool)
+        (pid,) = worker_pids()
+        os.kill(pid, signal.SIGSTOP)  # alive, never answering
+        data = chunk(10)
+        with caplog.at_level(logging.WARNING, logger="relaybit"):
+            assert await pool.encode(KEY, FACTORY, data, 10, "t", 0.0) is None
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert [r.getMessage() for r in caplog.records] == [
+            "encoder worker 0 did not answer within 0.5s: its chunks are encoded in the agent"
+            " until it is back"
+        ]
+        await ready(pool)
+        assert await pool.encode(KEY, FACTORY, data, 10, "t", 0.0) == local(data, 10)
+    finally:
+        await pool.aclose()

@@ -139,6 +139,10 @@ class _Worker:
             for fd in (ctrl_w, reply_r):
                 os.close(fd)
             self._unmap()
+            if self.process is not None:  # started, but its regions could not be mapped
+                self.process.kill()
+                _reap(self.process)
+                self.process = None
             raise
         finally:
             for fd in child:
@@ -176,10 +180,7 @@ class _Worker:
             self.on_idle()
 
     def _exited(self) -> None:
-        waiter, self.waiter = self.waiter, None
         self.stop()  # its pipe closed: it is gone or going
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(_Gone())
         self.on_exit(self)
 
     async def run(
@@ -223,6 +224,9 @@ class _Worker:
                     os.close(fd)
         self._ctrl = self._reply = -1
         self._unmap()
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # the chunk out there comes back: written in the agent
         process, self.process = self.process, None
         if process is not None:
             if kill:
@@ -318,8 +322,11 @@ class EncoderPool:
             return None
         try:
             result = await worker.run(ident, self._factories[ident], data, count, tag_bytes, now)
-        except (_Gone, TimeoutError):
-            if worker.alive:  # no answer in time: it is stuck
+        except _Gone:  # its pipe is closed: the reader sees it exit
+            self.in_agent += 1
+            return None
+        except TimeoutError:  # no answer in time: it is stuck
+            if worker.alive:
                 worker.stop(kill=True)
                 self._worker_exited(worker, f"did not answer within {JOB_TIMEOUT:g}s")
             self.in_agent += 1
@@ -426,10 +433,7 @@ class EncoderPool:
             handle.cancel()
         self._restarts.clear()
         for worker in self._workers:
-            waiter = worker.waiter
             worker.stop()
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(_Gone())
         self._wake()
 
     def status(self) -> dict[str, Any]:
