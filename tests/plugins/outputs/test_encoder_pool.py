@@ -91,70 +91,56 @@ async def test_concurrent_chunks_each_get_their_own_body() -> None:
 
 
 async def test_a_killed_worker_is_logged_once_and_started_again(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    running_pool: EncoderPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(encoder_pool, "RESTART_DELAYS", (0.05, 0.2))
-    pool = EncoderPool(1)
-    pool.start()
-    try:
-        await ready(pool)
-        (pid,) = worker_pids()
-        with caplog.at_level(logging.WARNING, logger="relaybit"):
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while pool.status()["ready"]:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.01)
-            # no worker: the chunk is handed back at once
-            data = chunk(5)
-            assert await pool.encode(KEY, FACTORY, data, 5, "t", 0.0) is None
-            await ready(pool)
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        assert await pool.encode(KEY, FACTORY, data, 5, "t", 0.0) == local(data, 5)
-        exits = [r for r in caplog.records if "encoder worker 0 exited" in r.getMessage()]
-        assert len(exits) == 1
-        assert pool.status()["restarts"] == 1
-    finally:
-        await pool.aclose()
+    (pid,) = worker_pids()
+    with caplog.at_level(logging.WARNING, logger="relaybit"):
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while running_pool.status()["ready"]:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        # no worker: the chunk is handed back at once
+        data = chunk(5)
+        assert await running_pool.encode(KEY, FACTORY, data, 5, "t", 0.0) is None
+        await ready(running_pool)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert await running_pool.encode(KEY, FACTORY, data, 5, "t", 0.0) == local(data, 5)
+    exits = [r for r in caplog.records if "encoder worker 0 exited" in r.getMessage()]
+    assert len(exits) == 1
+    assert running_pool.status()["restarts"] == 1
 
 
 async def test_a_chunk_out_when_its_worker_dies_is_handed_back(
+    running_pool: EncoderPool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(encoder_pool, "RESTART_DELAYS", (0.05, 0.2))
-    pool = EncoderPool(1)
-    pool.start()
-    try:
-        await ready(pool)
-        (pid,) = worker_pids()
-        big = chunk(200_000)  # long enough to be killed while on it
-        job = asyncio.ensure_future(pool.encode(KEY, FACTORY, big, 200_000, "t", 0.0))
-        await asyncio.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
-        assert await asyncio.wait_for(job, 10) is None
-        await ready(pool)
-        small = chunk(3)
-        assert await pool.encode(KEY, FACTORY, small, 3, "t", 0.0) == local(small, 3)
-    finally:
-        await pool.aclose()
+    (pid,) = worker_pids()
+    os.kill(pid, signal.SIGSTOP)  # it cannot answer: the chunk is out when it dies
+    job = asyncio.ensure_future(running_pool.encode(KEY, FACTORY, chunk(50), 50, "t", 0.0))
+    await asyncio.sleep(0.05)  # pacing: the request goes out (no answer can come)
+    assert not job.done()
+    os.kill(pid, signal.SIGKILL)
+    assert await asyncio.wait_for(job, 10) is None
+    await ready(running_pool)
+    small = chunk(3)
+    assert await running_pool.encode(KEY, FACTORY, small, 3, "t", 0.0) == local(small, 3)
 
 
-async def test_an_encoder_that_raises_hands_the_chunk_back_and_the_worker_stays() -> None:
-    pool = EncoderPool(1)
-    pool.start()
-    try:
-        await ready(pool)
-        (pid,) = worker_pids()
-        garbage = b"\xc1\xc1\xc1"  # never valid msgpack: the encoder raises
-        with pytest.raises(Exception):  # noqa: B017 (whatever the decoder raises, here too)
-            local(garbage, 1)
-        assert await pool.encode(KEY, FACTORY, garbage, 1, "t", 0.0) is None
-        data = chunk(4)
-        assert await pool.encode(KEY, FACTORY, data, 4, "t", 0.0) == local(data, 4)
-        assert worker_pids() == [pid]
-        assert pool.status()["in_agent"] == 1
-    finally:
-        await pool.aclose()
+async def test_an_encoder_that_raises_hands_the_chunk_back_and_the_worker_stays(
+    running_pool: EncoderPool,
+) -> None:
+    (pid,) = worker_pids()
+    garbage = b"\xc1\xc1\xc1"  # never valid msgpack: the encoder raises
+    with pytest.raises(Exception):  # noqa: B017 (whatever the decoder raises, here too)
+        local(garbage, 1)
+    assert await running_pool.encode(KEY, FACTORY, garbage, 1, "t", 0.0) is None
+    data = chunk(4)
+    assert await running_pool.encode(KEY, FACTORY, data, 4, "t", 0.0) == local(data, 4)
+    assert worker_pids() == [pid]
+    assert running_pool.status()["in_agent"] == 1
 
 
 async def test_a_chunk_or_a_body_bigger_than_a_region_is_written_here() -> None:
@@ -243,25 +229,19 @@ def test_es_and_http_keep_four_flushes_in_flight_and_forward_two(tmp_path: Path)
 
 
 async def test_a_worker_that_stops_answering_is_killed_and_started_again(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    running_pool: EncoderPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(encoder_pool, "JOB_TIMEOUT", 0.5)
     monkeypatch.setattr(encoder_pool, "RESTART_DELAYS", (0.05, 0.2))
-    pool = EncoderPool(1)
-    pool.start()
-    try:
-        await ready(pool)
-        (pid,) = worker_pids()
-        os.kill(pid, signal.SIGSTOP)  # alive, never answering
-        data = chunk(10)
-        with caplog.at_level(logging.WARNING, logger="relaybit"):
-            assert await pool.encode(KEY, FACTORY, data, 10, "t", 0.0) is None
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-        assert [r.getMessage() for r in caplog.records] == [
-            "encoder worker 0 did not answer within 0.5s: its chunks are encoded in the agent"
-            " until it is back"
-        ]
-        await ready(pool)
-        assert await pool.encode(KEY, FACTORY, data, 10, "t", 0.0) == local(data, 10)
-    finally:
-        await pool.aclose()
+    (pid,) = worker_pids()
+    os.kill(pid, signal.SIGSTOP)  # alive, never answering
+    data = chunk(10)
+    with caplog.at_level(logging.WARNING, logger="relaybit"):
+        assert await running_pool.encode(KEY, FACTORY, data, 10, "t", 0.0) is None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert [r.getMessage() for r in caplog.records] == [
+        "encoder worker 0 did not answer within 0.5s: its chunks are encoded in the agent"
+        " until it is back"
+    ]
+    await ready(running_pool)
+    assert await running_pool.encode(KEY, FACTORY, data, 10, "t", 0.0) == local(data, 10)

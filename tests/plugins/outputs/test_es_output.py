@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -232,22 +230,6 @@ def mixed_records() -> list[dict[str, Any]]:
             record["fail"] = 400
         records.append(record)
     return records
-
-
-@pytest.fixture(params=["here", "encoder process"])
-async def pool(request: pytest.FixtureRequest) -> AsyncIterator[EncoderPool | None]:
-    """No pool (bodies written in the agent's process), or a ready encoder process."""
-    if request.param == "here":
-        yield None
-        return
-    pool = EncoderPool(1)
-    pool.start()
-    deadline = time.monotonic() + 20
-    while not pool.status()["ready"]:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    yield pool
-    await pool.aclose()
 
 
 async def test_partial_failure_resends_only_429_items(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -196,22 +193,6 @@ def certs(tmp_path: Path) -> Path:
     cert.private_key_pem.write_to_path(tmp_path / "server.key")
     ca.cert_pem.write_to_path(tmp_path / "ca.crt")
     return tmp_path
-
-
-@pytest.fixture(params=["here", "encoder process"])
-async def pool(request: pytest.FixtureRequest) -> AsyncIterator[EncoderPool | None]:
-    """No pool (bodies written in the agent's process), or a ready encoder process."""
-    if request.param == "here":
-        yield None
-        return
-    pool = EncoderPool(1)
-    pool.start()
-    deadline = time.monotonic() + 20
-    while not pool.status()["ready"]:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    yield pool
-    await pool.aclose()
 
 
 async def test_round_robin_gzip_auth_tls_across_three_inputs(

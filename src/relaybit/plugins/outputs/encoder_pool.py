@@ -45,6 +45,7 @@ from relaybit.plugins.outputs.encoder_worker import (
     REPLY,
     REQUEST,
     ChunkEncoder,
+    write_all,
 )
 
 #: Size of each shared region (virtual: only the pages a chunk touches are used).
@@ -196,7 +197,7 @@ class _Worker:
         message += REQUEST.pack(ENCODE, key, len(data), count, now, len(tag)) + tag
         waiter = self.waiter = self._loop.create_future()
         try:
-            _write_all(self._ctrl, message)
+            write_all(self._ctrl, message)
         except OSError as exc:
             self.busy = False
             self.waiter = None
@@ -248,12 +249,6 @@ class _Worker:
     def __repr__(self) -> str:
         pid = self.process.pid if self.process is not None else None
         return f"<encoder worker {self.index} pid={pid} ready={self.ready} busy={self.busy}>"
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _reap(process: subprocess.Popen[bytes]) -> None:

@@ -68,7 +68,8 @@ def _read_exact(fd: int, size: int) -> bytes | None:
     return b"".join(parts)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the (blocking) descriptor ``fd``."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -78,7 +79,7 @@ def serve(ctrl: int, reply: int, region_in: mmap.mmap, region_out: mmap.mmap) ->
     """Answer requests until the control pipe closes."""
     encoders: dict[int, ChunkEncoder] = {}
     capacity = len(region_out)
-    _write_all(reply, REPLY.pack(HELLO, 0, 0))
+    write_all(reply, REPLY.pack(HELLO, 0, 0))
     while True:
         head = _read_exact(ctrl, REQUEST.size)
         if head is None:
@@ -97,13 +98,13 @@ def serve(ctrl: int, reply: int, region_in: mmap.mmap, region_out: mmap.mmap) ->
         except Exception as exc:  # every failure is answered, none ends the worker
             text = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:4096]
             region_out[: len(text)] = text
-            _write_all(reply, REPLY.pack(FAILED, len(text), 0))
+            write_all(reply, REPLY.pack(FAILED, len(text), 0))
             continue
         if len(body) > capacity:
-            _write_all(reply, REPLY.pack(TOO_BIG, len(body), entries))
+            write_all(reply, REPLY.pack(TOO_BIG, len(body), entries))
             continue
         region_out[: len(body)] = body
-        _write_all(reply, REPLY.pack(OK, len(body), entries))
+        write_all(reply, REPLY.pack(OK, len(body), entries))
 
 
 def main(argv: list[str]) -> int:
