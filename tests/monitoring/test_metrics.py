@@ -188,3 +188,22 @@ async def test_http_and_es_outputs_upstreams_are_listed(agent: Any, tmp_path: An
     finally:
         for name in ("http.0", "es.0"):
             await agent.outputs.pop(name).stop()
+
+
+def test_encoder_workers_are_exported_only_when_the_agent_has_them(agent: Any) -> None:
+    assert not any(
+        name.startswith("relaybit_encoder") for name, _ in samples(render_prometheus(agent))
+    )
+    agent.counters["encoder"] = {
+        "workers": 2,
+        "ready": 1,
+        "chunks": 40,
+        "in_agent": 3,
+        "restarts": 1,
+    }
+    got = samples(render_prometheus(agent))
+    assert got[("relaybit_encoder_workers", frozenset({("state", "ready")}))] == 1
+    assert got[("relaybit_encoder_workers", frozenset({("state", "not_ready")}))] == 1
+    assert got[("relaybit_encoder_chunks_total", frozenset({("by", "worker")}))] == 40
+    assert got[("relaybit_encoder_chunks_total", frozenset({("by", "agent")}))] == 3
+    assert got[("relaybit_encoder_restarts_total", frozenset())] == 1

@@ -285,6 +285,36 @@ class AgentCollector:
         yield info
         yield from self._node_metrics(upstreams_status(self.agent)["upstreams"])
         yield from self._storage_metrics(engine_status(self.agent))
+        yield from self._encoder_metrics(metrics.get("encoder"))
+
+    @staticmethod
+    def _encoder_metrics(status: Mapping[str, Any] | None) -> Iterator[Metric]:
+        """The encoder processes of the JSON outputs (``encoder.workers``), when there are."""
+        if not isinstance(status, Mapping):
+            return
+        workers = GaugeMetricFamily(
+            "relaybit_encoder_workers",
+            "Encoder worker processes, by state (ready: taking chunks).",
+            labels=["state"],
+        )
+        ready = number(status.get("ready", 0))
+        workers.add_metric(["ready"], ready)
+        workers.add_metric(["not_ready"], max(number(status.get("workers", 0)) - ready, 0.0))
+        yield workers
+        chunks = CounterMetricFamily(
+            "relaybit_encoder_chunks",
+            "Chunks whose body was written by an encoder worker (by: worker), or handed back"
+            " and written in the agent (by: agent).",
+            labels=["by"],
+        )
+        chunks.add_metric(["worker"], number(status.get("chunks", 0)))
+        chunks.add_metric(["agent"], number(status.get("in_agent", 0)))
+        yield chunks
+        restarts = CounterMetricFamily(
+            "relaybit_encoder_restarts", "Encoder workers started again after they died."
+        )
+        restarts.add_metric([], number(status.get("restarts", 0)))
+        yield restarts
 
     @staticmethod
     def _storage_metrics(status: Mapping[str, Any] | None) -> Iterator[Metric]:
