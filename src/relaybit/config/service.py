@@ -101,7 +101,7 @@ SERVICE_OPTIONS = ConfigMap(
             "str",
             "auto",
             "Processes that write the es and http outputs' JSON bodies beside the agent"
-            " (auto: 1 on a machine of 2+ CPUs; 0: in the agent's process). relaybit only",
+            " (auto: 1 where the agent may run on 2+ CPUs; 0: in the agent's process). relaybit only",
         ),
         Option(
             "hot_reload",

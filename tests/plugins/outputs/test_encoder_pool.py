@@ -12,6 +12,8 @@ import functools
 import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -173,10 +175,21 @@ async def test_close_ends_the_workers_and_the_pool_takes_nothing_after() -> None
     assert await pool.encode(KEY, FACTORY, chunk(1), 1, "t", 0.0) is None
 
 
+def test_auto_counts_the_cpus_this_process_may_use() -> None:
+    """``taskset -c 0 relaybit ...`` (or a container's cpuset) gets no worker."""
+    script = (
+        "import os; os.sched_setaffinity(0, {0}); "
+        "from relaybit.plugins.outputs.encoder_pool import workers_setting; "
+        "print(workers_setting('auto'), workers_setting('2'))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "2"]
+
+
 def test_workers_setting() -> None:
     assert workers_setting("0") == 0
     assert workers_setting(" 3 ") == 3
-    assert workers_setting("auto") == (1 if (os.cpu_count() or 1) > 1 else 0)
+    assert workers_setting("auto") == (1 if len(os.sched_getaffinity(0)) > 1 else 0)
     for bad in ("-1", "two", ""):
         with pytest.raises(ValueError):
             workers_setting(bad)

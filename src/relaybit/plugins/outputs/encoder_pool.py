@@ -18,7 +18,7 @@ and counted (:meth:`EncoderPool.status`).
 
 Workers start on the first chunk (a dry run or an agent without JSON outputs
 starts none).  ``[SERVICE] encoder.workers`` sets how many: ``auto`` (the
-default) is one where the machine has more than one CPU, ``0`` encodes in the
+default) is one where the agent may run on more than one CPU (its affinity), ``0`` encodes in the
 agent's process.
 """
 
@@ -60,14 +60,22 @@ SERVICE_KEY = "encoder.workers"
 
 
 def workers_setting(value: str | int | None) -> int:
-    """``encoder.workers`` as a count: ``auto`` is 1 on a machine of 2+ CPUs, else 0."""
+    """``encoder.workers`` as a count: ``auto`` is 1 where the agent may run on 2+ CPUs, else 0."""
     text = str(value if value is not None else "auto").strip().lower()
     if text == "auto":
-        return 1 if (os.cpu_count() or 1) > 1 and _supported() else 0
+        return 1 if usable_cpus() > 1 and _supported() else 0
     count = int(text)
     if count < 0:
         raise ValueError("encoder.workers must be auto or a count of 0 or more")
     return count if _supported() else 0
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return len(affinity(0))
+    return os.cpu_count() or 1
 
 
 def _supported() -> bool:
