@@ -25,7 +25,12 @@ from relaybit.codec.msgpack import EventTime, pack_entries
 from relaybit.config.loader import load_config
 from relaybit.errors import ConfigErrors
 from relaybit.plugins.outputs import encoder_pool
-from relaybit.plugins.outputs.encoder_pool import EncoderPool, workers_setting
+from relaybit.plugins.outputs.encoder_pool import (
+    EncoderPool,
+    quota_cpus,
+    usable_cpus,
+    workers_setting,
+)
 from relaybit.plugins.outputs.es.bulk import BulkEncoder
 from relaybit.plugins.outputs.es.settings import EsSettings
 
@@ -186,10 +191,24 @@ def test_auto_counts_the_cpus_this_process_may_use() -> None:
     assert out.stdout.split() == ["0", "2"]
 
 
+def test_a_cgroup_cpu_quota_caps_the_cpus(tmp_path: Path) -> None:
+    assert quota_cpus("max 100000\n") is None
+    assert quota_cpus("150000 100000\n") == 1
+    assert quota_cpus("400000 100000") == 4
+    assert quota_cpus("50000 100000") == 1
+    assert quota_cpus("garbage") is None
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text("100000 100000\n")  # docker run --cpus 1
+    assert usable_cpus(str(cpu_max)) == 1
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(str(cpu_max)) == len(os.sched_getaffinity(0))
+    assert usable_cpus(str(tmp_path / "absent")) == len(os.sched_getaffinity(0))
+
+
 def test_workers_setting() -> None:
     assert workers_setting("0") == 0
     assert workers_setting(" 3 ") == 3
-    assert workers_setting("auto") == (1 if len(os.sched_getaffinity(0)) > 1 else 0)
+    assert workers_setting("auto") == (1 if usable_cpus() > 1 else 0)
     for bad in ("-1", "two", ""):
         with pytest.raises(ValueError):
             workers_setting(bad)

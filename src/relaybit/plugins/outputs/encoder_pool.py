@@ -70,12 +70,29 @@ def workers_setting(value: str | int | None) -> int:
     return count if _supported() else 0
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask where the system has one)."""
+def usable_cpus(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup v2 CPU quota
+    (a container's ``--cpus``)."""
     affinity = getattr(os, "sched_getaffinity", None)
-    if affinity is not None:
-        return len(affinity(0))
-    return os.cpu_count() or 1
+    cpus = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+    try:
+        with open(cgroup_cpu_max) as f:
+            quota = quota_cpus(f.read())
+    except OSError:
+        quota = None
+    return min(cpus, quota) if quota is not None else cpus
+
+
+def quota_cpus(cpu_max: str) -> int | None:
+    """Whole CPUs of a cgroup v2 ``cpu.max`` (``"150000 100000"``: 1); None: no quota."""
+    fields = cpu_max.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return max(1, quota // period) if period > 0 else None
 
 
 def _supported() -> bool:
