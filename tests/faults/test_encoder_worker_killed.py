@@ -1,4 +1,6 @@
-"""The agent's encoder process killed (-9) mid-run: every line reaches Elasticsearch once.
+"""Encoder workers under faults: killed (-9) mid-run, their agent killed, a hot reload.
+
+Every line reaches Elasticsearch once, and no worker is left behind.
 
 A real agent process tails a growing file to the es output; a bulk API server
 in this test process (a thread, following Elasticsearch's documented bulk
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -156,3 +159,34 @@ def test_the_worker_ends_with_an_agent_killed_by_sigkill(
     agent.kill9()
     # its control pipe closed with the agent: the worker exits on its own
     wait_until(lambda: not worker.is_running(), what="the orphaned worker to exit")
+
+
+def test_a_hot_reload_replaces_the_worker_and_leaves_none_behind(
+    procs: Processes, tmp_path: Path, store: BulkStore
+) -> None:
+    writer = LineWriter(tmp_path / "app.log")
+    config = tmp_path / "agent.conf"
+    output = {"name": "es", "match": "*", "host": "127.0.0.1", "port": store.port}
+    api = free_port()
+    service = {"encoder.workers": 1, "hot_reload": "on", **monitoring(api)}
+    config.write_text(agent_conf([tail_input(writer.path)], output, service=service))
+    writer.write(500)
+    agent = procs.agent(config)
+    agent.wait_started()
+    write_until(writer, lambda: encoder(api)["chunks"] >= 2, what="chunks written by the worker")
+    (old,) = encoder_workers(agent.pid)
+    request = urllib.request.Request(f"http://127.0.0.1:{api}/api/v2/reload", method="PUT")
+    with urllib.request.urlopen(request, timeout=20) as answer:
+        assert json.loads(answer.read()) == {"reload": "done", "status": 0}
+    write_until(writer, lambda: not old.is_running(), what="the old pipeline's worker to exit")
+    write_until(writer, lambda: encoder(api)["chunks"] >= 2, what="the new worker writing")
+    assert [p.pid for p in encoder_workers(agent.pid)] != [old.pid]
+    assert len(encoder_workers(agent.pid)) == 1
+    writer.write(500)
+    wait_until(
+        lambda: not tally(store.received(), writer.written).missing, what="every line to arrive"
+    )
+    assert agent.terminate() == 0
+    result = tally(store.received(), writer.written)
+    assert (result.missing, result.extra) == ([], [])
+    assert "Traceback" not in agent.log()
