@@ -3,9 +3,11 @@
 The tail reads the file through :class:`Utf16Reader`, which decodes blocks of
 the raw file incrementally (a code unit or surrogate pair cut by a block
 boundary waits for the next block) and hands out UTF-8 bytes; a byte-order
-mark at the head is dropped.  Offsets of such a file count UTF-8 bytes (as the
-decompressed bytes of a ``.gz`` file), in the DB too: reopening at an offset
-decodes the file from its head up to it.
+mark at the head is passed over.  Offsets stay bytes of the file, as Fluent
+Bit's: :func:`utf16_size` gives the file bytes of decoded text (every
+character but the astral ones is one 16-bit unit, a replacement character for
+an invalid unit too), so a ``db`` row or an ``offset_key`` value points into
+the file itself and reopening at an offset reads from there.
 """
 
 from __future__ import annotations
@@ -22,67 +24,61 @@ UNICODE_ENCODINGS = {
     "utf16-be": "utf-16-be",
 }
 
+_BOMS = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}
+
+#: UTF-8 continuation bytes (deleted: one byte left per character)
+_CONTINUATION = bytes(range(0x80, 0xC0))
+#: every byte but the leads of 4-byte UTF-8 sequences (characters past U+FFFF)
+_NOT_ASTRAL = bytes(range(0xF0))
+
+
+def utf16_size(data: bytes) -> int:
+    """Bytes in UTF-16 of the UTF-8 ``data`` (a character counts where its first byte is)."""
+    chars = len(data.translate(None, _CONTINUATION))
+    astral = len(data.translate(None, _NOT_ASTRAL))  # a surrogate pair: one unit more
+    return 2 * (chars + astral)
+
 
 class Utf16Reader:
-    """UTF-8 bytes of a UTF-16 file, block by block, following its growth."""
+    """UTF-8 bytes of a UTF-16 file, block by block from a file offset, following its growth."""
 
     def __init__(self, fd: int, codec: str) -> None:
         self.fd = fd
         self.codec = codec
-        self._reset()
-
-    def _reset(self) -> None:
+        #: file offset of the next byte read (a half unit waiting in the decoder is past it)
         self.raw_pos = 0
-        self._decoder = codecs.getincrementaldecoder(self.codec)("replace")
-        self._head = True
+        #: file offset of the first decoded byte (past a byte-order mark at the head)
+        self.start = 0
+        self._decoder: codecs.IncrementalDecoder | None = None
+
+    def open(self, offset: int) -> int:
+        """Read from file offset ``offset`` (rounded down to a whole unit) from now on; the
+        offset kept.  At the head a byte-order mark is passed over once it is there."""
+        self.raw_pos = self.start = max(offset - offset % 2, 0)
+        self._decoder = None
+        return self.raw_pos
+
+    def _begin(self) -> bool:
+        """Choose the byte order (auto: the mark; little-endian without one), pass a mark
+        at the head; False while the file has not two bytes yet."""
+        head = os.pread(self.fd, 2, 0)
+        if len(head) < 2:
+            return False
+        codec = self.codec
+        if codec not in _BOMS:  # auto
+            codec = "utf-16-be" if head == codecs.BOM_UTF16_BE else "utf-16-le"
+        if self.raw_pos == 0 and head == _BOMS[codec]:
+            self.raw_pos = self.start = 2
+        self._decoder = codecs.getincrementaldecoder(codec)("replace")
+        return True
 
     def read(self, block: int) -> bytes:
         """Up to about ``block`` raw bytes more, decoded; b"" when nothing new is there."""
+        if self._decoder is None and not self._begin():
+            return b""
+        assert self._decoder is not None
         data = os.pread(self.fd, block, self.raw_pos)
         if not data:
             return b""
         self.raw_pos += len(data)
-        text = self._decoder.decode(data)
-        if self._head and text:
-            self._head = False
-            if text[0] == "\ufeff":
-                text = text[1:]
-        return text.encode("utf-8", "surrogatepass")
-
-    def skip(self, count: int | None) -> int:
-        """Move past ``count`` decoded bytes (None: to the end); the decoded bytes passed."""
-        done = 0
-        while count is None or done < count:
-            data = self.read(1 << 20)
-            if not data:
-                break
-            done += len(data)
-        # a skip that stops inside a block keeps its rest: re-read it from there
-        if count is not None and done > count:
-            done = self._replay(count)
-        return done
-
-    def _replay(self, count: int) -> int:
-        """Decode again from the head, stopping at exactly ``count`` decoded bytes."""
-        self._reset()
-        done = 0
-        while done < count:
-            data = os.pread(self.fd, 2, self.raw_pos)  # one code unit at a time
-            if not data:
-                break
-            self.raw_pos += len(data)
-            text = self._decoder.decode(data)
-            if self._head and text:
-                self._head = False
-                text = text.removeprefix("\ufeff")
-            done += len(text.encode("utf-8", "surrogatepass"))
-        return done
-
-    def size_hint(self, position: int) -> int:
-        """For the tail's checks: ``position`` + 1 while raw bytes are unread, 0 when
-        the file shrank under the read position (truncated: read again from the head)."""
-        size = os.fstat(self.fd).st_size
-        if size < self.raw_pos:
-            self._reset()
-            return 0
-        return position + (1 if size > self.raw_pos else 0)
+        return self._decoder.decode(data).encode("utf-8", "surrogatepass")

@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from relaybit.plugins.inputs.tail.decoded import Utf16Reader
+from relaybit.plugins.inputs.tail.decoded import Utf16Reader, utf16_size
 
 READ_BLOCK = 1 << 20
 
@@ -54,7 +54,7 @@ class TailedFile:
     gz: gzip.GzipFile | None = None
     gz_done: bool = False
     gz_raw: BinaryIO | None = None
-    #: ``unicode.encoding``: a UTF-16 file read as UTF-8 (offsets count UTF-8 bytes)
+    #: ``unicode.encoding``: a UTF-16 file read as UTF-8 (offsets stay bytes of the file)
     utf16: Utf16Reader | None = None
 
     def open_gzip(self, offset: int) -> None:
@@ -64,9 +64,25 @@ class TailedFile:
         if offset:
             self.gz.seek(offset)
 
+    def open_utf16(self, codec: str) -> None:
+        """Read this UTF-16 file as UTF-8 from its (file) ``offset``."""
+        self.utf16 = Utf16Reader(self.fd, codec)
+        self.offset = self.utf16.open(self.offset)
+
+    def rewind(self) -> None:
+        """Read again from the head (the file was truncated)."""
+        self.offset = 0
+        self.pending = b""
+        self.skipping = False
+        if self.utf16 is not None:
+            self.utf16.open(0)
+
     def _read(self, block: int) -> bytes:
         if self.utf16 is not None:
-            return self.utf16.read(block)
+            data = self.utf16.read(block)
+            if self.offset < self.utf16.start and not self.pending:  # past a byte-order mark
+                self.offset = self.utf16.start
+            return data
         if self.gz is None:
             return os.pread(self.fd, block, self.read_position)
         if self.gz_done:
@@ -82,11 +98,11 @@ class TailedFile:
     @property
     def read_position(self) -> int:
         """Where the next read starts (offset plus the incomplete line)."""
+        if self.utf16 is not None:
+            return self.utf16.raw_pos
         return self.offset + len(self.pending)
 
     def size(self) -> int:
-        if self.utf16 is not None:
-            return self.utf16.size_hint(self.read_position)
         if self.gz is not None:  # decompressed: unknown until read to its end
             return self.read_position + (0 if self.gz_done else 1)
         return os.fstat(self.fd).st_size
@@ -108,7 +124,10 @@ class TailedFile:
         data = self._read(block)
         if not data:
             return None
-        base = self.offset  # file offset of buf[0]
+        # positions below are file offsets, base + index in buf; for a UTF-16 file
+        # (decoded) they are indexes in buf first, made file offsets at the end
+        offset = self.offset  # file offset of buf[0]
+        base = 0 if self.utf16 is not None else offset
         buf = self.pending + data if self.pending else data
         lines = buf.split(b"\n")
         tail = lines.pop()
@@ -117,7 +136,7 @@ class TailedFile:
         base_first = base
         if self.skipping:
             if not lines:  # still inside the long line being skipped
-                self.offset = base + len(buf)
+                self.offset = offset + self._span(buf)
                 self.pending = b""
                 return Batch([], self.offset, [] if want_starts else None)
             # the first "line" is the end of the long line being skipped
@@ -167,6 +186,8 @@ class TailedFile:
                 self.pending = tail
         else:
             self.pending = tail
+        if self.utf16 is not None:
+            _to_file_offsets(batch, buf, offset)
         self.offset = batch.end_offset
         self.lines_read += len(batch.lines)
         return batch
@@ -197,9 +218,13 @@ class TailedFile:
     def take_pending(self) -> bytes:
         """The incomplete last line, consumed (for a file that will not grow any more)."""
         data = self.pending
-        self.offset += len(data)
+        self.offset += self._span(data)
         self.pending = b""
         return data
+
+    def _span(self, data: bytes) -> int:
+        """File bytes of ``data`` read from this file."""
+        return utf16_size(data) if self.utf16 is not None else len(data)
 
     def close(self) -> None:
         if self.gz is not None:
@@ -215,3 +240,22 @@ class TailedFile:
     def __repr__(self) -> str:
         state = f" rotated->{self.rotated_name}" if self.rotated_at is not None else ""
         return f"<TailedFile {self.path} inode={self.inode} offset={self.offset}{state}>"
+
+
+def _to_file_offsets(batch: Batch, buf: bytes, offset: int) -> None:
+    """A UTF-16 file's batch: its positions, indexes in the decoded ``buf``, made file
+    offsets (``buf[0]`` is at ``offset``); they are in order, so one walk does them."""
+    done = 0
+    at = offset
+
+    def file_offset(index: int) -> int:
+        nonlocal done, at
+        if index < done:  # not expected: count again from the start of buf
+            done, at = 0, offset
+        at += utf16_size(buf[done:index])
+        done = index
+        return at
+
+    if batch.starts is not None:
+        batch.starts = [file_offset(i) for i in batch.starts]
+    batch.end_offset = file_offset(batch.end_offset)

@@ -37,7 +37,7 @@ from relaybit.plugins.inputs.lines import (
     now_ext,
 )
 from relaybit.plugins.inputs.tail.db import SYNC_MODES, OffsetDB
-from relaybit.plugins.inputs.tail.decoded import UNICODE_ENCODINGS, Utf16Reader
+from relaybit.plugins.inputs.tail.decoded import UNICODE_ENCODINGS
 from relaybit.plugins.inputs.tail.file import READ_BLOCK, Batch, TailedFile
 from relaybit.plugins.inputs.tail.joined import Joined, LineJoiner, joiner_factory
 from relaybit.plugins.inputs.tail.scan import excluded, expand_tag, scan, split_patterns
@@ -230,7 +230,7 @@ OPTIONS = ConfigMap(
             "str",
             None,
             "UTF-16 files, converted to UTF-8: UTF-16LE, UTF-16BE, or auto (the byte-order"
-            " mark decides); offsets count UTF-8 bytes",
+            " mark decides, little-endian without one); offsets stay bytes of the file",
             choices=tuple(UNICODE_ENCODINGS),
         ),
         Option(
@@ -437,14 +437,14 @@ class TailInput(InputPlugin):
         row = self.db.get(st.st_ino) if self.db is not None else None
         if row is not None and self.compare_filename and row.name != path:
             row = None  # db.compare_filename: another file on this inode
-        if row is not None and (gz or self.utf16 or row.offset <= st.st_size):
+        if row is not None and (gz or row.offset <= st.st_size):
             offset, db_id = row.offset, row.id
         elif ident in self._aged and self._aged[ident] <= st.st_size:
             offset = self._aged.pop(ident)  # ignore_active_older_files: written again
         elif self._finished_offset(ident, st) is not None:
             offset = self._finished[ident][0]
         elif not self.read_from_head and (at_start or not self.read_new_from_head):
-            offset = -1 if self.utf16 else st.st_size  # UTF-16: its decoded end, below
+            offset = st.st_size
             gz = False  # a compressed file found at start is left alone, as Fluent Bit
         if self.db is not None and not db_id:
             if row is not None:
@@ -463,11 +463,7 @@ class TailInput(InputPlugin):
         if gz:
             file.open_gzip(offset)
         elif self.utf16:
-            file.utf16 = Utf16Reader(fd, self.utf16)
-            file.offset = file.saved_offset = file.utf16.skip(None if offset < 0 else offset)
-            if self.db is not None and db_id and offset < 0:
-                self.db.set_offset(db_id, file.offset)
-                self.db.commit()
+            file.open_utf16(self.utf16)  # an odd offset (not one of a unit) is rounded down
         self.files[ident] = file
         self._packers[ident] = LinePacker(
             self.key, [(self.path_key, path)] if self.path_key else ()
@@ -583,8 +579,7 @@ class TailInput(InputPlugin):
             if rest:
                 await self._emit(file, Batch([rest], file.offset))
             await self._flush_joined(force=True, only=ident)
-            file.offset = 0
-            file.skipping = False
+            file.rewind()
             await self._commit(file)
         read = 0
         more = False
