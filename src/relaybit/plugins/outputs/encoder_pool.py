@@ -16,10 +16,10 @@ returns None and the output encodes the chunk itself, as it does without a
 pool.  A worker that dies is logged once, started again with a growing delay,
 and counted (:meth:`EncoderPool.status`).
 
-Workers start on the first chunk (a dry run or an agent without JSON outputs
-starts none).  ``[SERVICE] encoder.workers`` sets how many: ``auto`` (the
-default) is one where the agent may run on more than one CPU (its affinity), ``0`` encodes in the
-agent's process.
+Workers start with the first output that uses them (a dry run or an agent
+without JSON outputs starts none).  ``[SERVICE] encoder.workers`` sets how
+many: ``auto`` (the default) is one where the agent may use more than one CPU
+(its affinity and its cgroup's CPU quota), ``0`` encodes in the agent's process.
 """
 
 from __future__ import annotations
