@@ -36,7 +36,7 @@ from relaybit.plugins.inputs.lines import (
     lookup_parser,
     now_ext,
 )
-from relaybit.plugins.inputs.tail.db import SYNC_MODES, OffsetDB
+from relaybit.plugins.inputs.tail.db import SYNC_MODES, DBBusy, OffsetDB
 from relaybit.plugins.inputs.tail.decoded import UNICODE_ENCODINGS
 from relaybit.plugins.inputs.tail.file import READ_BLOCK, Batch, TailedFile
 from relaybit.plugins.inputs.tail.joined import Joined, LineJoiner, joiner_factory
@@ -327,6 +327,8 @@ class TailInput(InputPlugin):
         self._joiners: dict[tuple[int, int], LineJoiner] = {}
         self.db_path = opts.opt_str("db")
         self.db: OffsetDB | None = None
+        #: files not added yet because the DB was locked: path -> at_start
+        self._deferred: dict[str, bool] = {}
         #: the DB file and its SQLite companions (never followed, whatever the globs)
         self._own_files: set[str] = set()
         self.files: dict[tuple[int, int], TailedFile] = {}
@@ -369,11 +371,16 @@ class TailInput(InputPlugin):
             if not os.path.isabs(path):
                 path = str(self.ctx.config_dir / path)
             opts = self.ctx.options
-            self.db = OffsetDB(
-                path,
-                sync=opts.str("db.sync"),
-                locking=opts.bool("db.locking"),
-                journal_mode=opts.str("db.journal_mode"),
+            # opening may wait for another process's lock: not on the loop
+            self.db = await asyncio.to_thread(
+                functools.partial(
+                    OffsetDB,
+                    path,
+                    sync=opts.str("db.sync"),
+                    locking=opts.bool("db.locking"),
+                    journal_mode=opts.str("db.journal_mode"),
+                    logger=self.ctx.logger,
+                )
             )
             real = os.path.realpath(path)
             self._own_files = {real + suffix for suffix in ("", "-wal", "-shm", "-journal")}
@@ -394,8 +401,8 @@ class TailInput(InputPlugin):
             file.close()
         self.files.clear()
         if self.db is not None:
-            self.db.close()
-            self.db = None
+            db, self.db = self.db, None
+            await asyncio.to_thread(db.close)  # may wait for a lock: not on the loop
 
     async def wait(self) -> None:
         """Return when the reader ended (``exit_on_eof``) or was stopped."""
@@ -434,7 +441,12 @@ class TailInput(InputPlugin):
         offset = 0
         db_id = 0
         gz = path.lower().endswith(".gz")
-        row = self.db.get(st.st_ino) if self.db is not None else None
+        try:
+            row = self.db.get(st.st_ino) if self.db is not None else None
+        except DBBusy:  # its saved offset cannot be read now: added at a later turn
+            os.close(fd)
+            self._deferred[path] = self._deferred.get(path, False) or at_start
+            return None
         if row is not None and self.compare_filename and row.name != path:
             row = None  # db.compare_filename: another file on this inode
         if row is not None and (gz or row.offset <= st.st_size):
@@ -450,6 +462,7 @@ class TailInput(InputPlugin):
             if row is not None:
                 self.db.delete(row.id)  # a stale row (inode reused, file shrank)
             db_id = self.db.insert(path, offset, st.st_ino)
+            self.db.commit()  # locked: written by a later commit
         file = TailedFile(
             path=path,
             fd=fd,
@@ -506,7 +519,7 @@ class TailInput(InputPlugin):
             self._age_out()
         watched = {f.path for f in self.files.values() if f.rotated_at is None}
         for path in self._scan():
-            if path not in watched:
+            if path not in watched and path not in self._deferred:
                 self._add(path, at_start=False)
 
     def _age_out(self) -> None:
@@ -538,6 +551,10 @@ class TailInput(InputPlugin):
         next_scan = time.monotonic() + self.refresh_interval
         while True:
             busy = False
+            if self.db is not None and self.db.unwritten:
+                self.db.commit()  # what a lock held back (at most every RETRY_AFTER)
+            if self._deferred:
+                self._add_deferred()
             for file in list(self.files.values()):
                 busy |= await self._poll(file)
             now = time.monotonic()
@@ -554,7 +571,16 @@ class TailInput(InputPlugin):
             if not busy:
                 await asyncio.sleep(self.poll_interval)
 
+    def _add_deferred(self) -> None:
+        """Files left while the DB was locked: added now if it can be read."""
+        for path, at_start in list(self._deferred.items()):
+            del self._deferred[path]
+            if os.path.exists(path):
+                self._add(path, at_start=at_start)
+
     def _all_at_eof(self) -> bool:
+        if self._deferred:
+            return False
         for file in self.files.values():
             with contextlib.suppress(OSError):
                 if file.size() > file.read_position:
@@ -796,10 +822,18 @@ class TailInput(InputPlugin):
         return packer, entry_head(now)[1:], starts
 
     def status(self) -> dict[str, Any]:
+        db: dict[str, Any] = {}
+        if self.db is not None:
+            db["db"] = {
+                "locked": self.db.busy_since is not None,
+                "locked_writes": self.db.failed_writes,
+                "files_waiting": len(self._deferred),
+            }
         return {
             "records": self.records,
             "skipped_long_lines": self.skipped_long,
             "split_long_lines": self.split_long,
+            **db,
             "files": [
                 {
                     "path": f.path,
