@@ -51,6 +51,7 @@ from relaybit.pipeline.buffer import DEFAULT_MEM_LIMIT, InputBuffer, MemoryBudge
 from relaybit.pipeline.chunk import CHUNK_SIZE_LIMIT, Chunk, DownChunk
 from relaybit.pipeline.chunks_up import DEFAULT_MAX_CHUNKS_UP, ChunksUp
 from relaybit.pipeline.conditions import RouteSplitter
+from relaybit.pipeline.emitter_buffer import EmitterBuffer
 from relaybit.pipeline.filter_chain import FilterChain
 from relaybit.pipeline.output_slot import OutputSlot
 from relaybit.pipeline.router import Matcher, Route, Router
@@ -185,6 +186,9 @@ class Engine(StoredChunks):
         self._workers: list[asyncio.Task[None]] = []
         self._ticker: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
+        #: the emitters the filters of the emit being filtered re-emitted through
+        #: (its input waits for them: :meth:`EmitterBuffer.wait_taken`)
+        self._feeding: set[EmitterBuffer] | None = None
         #: decodes an emitted batch once for all the filters of its tag
         self.filter_chain = FilterChain(self.filters)
         self._started = False
@@ -204,6 +208,7 @@ class Engine(StoredChunks):
         routes: Sequence[InputRoute] = (),
         route_outputs: Mapping[str, tuple[str, ...]] | None = None,
         processors: Sequence[tuple[str, FilterPlugin]] = (),
+        buffer_type: type[InputBuffer] = InputBuffer,
     ) -> EmitFn:
         """Register an input; returns its ``emit(tag, data, records)``.
 
@@ -230,7 +235,7 @@ class Engine(StoredChunks):
                 )
             else:
                 storage = self.storage
-        buf = InputBuffer(
+        buf = buffer_type(
             name,
             mem_buf_limit=mem_buf_limit,
             storage=storage,
@@ -279,14 +284,21 @@ class Engine(StoredChunks):
         ``emit(tag, data, records)``, to be called from ``filter``.
 
         The records go through routing and the filters of their tag at once,
-        before ``emit`` returns.  The emitter never pauses (a filter cannot
-        wait): over ``mem_buf_limit`` its chunks are sealed and dispatched and
-        a warning is logged, and no record is dropped.
+        before ``emit`` returns.  The emitter never waits (a filter cannot):
+        what it cannot store yet (a full disk) it holds in order, and over
+        ``mem_buf_limit`` it keeps its records; in both cases the input whose
+        emit fed it waits until it took everything
+        (``pipeline/emitter_buffer.py``).  No record is dropped.
         """
         if name in self.inputs:
             raise ValueError(f"an input named '{name}' exists already")
-        self.add_input(name, storage_type=storage_type, mem_buf_limit=mem_buf_limit)
-        return functools.partial(self._emit_nowait, self.inputs[name])
+        self.add_input(
+            name, storage_type=storage_type, mem_buf_limit=mem_buf_limit, buffer_type=EmitterBuffer
+        )
+        buf = self.inputs[name]
+        assert isinstance(buf, EmitterBuffer)
+        buf.bind(self._dispatch, lambda: self._stopping)
+        return functools.partial(self._emit_nowait, buf)
 
     def add_output(
         self,
@@ -380,25 +392,47 @@ class Engine(StoredChunks):
         encoded).  Storage, waiting and counts are those of :meth:`emit`."""
         buf = self.inputs[input_name]
         names = self._filters_of(input_name, self.router.route(tag))
+        fed: set[EmitterBuffer] = set()
         if names:
-            data, kept = self.filter_chain.run_entries(names, tag, entries, records, original)
+            self._feeding = fed
+            try:
+                data, kept = self.filter_chain.run_entries(names, tag, entries, records, original)
+            finally:
+                self._feeding = None
         else:
             data, kept = original(), records
         buf.records += records
         buf.bytes += len(data)  # the bytes after the filters: the bytes before are never made
-        await self._emit(buf, tag, data, kept, filtered=True)
+        await self._emit(buf, tag, data, kept, filtered=True, fed=fed)
 
     async def _emit(
-        self, buf: InputBuffer, tag: str, data: bytes, records: int, *, filtered: bool = False
+        self,
+        buf: InputBuffer,
+        tag: str,
+        data: bytes,
+        records: int,
+        *,
+        filtered: bool = False,
+        fed: set[EmitterBuffer] | None = None,
     ) -> None:
+        fed = set() if fed is None else fed
+        self._feeding = fed
         try:
-            if not self._accept(buf, tag, data, records, filtered=filtered):
-                return
+            accepted = self._accept(buf, tag, data, records, filtered=filtered)
         except StorageWriteError as exc:  # disk full: held here until stored
+            self._feeding = None
             assert buf.storage is not None
             await store_when_possible(
                 buf, buf.storage.guard, exc, self._dispatch, lambda: self._stopping
             )
+            accepted = True
+        finally:
+            self._feeding = None
+        for emitter in fed:  # they took records of this emit: wait until they stored them
+            if emitter.busy:
+                await emitter.wait_taken(buf.name)
+        if not accepted:
+            return
         if buf.sync_full:  # storage.sync full: on disk before emit returns
             assert buf.last_file is not None
             await buf.last_file.sync()
@@ -491,17 +525,18 @@ class Engine(StoredChunks):
                 )
         return self.router.route(chunk.tag).outputs
 
-    def _emit_nowait(self, buf: InputBuffer, tag: str, data: bytes, records: int) -> None:
-        """An emitter's emit: like an input's, but it never waits (called from a filter)."""
-        if self._accept(buf, tag, data, records) and buf.over_limit:
-            if not buf.paused:  # marked (counted, logged once per episode), never waited on
-                log.warning(
-                    "[input] %s: over its mem_buf_limit (%d bytes held); a filter's emitter"
-                    " cannot wait, so its records are kept",
-                    buf.name,
-                    buf.held,
-                )
-                buf.pause()
+    def _emit_nowait(self, buf: EmitterBuffer, tag: str, data: bytes, records: int) -> None:
+        """An emitter's emit: like an input's, but it never waits (called from a filter);
+        the input whose emit is being filtered waits for it instead."""
+        if self._feeding is not None:
+            self._feeding.add(buf)
+        try:
+            accepted = self._accept(buf, tag, data, records)
+        except StorageWriteError as exc:  # disk full: held, in order, until stored
+            buf.hold(exc)
+            return
+        if accepted and buf.over_limit and not self._stopping:
+            buf.over()  # marked paused (logged once per episode); the feeding input waits
             for chunk in buf.seal_all():
                 self._dispatch(chunk)
 
@@ -757,6 +792,10 @@ class Engine(StoredChunks):
                 self._requeue(slot, task, route)
         self.flush_now()
         drained = await self.drain(grace) if self._started else not self._busy()
+        for buf in self.inputs.values():  # records an emitter still held: counted as lost
+            if isinstance(buf, EmitterBuffer):
+                await buf.stopped()
+                self.lost_records += buf.lost_records
         pump = self._backlog_pump
         if pump is not None:
             pump.cancel()  # a file being read stays on disk for the next start

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 
 from relaybit.agent import Agent
@@ -237,3 +240,58 @@ def test_an_emitter_name_taken_by_another_filter_is_a_config_error(tmp_path: Pat
     with pytest.raises(ConfigErrors, match="emitter_name 'same'") as info:
         Agent(load_config(conf)).build()
     assert "agent.conf:10" in str(info.value)
+
+
+async def test_a_full_emitter_disk_holds_the_forward_ack_and_keeps_the_new_tag(
+    tmp_path: Path, small_tmpfs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Emitter_Storage.type filesystem on a full disk: the forward client's message is
+    not acked while the re-emitted records cannot be stored, none reaches the output of
+    the old tag, and all arrive under the new one once the operator frees space."""
+    caplog.set_level(logging.INFO)
+    disk = small_tmpfs(512 * 1024)
+    out = tmp_path / "out"
+    out.mkdir()
+    conf = tmp_path / "agent.conf"
+    conf.write_text(
+        f"[SERVICE]\n    flush 0.1\n    grace 1\n    storage.path {disk}\n"
+        "[INPUT]\n    name forward\n    listen 127.0.0.1\n    port 0\n"
+        "[FILTER]\n    name rewrite_tag\n    match app\n    rule $level ^error$ alerts false\n"
+        "    emitter_storage.type filesystem\n"
+        f"[OUTPUT]\n    name file\n    match alerts\n    path {out}\n    file alerts\n"
+        f"[OUTPUT]\n    name file\n    match app\n    path {out}\n    file app\n"
+    )
+    agent = Agent(load_config(conf))
+    await agent.start()
+    try:
+        port = agent.inputs["forward.0"].port  # type: ignore[attr-defined]
+        st = os.statvfs(disk)
+        ballast = disk / "ballast"
+        ballast.write_bytes(b"\0" * (st.f_bavail * st.f_frsize))  # the disk is full
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        entries = [
+            [1_700_000_000, {"level": "error", "n": i, "pad": "x" * 200}] for i in range(500)
+        ]
+        writer.write(msgpack.packb(["app", entries, {"chunk": "c1", "size": 500}]))
+        await writer.drain()
+        emitter = "emitter_for_rewrite_tag.0"
+        await wait_for(
+            lambda: agent.engine.status()["inputs"][emitter]["waiting_inputs"] == ["forward.0"],
+            what="the forward input to wait for the emitter",
+        )
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(100), 0.5)  # not stored: not acked
+        assert not (out / "app").exists()  # nothing passed on under its old tag
+        ballast.unlink()  # the operator frees space
+        assert msgpack.unpackb(await asyncio.wait_for(reader.read(100), 10)) == {"ack": "c1"}
+        alerts = out / "alerts"
+        await wait_for(lambda: alerts.exists() and alerts.read_text().count("\n") >= 500)
+        text = alerts.read_text()
+        assert all(text.count(f'"n":{i},') == 1 for i in range(500))  # each once
+        assert not (out / "app").exists()
+        storage = [r.getMessage() for r in caplog.records if r.name == "relaybit.storage"]
+        assert sum("storage full" in m for m in storage) == 1
+        assert "Traceback" not in caplog.text and "records pass unchanged" not in caplog.text
+        writer.close()
+    finally:
+        await agent.stop()

@@ -21,6 +21,11 @@ relaybit keeps the record under its tag and logs an error instead of stopping
 the agent), ``drop`` / ``drop_and_log`` (drop it; counted, and logged),
 ``none`` (emit it anyway; relaybit stops after :data:`MAX_DEPTH` nested
 re-emissions and keeps the record under its tag, logged).
+
+An emitter that cannot take records (its filesystem storage full, or over its
+``Emitter_Mem_Buf_Limit``) keeps them and the input whose records they are
+waits for it (``pipeline/emitter_buffer.py``): a matched record is never
+passed on under its old tag.
 """
 
 from __future__ import annotations
