@@ -168,6 +168,11 @@ def test_help_lists_plugins_and_version():
     for name in ("Inputs:", "Outputs:", "Filters:", "stdout", "forward", "tail", "-c"):
         assert name in result.stdout
     assert "NAME://host:port" in result.stdout  # -o forward://10.0.0.5:24224
+    # Fluent Bit 5.1.1's order: Inputs, Processors (the processor-only plugins), Filters, Outputs
+    heads = [line for line in result.stdout.splitlines() if line.endswith("s:") and line[0] != " "]
+    assert heads[-4:] == ["Inputs:", "Processors:", "Filters:", "Outputs:"]
+    processors = result.stdout.split("Processors:")[1].split("Filters:")[0]
+    assert "content_modifier" in processors and "grep" not in processors
     version = relaybit("-V")
     assert version.stdout.strip() == f"relaybit v{__version__}"
 
@@ -192,6 +197,21 @@ def test_plugin_help_shows_defaults_and_notes_as_the_reference_does(capsys):
     assert rows["net.keepalive"][2] == "on"
     assert not {"True", "False"} & {r[2] for r in rows.values()}
     assert rows["shared_key"][3].endswith("(per node, secret)")
+
+
+@pytest.mark.parametrize("name", ["content_modifier", "grep"])
+def test_processor_help(capsys, name):
+    # fluent-bit -r NAME -h; every filter serves as a processor, with the filter's keys
+    assert cli.main(["-r", name, "-h"]) == 0
+    out = capsys.readouterr().out
+    assert f"processor plugin '{name}'" in out
+    assert ("converted_type" if name == "content_modifier" else "logical_op") in out
+    assert "Also accepted by every processor: name, alias, log_level" in out
+
+
+def test_unknown_processor_help(capsys):
+    assert cli.main(["-r", "content_modifer", "-h"]) == 1
+    assert "unknown processor plugin 'content_modifer'" in capsys.readouterr().err
 
 
 def test_unknown_plugin_help(capsys):

@@ -133,6 +133,19 @@ def test_help_json_of_everything_and_of_one_plugin() -> None:
     assert "generic.encoding" in tail["properties"]["properties"]
 
 
+def test_processor_flag_gives_help_only(conf: Path) -> None:
+    # as Fluent Bit 5.1.1: -r NAME is there for -h and -J (Fluent Bit ignores it elsewhere;
+    # relaybit refuses it with the reason, tested in test_refused_flags_say_why)
+    help_text = relaybit("--processor", "content_modifier", "-h")
+    assert help_text.returncode == 0, help_text.stderr
+    assert "processor plugin 'content_modifier'" in help_text.stdout
+    schema = json.loads(relaybit("-r", "content_modifier", "-J").stdout)
+    assert schema["type"] == "processor" and "action" in schema["properties"]["properties"]
+    everything = json.loads(relaybit("-J").stdout)
+    assert list(everything)[2:] == ["inputs", "processors", "filters", "outputs"]
+    assert [p["name"] for p in everything["processors"]] == ["content_modifier"]
+
+
 def test_sosreport(conf: Path) -> None:
     result = relaybit("-S", "-c", str(conf))
     assert result.returncode == 0

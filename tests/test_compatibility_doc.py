@@ -34,6 +34,7 @@ KEYS_TEST = "tests/test_fluent_bit_keys.py"
 FLAGS_TEST = "tests/test_cli_fluent_bit_flags.py"
 CLI_TEST = "tests/test_cli.py"
 _FLAGS_TESTED_HERE = {
+    "--processor",
     "--storage_path",
     "--dry-run",
     "--log_file",

@@ -9,8 +9,9 @@ valid (or the agent's status), 1 on a configuration error.
 Every flag of Fluent Bit 5.1.1's src/fluent-bit.c is here, with its short and
 long form (``--opt=value`` and ``--opt value``, unique prefixes of long names
 as getopt_long): implemented, accepted without effect (said in ``-h``, warned
-at start), or refused (:data:`REFUSED_FLAGS`, ``--trace*``) with a sentence
-saying why and what to use instead.  docs/compatibility.md lists them.
+at start), or refused (:data:`REFUSED_FLAGS`, ``--trace*``, ``-r`` outside
+``-h``/``-J``) with a sentence saying why and what to use instead.
+docs/compatibility.md lists them.
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ if TYPE_CHECKING:  # rich loads only where a table is printed
     from rich.table import Table
 
 _KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
+#: what ``-h`` and ``-J`` describe: ``-r NAME`` too (a processor's keys, as Fluent Bit)
+_HELP_KINDS: dict[str, PluginKind] = {**_KINDS, "-r": "processor"}
+#: ``-r`` outside ``-h``/``-J``: processors are only set in a YAML configuration
+PROCESSOR_REFUSED = (
+    "processors are set in a YAML configuration, not on the command line"
+    " ('-r NAME -h' prints a processor's keys)"
+)
 
 #: Fluent Bit 5.1.1 flags relaybit refuses: (flags, dest, takes a value, why and what instead)
 REFUSED_FLAGS: tuple[tuple[tuple[str, ...], str, bool, str], ...] = (
@@ -69,12 +77,6 @@ REFUSED_FLAGS: tuple[tuple[tuple[str, ...], str, bool, str], ...] = (
         " registers a 'relaybit.plugins' entry point",
     ),
     (("-C", "--custom"), "custom", True, "relaybit has no custom plugins"),
-    (
-        ("-r", "--processor"),
-        "processor",
-        True,
-        "processors are set in a YAML configuration, not on the command line",
-    ),
     (("-T", "--sp-task"), "sp_task", True, "relaybit has no stream processor"),
     (
         ("--enable-fips",),
@@ -186,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
         "-F", "--filter", dest="F", metavar="NAME", action=_PipelineAction, help="add a filter"
     )
     p.add_argument(
+        "-r",
+        "--processor",
+        dest="r",
+        metavar="NAME",
+        action=_PipelineAction,
+        help="with -h or -J: a processor's keys; refused otherwise (set processors in YAML)",
+    )
+    p.add_argument(
         "-o",
         "--output",
         dest="o",
@@ -272,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _help(parser, args.pipeline, _console(sys.stdout))
     if args.help_json:
         return _help_json(args.pipeline)
+    if any(flag == "r" for flag, _value in args.pipeline):
+        print(f"relaybit: -r/--processor is not supported: {PROCESSOR_REFUSED}", file=sys.stderr)
+        return 1
     if args.sosreport:
         return _sosreport(args, _console(sys.stdout))
     if args.supervisor:
@@ -324,8 +337,12 @@ def _refused_flags(args: argparse.Namespace) -> list[str]:
 
 
 def _help_json(items: Sequence[tuple[str, str]]) -> int:
-    """``-J``: the JSON schema of the last -i/-F/-o, or of [SERVICE] and every plugin."""
-    plugins = [(_KINDS[f"-{flag}"], value) for flag, value in items if f"-{flag}" in _KINDS]
+    """``-J``: the JSON schema of the last -i/-r/-F/-o, or of [SERVICE] and every plugin
+    (processors: the processor-only plugins, as Fluent Bit lists them; every filter
+    serves as a processor too)."""
+    plugins = [
+        (_HELP_KINDS[f"-{flag}"], value) for flag, value in items if f"-{flag}" in _HELP_KINDS
+    ]
     if plugins:
         kind, value = plugins[-1]
         name = _plugin_url(value)[0]
@@ -341,9 +358,9 @@ def _help_json(items: Sequence[tuple[str, str]]) -> int:
             "fluent-bit": {"version": __version__, "schema_version": "1", "os": sys.platform},
             "service": SERVICE_OPTIONS.json_schema(),
         }
-        for kind in ("input", "filter", "output"):
+        for kind in _LISTED_KINDS:
             entries = []
-            for name in registry.available(kind):
+            for name in _listed(kind):
                 try:
                     cls = load_plugin(kind, name)
                 except ConfigError:
@@ -358,6 +375,21 @@ def _help_json(items: Sequence[tuple[str, str]]) -> int:
             schema[f"{kind}s"] = entries
     print(json.dumps(schema, indent=2))
     return 0
+
+
+#: the order of Fluent Bit 5.1.1's ``-h`` and ``-J``
+_LISTED_KINDS: tuple[PluginKind, ...] = ("input", "processor", "filter", "output")
+
+
+def _listed(kind: PluginKind) -> list[str]:
+    """The plugins ``-h`` and ``-J`` list under ``kind``: for processors only the
+    processor-only ones (as Fluent Bit; the filters, listed under their own kind,
+    serve as processors too)."""
+    names = registry.available(kind)
+    if kind == "processor":
+        filters = set(registry.available("filter"))
+        names = [n for n in names if n not in filters]
+    return names
 
 
 def _sosreport(args: argparse.Namespace, out: Console) -> int:
@@ -669,17 +701,19 @@ def _help(parser: argparse.ArgumentParser, items: Sequence[tuple[str, str]], out
     from rich.markup import escape
     from rich.table import Table
 
-    plugins = [(f"-{flag}", value) for flag, value in items if f"-{flag}" in _KINDS]
+    plugins = [(f"-{flag}", value) for flag, value in items if f"-{flag}" in _HELP_KINDS]
     if not plugins:
         parser.print_help()
-        for kind in ("input", "filter", "output"):
+        for kind in _LISTED_KINDS:
             print(f"\n{kind.capitalize()}s:")
-            for name in registry.available(kind):
+            for name in _listed(kind):
                 print(f"  {name:<16} {_description(kind, name)}")
+            if kind == "processor":
+                print("  (every filter below serves as a processor too: -r NAME -h)")
         return 0
     status = 0
     for dash, value in plugins:
-        kind = _KINDS[dash]
+        kind = _HELP_KINDS[dash]
         name = _plugin_url(value)[0]
         try:
             cls = load_plugin(kind, name)
