@@ -6,6 +6,7 @@ right place and a Fluent Bit DB row means the same to relaybit."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from input_helpers import BatchCollector, make_tail, until
 
+from relaybit.codec.msgpack import iter_entries
 from relaybit.plugins.inputs.tail.db import OffsetDB
 
 LINES = ["première ligne", "日本語のログ", "emoji 😀 here", "", "plain ascii", "ü"]
@@ -138,3 +140,89 @@ async def test_generic_encoding_offsets_are_file_bytes(running: list[Any], tmp_p
     await until(lambda: again.records())
     await asyncio.sleep(0.2)
     assert [r["log"] for r in again.records()] == ["次の行"]
+
+
+# --- .gz files: offset_key and the position count decompressed bytes (as Fluent Bit's
+# offset_key); a file read to its end is saved at its size (Fluent Bit's db offset)
+
+
+def gz_write(path: Path, lines: list[str]) -> None:
+    with gzip.open(path, "wb") as fh:
+        fh.write("".join(f"{ln}\n" for ln in lines).encode())
+
+
+async def test_a_gz_file_read_to_its_end_is_saved_at_its_size_and_not_read_again(
+    running: list[Any], tmp_path: Path
+) -> None:
+    """logrotate's compress renames app.log.1.gz to app.log.2.gz: the archive is not
+    read again under its new name, and its db row holds its size as Fluent Bit's."""
+    db = tmp_path / "t.db"
+    first = tmp_path / "app.log.1.gz"
+    gz_write(first, [f"line {i}" for i in range(100)])
+    got = BatchCollector()
+    plugin = await tail(
+        running, got, path=str(tmp_path / "*.gz"), db=str(db), read_from_head="on",
+        offset_key="o",
+    )  # fmt: skip
+    await until(lambda: len(got.records()) == 100)
+    assert [r["o"] for r in got.records()[:3]] == [0, 7, 14]  # decompressed, as Fluent Bit
+    await until(lambda: db_offsets(db) == [first.stat().st_size])
+    second = tmp_path / "app.log.2.gz"
+    first.rename(second)
+
+    def read_again() -> bool:
+        return any(f.path == str(second) and f.gz_done for f in plugin.files.values())
+
+    await until(read_again)  # followed again under its new name, and at its end
+    assert len(got.records()) == 100
+    await stop(running, plugin)
+    assert db_offsets(db) == [second.stat().st_size]
+
+
+async def test_a_fluent_bit_row_of_a_gz_file_read_to_its_end(
+    running: list[Any], tmp_path: Path
+) -> None:
+    db = tmp_path / "t.db"
+    done = tmp_path / "old.log.gz"
+    gz_write(done, [f"old {i}" for i in range(50)])
+    OffsetDB(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO in_tail_files (name, offset, inode, created) VALUES (?, ?, ?, 0)",
+            (str(done), done.stat().st_size, done.stat().st_ino),
+        )
+    got = BatchCollector()
+    plugin = await tail(running, got, path=str(tmp_path / "*.gz"), db=str(db), read_from_head="on")
+    await until(lambda: any(f.gz_done for f in plugin.files.values()))
+    new = tmp_path / "new.log.gz"
+    gz_write(new, ["new"])
+    await until(lambda: got.records())
+    await asyncio.sleep(0.2)
+    assert got.records() == [{"log": "new"}]
+
+
+async def test_a_gz_file_stopped_midway_resumes_where_it_stopped(
+    running: list[Any], tmp_path: Path
+) -> None:
+    db = tmp_path / "t.db"
+    log = tmp_path / "big.log.gz"
+    lines = [f"line {i:07d} " + "x" * 40 for i in range(60_000)]  # ~3 MB decompressed
+    gz_write(log, lines)
+    seen: list[str] = []
+    gate = asyncio.Event()
+
+    async def emit(tag: str, data: bytes, records: int) -> None:
+        if seen:  # the second batch waits: the first one's offset is saved
+            await gate.wait()
+        seen.extend(r["log"] for _, r in iter_entries(data))
+
+    plugin = make_tail(emit, tag="t", path=str(log), db=str(db), read_from_head="on")
+    await plugin.start()
+    running.append(plugin)
+    await until(lambda: seen and db_offsets(db) == [sum(len(ln) + 1 for ln in seen)])
+    await stop(running, plugin)
+    got = BatchCollector()
+    await tail(running, got, path=str(log), db=str(db))
+    await until(lambda: len(seen) + len(got.records()) >= len(lines))
+    assert seen + [r["log"] for r in got.records()] == lines
+    await until(lambda: db_offsets(db) == [log.stat().st_size])

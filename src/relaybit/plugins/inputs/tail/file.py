@@ -9,6 +9,7 @@ bytes (nothing is lost; Fluent Bit stops reading the file instead).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import zlib
@@ -50,19 +51,32 @@ class TailedFile:
     warned_long: bool = False
     saved_offset: int = -1
     lines_read: int = field(default=0)
-    #: a ``.gz`` file: read through this, offsets count decompressed bytes
+    #: a ``.gz`` file: read through this, offsets count decompressed bytes (a file read
+    #: to its end is saved at its size: :meth:`resume_offset`)
     gz: gzip.GzipFile | None = None
     gz_done: bool = False
     gz_raw: BinaryIO | None = None
     #: ``unicode.encoding``: a UTF-16 file read as UTF-8 (offsets stay bytes of the file)
     utf16: Utf16Reader | None = None
 
-    def open_gzip(self, offset: int) -> None:
-        """Read this (static) file decompressed, from decompressed ``offset``."""
+    def open_gzip(self, offset: int, size: int) -> None:
+        """Read this (static) file decompressed, from decompressed ``offset``; ``offset``
+        equal to the file's ``size`` is a file read to its end (:meth:`resume_offset`)."""
         self.gz_raw = os.fdopen(os.dup(self.fd), "rb")
         self.gz = gzip.GzipFile(fileobj=self.gz_raw, mode="rb")
-        if offset:
+        if offset and offset == size:
+            self.gz_done = True
+        elif offset:
             self.gz.seek(offset)
+
+    def resume_offset(self) -> int:
+        """The offset to save (db, a rotated file's end): ``offset``, but the size of a
+        ``.gz`` file read to its end, as Fluent Bit saves it (in the middle of one, the
+        decompressed offset: Fluent Bit's, a compressed one, cannot be resumed)."""
+        if self.gz is not None and self.gz_done and not self.pending:
+            with contextlib.suppress(OSError):
+                return os.fstat(self.fd).st_size
+        return self.offset
 
     def open_utf16(self, codec: str) -> None:
         """Read this UTF-16 file as UTF-8 from its (file) ``offset``."""

@@ -451,7 +451,7 @@ class TailInput(InputPlugin):
             row = None  # db.compare_filename: another file on this inode
         if row is not None and (gz or row.offset <= st.st_size):
             offset, db_id = row.offset, row.id
-        elif ident in self._aged and self._aged[ident] <= st.st_size:
+        elif ident in self._aged and (gz or self._aged[ident] <= st.st_size):
             offset = self._aged.pop(ident)  # ignore_active_older_files: written again
         elif self._finished_offset(ident, st) is not None:
             offset = self._finished[ident][0]
@@ -474,7 +474,7 @@ class TailInput(InputPlugin):
             saved_offset=offset,
         )
         if gz:
-            file.open_gzip(offset)
+            file.open_gzip(offset, st.st_size)
         elif self.utf16:
             file.open_utf16(self.utf16)  # an odd offset (not one of a unit) is rounded down
         self.files[ident] = file
@@ -503,7 +503,7 @@ class TailInput(InputPlugin):
             return
         if st.st_nlink == 0:
             return
-        self._finished[(file.dev, file.inode)] = (file.offset, st.st_mtime_ns)
+        self._finished[(file.dev, file.inode)] = (file.resume_offset(), st.st_mtime_ns)
         while len(self._finished) > _FINISHED_KEPT:
             del self._finished[next(iter(self._finished))]
 
@@ -535,7 +535,7 @@ class TailInput(InputPlugin):
             except OSError:
                 continue
             self.ctx.logger.debug("%s not written for ignore_older: left", file.path)
-            self._aged[ident] = file.offset
+            self._aged[ident] = file.resume_offset()
             file.close()
             del self.files[ident]
             self._packers.pop(ident, None)
@@ -648,6 +648,8 @@ class TailInput(InputPlugin):
             if read >= _ROUND_BYTES:
                 more = True
                 break
+        if file.gz is not None and file.gz_done:
+            await self._commit(file)  # read to its end: saved at its size
         if file.rotated_at is None:
             self._check_rotation(file)
         elif time.monotonic() - file.rotated_at >= self.rotate_wait and not more:
@@ -689,12 +691,16 @@ class TailInput(InputPlugin):
     async def _commit(self, file: TailedFile) -> None:
         if self.db is None or not file.db_id:
             return
-        offset = file.offset
+        offset = file.resume_offset()
+        # a .gz file read to its end: saved at its size (resume_offset)
+        gz_end = file.gz is not None and file.gz_done and not file.pending
         joiner = self._joiners.get((file.dev, file.inode)) if self._joiners else None
         if joiner is not None:  # a record still being joined is re-read after a restart
             pending = joiner.pending_offset()
             if pending is not None and pending < offset:
-                offset = pending
+                offset, gz_end = pending, False
+        if file.gz is not None and not gz_end and offset == os.fstat(file.fd).st_size:
+            return  # a decompressed offset that would read as "at its end": the next one
         if offset != file.saved_offset:
             self.db.set_offset(file.db_id, offset)
             self.db.commit()
