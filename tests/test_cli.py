@@ -89,6 +89,32 @@ def test_dry_run_failure_exits_1_with_file_and_line():
     assert result.stdout == ""
 
 
+def test_dry_run_says_what_fluent_bit_says_after_the_tables(tmp_path):
+    # fluent-bit --dry-run writes "configuration test is successful" on stderr; relaybit
+    # writes it after the resolved configuration (stdout), for scripts that look for it
+    result = relaybit("-i", "dummy", "-o", "null", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("relaybit: configuration OK")
+    assert result.stderr.splitlines()[-1] == "configuration test is successful"
+
+
+def test_quiet_dry_run_prints_nothing_when_valid_and_only_the_errors_when_not(tmp_path):
+    conf = tmp_path / "a.conf"
+    # valid, with what a dry run warns about: an unknown [SERVICE] key, a no-effect flag
+    conf.write_text("[SERVICE]\n    flsh 5\n[INPUT]\n    name dummy\n[OUTPUT]\n    name null\n")
+    for argv in (
+        ["-q", "-c", str(conf), "--dry-run", "-s", "65536"],
+        ["--quiet", "-D", "-c", str(EXAMPLES / "upstream.conf")],  # an upstream file
+    ):
+        result = relaybit(*argv)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), argv
+    result = relaybit("-q", "-c", str(DATA / "agent_bad_port.conf"), "--dry-run", "-s", "1")
+    assert result.returncode == 1 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith("relaybit: config error: ") for line in lines), lines
+    assert any("'port': expected a port number" in line for line in lines)
+
+
 def test_dry_run_finds_what_only_the_plugins_check(tmp_path, capsys):
     # a dry run that says OK must not be followed by a start that fails on the config
     conf = tmp_path / "agent.conf"

@@ -3,7 +3,9 @@
 ``relaybit -c FILE`` runs a configuration; ``-i NAME -p k=v -t TAG -o NAME -m
 MATCH`` builds a pipeline on the command line (``-p``, ``-m`` and ``-t`` apply
 to the last ``-i``/``-F``/``-o``).  ``--dry-run`` loads and validates everything
-and prints the resolved configuration, secrets masked.  Exit status: 0 when
+and prints the resolved configuration, secrets masked, then Fluent Bit's
+"configuration test is successful" on stderr; with ``-q`` it prints nothing
+when valid, only the errors when not.  Exit status: 0 when
 valid (or the agent's status), 1 on a configuration error.
 
 Every flag of Fluent Bit 5.1.1's src/fluent-bit.c is here, with its short and
@@ -56,6 +58,11 @@ from relaybit.upstream.node import UpstreamSpec
 if TYPE_CHECKING:  # rich loads only where a table is printed
     from rich.console import Console
     from rich.table import Table
+
+#: what ``--dry-run`` writes to stderr when the configuration is valid, after the
+#: resolved configuration on stdout: Fluent Bit 5.1.1's line, for scripts that look
+#: for it.  With ``-q`` a dry run writes nothing when valid (only the errors when not).
+DRY_RUN_OK = "configuration test is successful"
 
 _KINDS: dict[str, PluginKind] = {"-i": "input", "-F": "filter", "-o": "output"}
 #: what ``-h`` and ``-J`` describe: ``-r NAME`` too (a processor's keys, as Fluent Bit)
@@ -120,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-D",
         "--dry-run",
         action="store_true",
-        help="load and validate, print the configuration, exit",
+        help="load and validate, print the configuration, exit (with -q: only errors)",
     )
     p.add_argument(
         "-b", "--storage_path", metavar="PATH", help="storage path ([SERVICE] storage.path)"
@@ -298,26 +305,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    out = _console(sys.stdout) if args.dry_run else None
     try:
         if args.dry_run and args.config and not args.pipeline and _is_upstream_file(args.config):
             spec = load_upstream_file(args.config)
-            from rich.markup import escape
+            if not args.quiet:
+                from rich.markup import escape
 
-            assert out is not None
-            out.print(escape(f"relaybit: upstream file OK: {args.config}"))
-            out.print(upstream_table(spec))
+                out = _console(sys.stdout)
+                out.print(escape(f"relaybit: upstream file OK: {args.config}"))
+                out.print(upstream_table(spec))
+                print(DRY_RUN_OK, file=sys.stderr)
             return 0
         config = build_config(args)
         if args.dry_run:
-            _validate_showing_warnings(config)
+            _validate_showing_warnings(config, quiet=args.quiet)
         else:
             check_keys(config)  # the agent builds the plugins before it starts anything
     except ConfigError as exc:
         report_config_error(exc)
         return 1
-    if out is not None:
-        print_config(config, out)
+    if args.dry_run:
+        if not args.quiet:
+            print_config(config, _console(sys.stdout))
+            print(DRY_RUN_OK, file=sys.stderr)
         return 0
     return _run_agent(config, args)
 
@@ -419,14 +429,18 @@ def report_config_error(exc: ConfigError, stream: TextIO | None = None) -> None:
         print(f"relaybit: config error: {ConfigError.__str__(error)}", file=stream)
 
 
-def _validate_showing_warnings(config: AgentConfig) -> None:
+def _validate_showing_warnings(config: AgentConfig, *, quiet: bool = False) -> None:
     """:func:`relaybit.validate` (keys, then every plugin built without being started,
     as the agent does before it starts: what only a plugin checks fails the dry run
     too, not only the real start).  Warnings of the build (an output that gets no
-    records) go to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(FluentBitFormatter())
-    handler.setLevel(logging.WARNING)
+    records) go to stderr, unless ``quiet`` (``-q``: only the errors, raised)."""
+    handler: logging.Handler
+    if quiet:  # a handler that drops them (else logging's last resort prints warnings)
+        handler = logging.NullHandler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(FluentBitFormatter())
+        handler.setLevel(logging.WARNING)
     logger = logging.getLogger(LOG_ROOT)
     logger.addHandler(handler)
     try:
