@@ -226,3 +226,31 @@ async def test_a_gz_file_stopped_midway_resumes_where_it_stopped(
     await until(lambda: len(seen) + len(got.records()) >= len(lines))
     assert seen + [r["log"] for r in got.records()] == lines
     await until(lambda: db_offsets(db) == [log.stat().st_size])
+
+
+@pytest.mark.parametrize("mode", ["pieces", "skip_long_lines", "truncate_long_lines"])
+async def test_utf16_long_lines_keep_the_next_lines_file_offsets(
+    running: list[Any], tmp_path: Path, mode: str
+) -> None:
+    log = tmp_path / "a.log"
+    long = "日本語😀" * 3000  # 39,000 UTF-8 bytes: past buffer_max_size
+    lines = ["before", long, "after", "end"]
+    log.write_bytes(b"\xff\xfe" + "".join(f"{ln}\n" for ln in lines).encode("utf-16-le"))
+    props = {"buffer_chunk_size": "16k", "buffer_max_size": "16k"}
+    if mode != "pieces":
+        props[mode] = "on"
+    got = BatchCollector()
+    await tail(
+        running, got, path=str(log), read_from_head="on", unicode__encoding="auto",
+        offset_key="o", **props,
+    )  # fmt: skip
+    await until(lambda: got.records() and got.records()[-1]["log"] == "end")
+    data = log.read_bytes()
+    starts = {r["log"]: r["o"] for r in got.records()}
+    assert starts["before"] == 2
+    assert data[starts["after"] :].decode("utf-16-le").startswith("after\nend\n")
+    assert data[starts["end"] :].decode("utf-16-le") == "end\n"
+    if mode == "pieces":  # three pieces, each at its place in the file
+        pieces = [r["o"] for r in got.records()[1:-2]]
+        assert len(pieces) == 3 and pieces[0] == starts["before"] + len("before\n") * 2
+        assert pieces == sorted(pieces) and pieces[-1] < starts["after"]
