@@ -273,6 +273,7 @@ class AgentCollector:
         yield from self._plugin_counters(metrics.get("input", {}), _INPUT_COUNTERS)
         yield from self._connection_metrics(metrics.get("input", {}))
         yield from self._storage_paused(metrics.get("input", {}))
+        yield from self._dropped_datagrams(metrics.get("input", {}))
         yield from self._plugin_counters(metrics.get("output", {}), _OUTPUT_COUNTERS)
         if self.uptime is not None:
             up = GaugeMetricFamily("fluentbit_uptime", "Number of seconds relaybit has run.")
@@ -399,6 +400,21 @@ class AgentCollector:
             for instance, values in plugins.items():
                 family.add_metric([instance], number(values.get(key, 0)))
             yield family
+
+    @staticmethod
+    def _dropped_datagrams(inputs: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
+        """Datagrams the kernel dropped for a UDP input's socket (not read while paused)."""
+        udp = {name: v for name, v in inputs.items() if "dropped_datagrams" in v}
+        if not udp:
+            return
+        dropped = CounterMetricFamily(
+            "relaybit_input_dropped_datagrams",
+            "Datagrams the kernel dropped for the input's socket (its receive buffer full).",
+            labels=["name"],
+        )
+        for name, values in udp.items():
+            dropped.add_metric([name], number(values.get("dropped_datagrams", 0)))
+        yield dropped
 
     @staticmethod
     def _storage_paused(inputs: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:

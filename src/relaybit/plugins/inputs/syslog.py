@@ -9,7 +9,12 @@ modes, as in Fluent Bit.
 Framing on stream sockets (RFC 6587): a frame that starts with a digit is
 octet-counted (``LEN SP MSG``); otherwise a message ends at LF or NUL
 (Python's ``SysLogHandler`` ends its messages with NUL).  A datagram is one
-message (a trailing LF/NUL is removed).  A message the parser does not match
+message (a trailing LF/NUL is removed).  Datagrams are read into a bounded
+queue and emitted in batches (``plugins/inputs/datagrams.py``): while the
+input is paused the queue holds at most 1,000 datagrams (4 MB), then the
+socket is not read until the queue drains; the kernel then drops what the
+socket's receive buffer cannot hold, counted in ``dropped_datagrams`` (UDP).
+A message the parser does not match
 is counted (``malformed``) and skipped, logged once per connection (per
 socket for datagrams); the connection stays open.  ``Buffer_Max_Size`` bounds
 one message: a longer one is counted as malformed and skipped.
@@ -32,6 +37,7 @@ from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.parsers import BUILTIN_PARSERS, Parser
 from relaybit.plugins.base import InputContext, InputPlugin
+from relaybit.plugins.inputs.datagrams import Datagram, DatagramReader
 from relaybit.plugins.inputs.lines import apply_parser
 from relaybit.plugins.inputs.stream_clients import (
     SERVER_TLS_OPTIONS,
@@ -127,14 +133,6 @@ class SyslogFramer:
 
     def __repr__(self) -> str:
         return f"<SyslogFramer pending={len(self.buf)} oversized={self.oversized}>"
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: SyslogInput) -> None:
-        self.owner = owner
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.owner.on_datagram(data, addr)
 
 
 class SyslogInput(InputPlugin):
@@ -247,9 +245,8 @@ class SyslogInput(InputPlugin):
             default=default, use_bin_type=True, unicode_errors="surrogateescape"
         )
         self._server: asyncio.Server | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._datagrams: DatagramReader | None = None
         self._clients = StreamClients.for_input(ctx)
-        self._pending: set[asyncio.Task[None]] = set()
         self._warned_datagram = False
         self.records = 0
         self.malformed = 0
@@ -257,11 +254,14 @@ class SyslogInput(InputPlugin):
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         if self.mode in ("udp", "unix_udp"):
-            sock = self._datagram_socket()
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
-            self._transport = transport
+            self._datagrams = DatagramReader(
+                self._datagram_socket(),
+                self.on_datagrams,
+                self.ctx.logger,
+                max_size=self.max_size,
+            )
+            self._datagrams.start()
         elif self.mode == "tcp":
             self._server, self.port = await start_tcp_server(
                 self._serve,
@@ -312,14 +312,11 @@ class SyslogInput(InputPlugin):
         return sock
 
     async def stop(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._datagrams is not None:
+            await self._datagrams.stop()  # what it holds is emitted first
         if self._server is not None:
             self._server.close()
         await self._clients.cancel()
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -366,18 +363,22 @@ class SyslogInput(InputPlugin):
             )
         return True
 
-    def on_datagram(self, data: bytes, addr: Any) -> None:
-        """One datagram: one message."""
-        address = f"udp://{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else None
-        if len(data) > self.max_size:
-            self._warned_datagram = self._count_bad(1, address, self._warned_datagram)
-            return
-        packed, records, bad = self.pack([data], address)
-        self._warned_datagram = self._count_bad(bad, address, self._warned_datagram)
-        if records:
-            task = asyncio.get_running_loop().create_task(self._emit(packed, records))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+    async def on_datagrams(self, batch: list[Datagram]) -> None:
+        """Datagrams read in turn (one message each), emitted together."""
+        parts: list[bytes] = []
+        total = 0
+        for data, addr in batch:
+            address = f"udp://{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else None
+            if len(data) > self.max_size:
+                self._warned_datagram = self._count_bad(1, address, self._warned_datagram)
+                continue
+            packed, records, bad = self.pack([data], address)
+            self._warned_datagram = self._count_bad(bad, address, self._warned_datagram)
+            if records:
+                parts.append(packed)
+                total += records
+        if total:
+            await self._emit(b"".join(parts), total)
 
     async def _emit(self, data: bytes, records: int) -> None:
         try:
@@ -427,17 +428,26 @@ class SyslogInput(InputPlugin):
         return self._clients.connections
 
     def metrics(self) -> dict[str, Any]:
+        if self._datagrams is not None:
+            dropped = self._datagrams.dropped
+            return {
+                "held_datagrams": self._datagrams.held,
+                "reading_stops": self._datagrams.stops,
+                **({} if dropped is None else {"dropped_datagrams": dropped}),
+            }
         if self.mode in ("udp", "unix_udp"):
             return {}
         return self._clients.stats.metrics()
 
     def status(self) -> dict[str, Any]:
+        datagrams = {} if self._datagrams is None else self._datagrams.status()
         return {
             "mode": self.mode,
             "port": self.port,
             "records": self.records,
             "malformed": self.malformed,
             "connections": self._clients.connections,
+            **datagrams,
         }
 
     def __repr__(self) -> str:
