@@ -11,7 +11,7 @@ cannot wait there.  When it cannot take them,
   pause, retry and once-per-episode log lines as an input's own write);
   records re-emitted meanwhile queue behind them;
 - it is over its ``Emitter_Mem_Buf_Limit``: its records are kept, its chunks
-  are dispatched, and it is marked paused (logged once per episode).
+  are dispatched, and it is marked paused (a warning at most once a minute).
 
 In both cases the input whose records went to it waits at the end of its
 ``emit`` (:meth:`EmitterBuffer.wait_taken`) until the emitter stored
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,9 @@ from relaybit.pipeline.storage_guard import StorageWriteError, store_when_possib
 log = logging.getLogger("relaybit.input")
 
 Held = tuple[str, bytes, int, str]
+
+#: an emitter over its limit is logged at most this often (the others at debug, counted)
+WARN_EVERY = 60.0
 
 
 class _Store:
@@ -81,6 +85,8 @@ class EmitterBuffer(InputBuffer):
         self._drained.set()
         self._failed: StorageWriteError | None = None
         self._dispatch: Callable[[Chunk], None] = lambda chunk: None
+        self._warned_at: float | None = None
+        self._unwarned = 0  #: episodes over the limit since the last warning
         self._stopping: Callable[[], bool] = lambda: False
 
     def bind(self, dispatch: Callable[[Chunk], None], stopping: Callable[[], bool]) -> None:
@@ -136,16 +142,29 @@ class EmitterBuffer(InputBuffer):
             self._drained.set()
 
     def over(self) -> None:
-        """Over its limit after an append: mark it paused (logged once per episode)."""
+        """Over its limit after an append: mark it paused (a warning at most every
+        :data:`WARN_EVERY` seconds, the episodes between counted in the next one)."""
         if self.paused:
             return
         self.over_limit_episodes += 1
-        log.warning(
-            "[input] %s: over its mem_buf_limit (%d bytes held); the inputs whose records"
-            " it re-emits wait until it is back under it",
-            self.name,
-            self.held,
-        )
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+            self._unwarned += 1
+            log.debug("[input] %s: over its mem_buf_limit again", self.name)
+        else:
+            since = (
+                f" ({counted(self._unwarned, 'more time')} since the last such line)"
+                if self._unwarned
+                else ""
+            )
+            self._warned_at, self._unwarned = now, 0
+            log.warning(
+                "[input] %s: over its mem_buf_limit (%d bytes held); the inputs whose records"
+                " it re-emits wait until it is back under it%s",
+                self.name,
+                self.held,
+                since,
+            )
         self.pause()
 
     @property
