@@ -228,7 +228,8 @@ async def test_tail_db_offset_moves_only_after_emit_entries_returned(tmp_path: P
     try:
         await wait_for(lambda: gate.started.is_set())
         assert engine.inputs["tail.0"].paused
-        assert [r.offset for r in OffsetDB(db).rows()] == [0]  # emit_entries has not returned
+        # the row is written (off the loop), its offset not moved: emit_entries has not returned
+        await wait_for(lambda: [r.offset for r in OffsetDB(db).rows()] == [0])
         gate.gate.set()
         size = log.stat().st_size
         await wait_for(lambda: [r.offset for r in OffsetDB(db).rows()] == [size])

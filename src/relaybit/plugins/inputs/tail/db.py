@@ -6,18 +6,23 @@ records (``emit`` returned) and committed in one transaction per batch, so a
 ``kill -9`` never skips a line (it may repeat the last uncommitted batch).
 The table is Fluent Bit's, so an existing Fluent Bit DB file is reused as is.
 
-The database is used from the event loop, so it never waits long for a lock:
-its busy timeout is :data:`BUSY_TIMEOUT` (Fluent Bit's is none at all).  Writes
-(new rows, offsets, rotations, deletions) are queued in order and written by
-:meth:`OffsetDB.commit` in one transaction; when the file is locked (another
-process writing it, a ``db.locking`` agent holding it) they stay queued, offsets
-coalesced, and are written by a commit after :data:`RETRY_AFTER`: the saved
-offset lags, it is never lost.  Rows are known by handles: an existing row's id,
-or a negative number for a row not written yet.
+The tail runs on the event loop, which must never wait for the file: the rows
+are read once, at open, and kept in memory (reads never touch SQLite again);
+writes (new rows, offsets, rotations, deletions) are queued in order and
+written by :meth:`OffsetDB.commit` in one transaction, on a thread of their own
+with ``background`` (the tail's case): a slow disk or a lock held by another
+process delays the write, never the loop.  A statement waits
+:data:`BUSY_TIMEOUT` for a lock (Fluent Bit: not at all); when the file is still
+locked the changes stay queued, offsets coalesced, and a commit after
+:data:`RETRY_AFTER` tries again: the saved offset lags, it is never lost.  Rows
+are known by handles: an existing row's id, or a negative number for a row
+inserted by this instance.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import sqlite3
 import time
@@ -39,25 +44,26 @@ _CREATE = (
 SYNC_MODES = ("extra", "full", "normal", "off")
 
 #: seconds a statement waits for another connection's lock before it gives up
-BUSY_TIMEOUT = 0.02
+BUSY_TIMEOUT = 0.1
 #: seconds before writes that found the file locked are tried again
 RETRY_AFTER = 0.5
-#: seconds opening (schema, pragmas) and the last write at close wait for a lock
+#: seconds opening (schema, pragmas, rows) and the last write at close wait for a lock
 OPEN_TIMEOUT = 5.0
 
+#: ("insert", handle, name, offset, inode, created) | ("rotate", handle, name) | ("delete", handle)
+Op = tuple[Any, ...]
+#: what a write did: new rows' ids by handle, handles deleted; None: the file was locked
+Written = tuple[dict[int, int], set[int]] | None
 
-class DBBusy(Exception):
-    """The DB file is locked by another connection: try again later."""
 
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def _busy(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
 @dataclass(frozen=True, slots=True)
 class FileRow:
-    """One file's saved position."""
+    """One file's saved position (``id``: its handle, see the module's doc)."""
 
     id: int
     name: str
@@ -66,7 +72,8 @@ class FileRow:
 
 
 class OffsetDB:
-    """The SQLite offsets file of one tail instance (used from one thread at a time)."""
+    """The SQLite offsets file of one tail instance (its methods are called from one
+    thread, the loop's; with ``background`` the writes run on a thread of their own)."""
 
     def __init__(
         self,
@@ -76,6 +83,7 @@ class OffsetDB:
         locking: bool = False,
         journal_mode: str = "WAL",
         busy_timeout: float = BUSY_TIMEOUT,
+        background: bool = False,
         logger: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -90,113 +98,214 @@ class OffsetDB:
             if locking:
                 self._conn.execute("PRAGMA locking_mode=EXCLUSIVE;")
             self._conn.execute(_CREATE)
+            #: the rows, by handle, oldest first (reads are served from here)
+            self._rows: dict[int, FileRow] = {}
+            for row in self._read_rows():
+                self._rows[row.id] = row
         except BaseException:
             self._conn.close()
             raise
-        self._busy_ms = max(int(busy_timeout * 1000), 0)
-        self._conn.execute(f"PRAGMA busy_timeout={self._busy_ms};")
-        #: writes not done yet, in order: ("insert", handle, name, offset, inode, created),
-        #: ("rotate", handle, name), ("delete", handle)
-        self._queue: list[tuple[Any, ...]] = []
-        #: offsets to write, by handle (the latest wins)
-        self._pending: dict[int, int] = {}
-        #: handles of rows inserted since: negative handle -> row id
-        self._ids: dict[int, int] = {}
+        #: handles by inode, oldest first
+        self._by_inode: dict[int, list[int]] = {}
+        for row in self._rows.values():
+            self._by_inode.setdefault(row.inode, []).append(row.id)
+        self._conn.execute(f"PRAGMA busy_timeout={max(int(busy_timeout * 1000), 0)};")
+        self._queue: list[Op] = []  #: writes not done yet, in order
+        self._pending: dict[int, int] = {}  #: offsets to write by handle (the latest wins)
+        self._ids: dict[int, int] = {}  #: rows inserted: negative handle -> row id
         self._next_handle = -1
         self._retry_at = 0.0
+        self._pool = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tail-db")
+            if background
+            else None
+        )
+        #: the write running on the pool: its future, its ops and offsets, its start
+        self._inflight: tuple[concurrent.futures.Future[Written], list[Op], dict[int, int]] | None
+        self._inflight = None
         self.busy_since: float | None = None  #: monotonic time writes first found it locked
-        self.failed_writes = 0  #: commits that found the file locked
+        self.failed_writes = 0  #: writes that found the file locked
 
-    # --- reads ---------------------------------------------------------------------
+    # --- reads (from memory) ------------------------------------------------------
 
     def get(self, inode: int) -> FileRow | None:
-        """The newest row for ``inode``, or None; :class:`DBBusy` while queued writes
-        cannot be written (the row read would not be the current one) or the file
-        cannot be read."""
-        if (self._queue or self._pending) and not self.commit():
-            raise DBBusy(str(self.path))
-        if time.monotonic() < self._retry_at:  # found locked a moment ago
-            raise DBBusy(str(self.path))
-        try:
-            row = self._conn.execute(
-                "SELECT id, name, offset, inode FROM in_tail_files WHERE inode=? ORDER BY id DESC",
-                (inode,),
-            ).fetchone()
-        except sqlite3.OperationalError as exc:
-            if _busy(exc):
-                self._locked(time.monotonic())
-                raise DBBusy(str(self.path)) from exc
-            raise
-        if row is None:
-            return None
-        return FileRow(int(row[0]), str(row[1]), int(row[2] or 0), int(row[3]))
+        """The newest row for ``inode``, or None."""
+        handles = self._by_inode.get(inode)
+        return self._rows[handles[-1]] if handles else None
 
     def rows(self) -> list[FileRow]:
-        """Every row as written (for status and tests)."""
+        """Every row as written in the file (for status and tests; ids are row ids)."""
+        return self._read_rows()
+
+    def _read_rows(self) -> list[FileRow]:
         return [
             FileRow(int(r[0]), str(r[1]), int(r[2] or 0), int(r[3]))
-            for r in self._conn.execute("SELECT id, name, offset, inode FROM in_tail_files")
+            for r in self._conn.execute(
+                "SELECT id, name, offset, inode FROM in_tail_files ORDER BY id"
+            )
         ]
 
     # --- writes (queued) --------------------------------------------------------------
 
     @property
     def unwritten(self) -> bool:
-        """True while changes wait for a :meth:`commit` (the file was locked)."""
-        return bool(self._queue or self._pending)
+        """True while changes wait for a :meth:`commit` (or a write is under way)."""
+        return bool(self._queue or self._pending or self._inflight)
 
     def insert(self, name: str, offset: int, inode: int) -> int:
         """A new row (written by the next :meth:`commit`); returns its handle."""
         handle = self._next_handle
         self._next_handle -= 1
         self._queue.append(("insert", handle, name, offset, inode, int(time.time())))
+        self._rows[handle] = FileRow(handle, name, offset, inode)
+        self._by_inode.setdefault(inode, []).append(handle)
         return handle
 
     def set_offset(self, handle: int, offset: int) -> None:
         """Remember ``offset``; written by the next :meth:`commit`."""
+        row = self._rows.get(handle)
+        if row is None:
+            return
+        self._rows[handle] = FileRow(handle, row.name, offset, row.inode)
         self._pending[handle] = offset
 
     def rotate(self, handle: int, name: str) -> None:
         """Mark a file as rotated (renamed to ``name``)."""
+        row = self._rows.get(handle)
+        if row is None:
+            return
+        self._rows[handle] = FileRow(handle, name, row.offset, row.inode)
         self._queue.append(("rotate", handle, name))
 
     def delete(self, handle: int) -> None:
         """Forget a file no longer watched (a rotated file read to its end)."""
+        row = self._rows.pop(handle, None)
+        if row is None:
+            return
+        handles = self._by_inode.get(row.inode, [])
+        with contextlib.suppress(ValueError):
+            handles.remove(handle)
+        if not handles:
+            self._by_inode.pop(row.inode, None)
         self._pending.pop(handle, None)
         self._queue.append(("delete", handle))
 
-    def commit(self, *, force: bool = False) -> bool:
-        """Write every queued change and remembered offset in one transaction; False when
-        the file is locked (they stay queued; tried again after RETRY_AFTER, or at once
-        with ``force``)."""
-        if not self._queue and not self._pending:
-            return True
+    def commit(self, *, force: bool = False) -> None:
+        """Write every queued change and remembered offset in one transaction (on the
+        pool with ``background``: one write at a time, the next takes what came
+        meanwhile).  Locked: kept, tried again after RETRY_AFTER (``force``: now)."""
+        self._collect()
+        if self._inflight is not None or not (self._queue or self._pending):
+            return
         now = time.monotonic()
         if not force and now < self._retry_at:
-            return False
-        ids: dict[int, int] = {}
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc):
+            return
+        ops, offsets = self._queue, self._pending
+        self._queue, self._pending = [], {}
+        ids = dict(self._ids)
+        if self._pool is None:
+            try:
+                written = self._transaction(ops, offsets, ids)
+            except BaseException:
+                self._requeue(ops, offsets)
                 raise
-            self._locked(now)
-            return False
+            self._settle(ops, offsets, written)
+        else:
+            future = self._pool.submit(self._transaction, ops, offsets, ids)
+            self._inflight = (future, ops, offsets)
+
+    def _collect(self, *, wait: bool = False) -> None:
+        """Take the result of the write on the pool, once it is done (``wait``: wait)."""
+        if self._inflight is None:
+            return
+        future, ops, offsets = self._inflight
+        if not wait and not future.done():
+            return
+        self._inflight = None
         try:
-            deleted = self._write(ids)
-            self._conn.execute("COMMIT")
-        except BaseException as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
-                self._locked(now)
-                return False
+            written = future.result()
+        except BaseException:
+            self._requeue(ops, offsets)
             raise
-        self._ids.update(ids)
+        self._settle(ops, offsets, written)
+
+    def _transaction(self, ops: list[Op], offsets: dict[int, int], ids: dict[int, int]) -> Written:
+        """Write ``ops`` then ``offsets`` in one transaction (a pool thread, or the caller's)."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return None
+            raise
+        new: dict[int, int] = {}
+        deleted: set[int] = set()
+
+        def row_id(handle: int) -> int | None:
+            return handle if handle > 0 else new.get(handle, ids.get(handle))
+
+        try:
+            for op in ops:
+                kind, handle = op[0], op[1]
+                if kind == "insert":
+                    cur = conn.execute(
+                        "INSERT INTO in_tail_files (name, offset, inode, created)"
+                        " VALUES (?, ?, ?, ?)",
+                        op[2:],
+                    )
+                    new[handle] = int(cur.lastrowid or 0)
+                    continue
+                rid = row_id(handle)
+                if rid is None:
+                    continue
+                if kind == "rotate":
+                    conn.execute(
+                        "UPDATE in_tail_files SET name=?, rotated=1 WHERE id=?", (op[2], rid)
+                    )
+                else:
+                    conn.execute("DELETE FROM in_tail_files WHERE id=?", (rid,))
+                    deleted.add(handle)
+            items = [
+                (offset, rid)
+                for handle, offset in offsets.items()
+                if handle not in deleted and (rid := row_id(handle)) is not None
+            ]
+            if items:
+                conn.executemany("UPDATE in_tail_files SET offset=? WHERE id=?", items)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if _busy(exc):
+                return None
+            raise
+        return new, deleted
+
+    def _requeue(self, ops: list[Op], offsets: dict[int, int]) -> None:
+        """Changes not written go back before the ones queued since (newer offsets win)."""
+        self._queue = ops + self._queue
+        merged = dict(offsets)
+        merged.update(self._pending)
+        self._pending = {h: o for h, o in merged.items() if h in self._rows}
+
+    def _settle(self, ops: list[Op], offsets: dict[int, int], written: Written) -> None:
+        now = time.monotonic()
+        if written is None:
+            self._requeue(ops, offsets)
+            self._retry_at = now + RETRY_AFTER
+            self.failed_writes += 1
+            if self.busy_since is None:
+                self.busy_since = now
+                self._log.warning(
+                    "tail db %s is locked by another connection: offsets are kept and"
+                    " written once it is free (reading goes on)",
+                    self.path,
+                )
+            return
+        new, deleted = written
+        self._ids.update(new)
         for handle in deleted:
             self._ids.pop(handle, None)
-        self._queue.clear()
-        self._pending.clear()
         if self.busy_since is not None:
             self._log.info(
                 "tail db %s: offsets written again (it was locked for %.1f s)",
@@ -204,61 +313,20 @@ class OffsetDB:
                 now - self.busy_since,
             )
             self.busy_since = None
-        return True
-
-    def _write(self, ids: dict[int, int]) -> set[int]:
-        """The queued writes (in a transaction); the handles of the rows deleted."""
-
-        def row_id(handle: int) -> int | None:
-            return handle if handle > 0 else ids.get(handle, self._ids.get(handle))
-
-        deleted: set[int] = set()
-        for op in self._queue:
-            kind, handle = op[0], op[1]
-            if kind == "insert":
-                cur = self._conn.execute(
-                    "INSERT INTO in_tail_files (name, offset, inode, created) VALUES (?, ?, ?, ?)",
-                    op[2:],
-                )
-                ids[handle] = int(cur.lastrowid or 0)
-                continue
-            rid = row_id(handle)
-            if rid is None:
-                continue
-            if kind == "rotate":
-                self._conn.execute(
-                    "UPDATE in_tail_files SET name=?, rotated=1 WHERE id=?", (op[2], rid)
-                )
-            else:
-                self._conn.execute("DELETE FROM in_tail_files WHERE id=?", (rid,))
-                deleted.add(handle)
-        items = []
-        for handle, offset in self._pending.items():
-            rid = row_id(handle)
-            if rid is not None and handle not in deleted:
-                items.append((offset, rid))
-        if items:
-            self._conn.executemany("UPDATE in_tail_files SET offset=? WHERE id=?", items)
-        return deleted
-
-    def _locked(self, now: float) -> None:
-        self._retry_at = now + RETRY_AFTER
-        self.failed_writes += 1
-        if self.busy_since is None:
-            self.busy_since = now
-            self._log.warning(
-                "tail db %s is locked by another connection: offsets are kept and written"
-                " once it is free (reading goes on)",
-                self.path,
-            )
 
     def close(self, *, wait: float = OPEN_TIMEOUT) -> bool:
         """Write what is queued (waiting up to ``wait`` seconds for a lock), then close;
-        False when it could not be written (those lines are read again next time)."""
-        done = False
+        False when it could not be written (those lines are read again next time).
+        It waits: call it off the event loop."""
         try:
+            with contextlib.suppress(Exception):
+                self._collect(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
             self._conn.execute(f"PRAGMA busy_timeout={int(wait * 1000)};")
-            done = self.commit(force=True)
+            self.commit(force=True)
+            done = not (self._queue or self._pending)
             if not done:
                 self._log.warning(
                     "tail db %s still locked: the last offsets were not saved"

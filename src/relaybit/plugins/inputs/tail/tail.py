@@ -36,7 +36,7 @@ from relaybit.plugins.inputs.lines import (
     lookup_parser,
     now_ext,
 )
-from relaybit.plugins.inputs.tail.db import SYNC_MODES, DBBusy, OffsetDB
+from relaybit.plugins.inputs.tail.db import SYNC_MODES, OffsetDB
 from relaybit.plugins.inputs.tail.decoded import UNICODE_ENCODINGS
 from relaybit.plugins.inputs.tail.file import READ_BLOCK, Batch, TailedFile
 from relaybit.plugins.inputs.tail.joined import Joined, LineJoiner, joiner_factory
@@ -327,8 +327,6 @@ class TailInput(InputPlugin):
         self._joiners: dict[tuple[int, int], LineJoiner] = {}
         self.db_path = opts.opt_str("db")
         self.db: OffsetDB | None = None
-        #: files not added yet because the DB was locked: path -> at_start
-        self._deferred: dict[str, bool] = {}
         #: the DB file and its SQLite companions (never followed, whatever the globs)
         self._own_files: set[str] = set()
         self.files: dict[tuple[int, int], TailedFile] = {}
@@ -371,7 +369,8 @@ class TailInput(InputPlugin):
             if not os.path.isabs(path):
                 path = str(self.ctx.config_dir / path)
             opts = self.ctx.options
-            # opening may wait for another process's lock: not on the loop
+            # opening may wait for another process's lock: not on the loop; then the
+            # rows are read from memory and the writes run on a thread of their own
             self.db = await asyncio.to_thread(
                 functools.partial(
                     OffsetDB,
@@ -379,6 +378,7 @@ class TailInput(InputPlugin):
                     sync=opts.str("db.sync"),
                     locking=opts.bool("db.locking"),
                     journal_mode=opts.str("db.journal_mode"),
+                    background=True,
                     logger=self.ctx.logger,
                 )
             )
@@ -441,12 +441,7 @@ class TailInput(InputPlugin):
         offset = 0
         db_id = 0
         gz = path.lower().endswith(".gz")
-        try:
-            row = self.db.get(st.st_ino) if self.db is not None else None
-        except DBBusy:  # its saved offset cannot be read now: added at a later turn
-            os.close(fd)
-            self._deferred[path] = self._deferred.get(path, False) or at_start
-            return None
+        row = self.db.get(st.st_ino) if self.db is not None else None
         if row is not None and self.compare_filename and row.name != path:
             row = None  # db.compare_filename: another file on this inode
         if row is not None and (gz or row.offset <= st.st_size):
@@ -462,7 +457,7 @@ class TailInput(InputPlugin):
             if row is not None:
                 self.db.delete(row.id)  # a stale row (inode reused, file shrank)
             db_id = self.db.insert(path, offset, st.st_ino)
-            self.db.commit()  # locked: written by a later commit
+            self.db.commit()
         file = TailedFile(
             path=path,
             fd=fd,
@@ -519,7 +514,7 @@ class TailInput(InputPlugin):
             self._age_out()
         watched = {f.path for f in self.files.values() if f.rotated_at is None}
         for path in self._scan():
-            if path not in watched and path not in self._deferred:
+            if path not in watched:
                 self._add(path, at_start=False)
 
     def _age_out(self) -> None:
@@ -553,8 +548,6 @@ class TailInput(InputPlugin):
             busy = False
             if self.db is not None and self.db.unwritten:
                 self.db.commit()  # what a lock held back (at most every RETRY_AFTER)
-            if self._deferred:
-                self._add_deferred()
             for file in list(self.files.values()):
                 busy |= await self._poll(file)
             now = time.monotonic()
@@ -571,16 +564,7 @@ class TailInput(InputPlugin):
             if not busy:
                 await asyncio.sleep(self.poll_interval)
 
-    def _add_deferred(self) -> None:
-        """Files left while the DB was locked: added now if it can be read."""
-        for path, at_start in list(self._deferred.items()):
-            del self._deferred[path]
-            if os.path.exists(path):
-                self._add(path, at_start=at_start)
-
     def _all_at_eof(self) -> bool:
-        if self._deferred:
-            return False
         for file in self.files.values():
             with contextlib.suppress(OSError):
                 if file.size() > file.read_position:
@@ -833,7 +817,6 @@ class TailInput(InputPlugin):
             db["db"] = {
                 "locked": self.db.busy_since is not None,
                 "locked_writes": self.db.failed_writes,
-                "files_waiting": len(self._deferred),
             }
         return {
             "records": self.records,
