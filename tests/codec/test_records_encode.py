@@ -63,3 +63,10 @@ def test_an_entry_that_is_not_a_pair_raises() -> None:
         encode_entries([[T, {"a": 1}, "extra"]], new_entry_packer())
     with pytest.raises(TypeError):
         encode_entries([[T, object()]], new_entry_packer())
+
+
+def test_a_lone_surrogate_is_written_as_fluent_bit_writes_it() -> None:
+    # U+FFFD (EF BF BD); bytes that were not UTF-8 (surrogateescape) stay those bytes
+    data = encode_entries([[T, {"a": "x\ud800", "\udfff": BAD}]], new_entry_packer())
+    assert b"x\xef\xbf\xbd" in data and b"caf\xe9 \xff" in data
+    assert decode_entries(data) == [[T, {"a": "x\ufffd", "\ufffd": BAD}]]

@@ -42,8 +42,6 @@ NAMES = [name for name in golden_cases.CASES if name not in NOT_COMPARED]
 
 #: (parser, line index): documented differences (docs/compatibility.md)
 DIFFERENT = {
-    # a lone surrogate escape: Fluent Bit writes U+FFFD, relaybit keeps its WTF-8 bytes
-    ("json", 6),
     # a time that does not follow Time_Format: Fluent Bit drops the field (logfmt: the
     # whole parse, the line stays raw), relaybit keeps it
     ("apache", 5),

@@ -44,7 +44,8 @@ def test_json_big_integers_and_lone_surrogates_are_kept_and_encode() -> None:
     result = parser.parse('{"id": 123456789012345678901234567890, "s": "cut \\ud83d", "n": 5}')
     assert result is not None
     record = roundtrip(result)
-    assert record == {"id": "123456789012345678901234567890", "s": "cut \udced\udca0\udcbd", "n": 5}
+    # a lone surrogate escape is U+FFFD, as Fluent Bit 5.1.1 writes it
+    assert record == {"id": "123456789012345678901234567890", "s": "cut \ufffd", "n": 5}
 
 
 def test_json_nested_too_deep_for_the_stdlib_does_not_match() -> None:
@@ -71,11 +72,11 @@ def test_types_casts_past_64_bits_keep_the_text() -> None:
 
 
 def test_json_bytes_that_are_not_utf8_stay_those_bytes() -> None:
-    # they became three bytes each (the WTF-8 of their surrogate); Fluent Bit keeps them
+    # they became three bytes each (U+FFFD, as a lone surrogate escape); Fluent Bit keeps them
     parser = one(name="j", format="json")
     line = b'{"raw":"\xff\xfe bytes","lone":"cut \\ud83d"}'.decode("utf-8", "surrogateescape")
     result = parser.parse(line)
     assert result is not None
     packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogateescape")
     raw = msgpack.unpackb(packer.pack(result[1]), raw=True)
-    assert raw == {b"raw": b"\xff\xfe bytes", b"lone": b"cut \xed\xa0\xbd"}
+    assert raw == {b"raw": b"\xff\xfe bytes", b"lone": b"cut \xef\xbf\xbd"}

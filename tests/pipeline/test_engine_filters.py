@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from pipeline_helpers import FuncFilter, ListOutput, entries, records_of
 
 from relaybit.clock import SYSTEM_CLOCK
@@ -34,6 +36,29 @@ async def test_invalid_utf8_lines_pass_a_filter_byte_for_byte() -> None:
     raw = out.chunks[0].data
     assert b"bad \xff\xfe end" in raw
     assert [r["env"] for r in out.records] == ["prod", "prod"]
+    await engine.stop()
+
+
+async def test_a_lone_surrogate_a_filter_leaves_is_written_as_fluent_bit_writes_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a filter (a plugin's, or a parser's) that leaves "\ud800" in a record: the batch
+    # could not be encoded and passed unfiltered, one error a batch; now U+FFFD (Fluent
+    # Bit's bytes), the filter's work kept, lines that are not UTF-8 still byte for byte
+    engine = make_engine()
+    emit = engine.add_input("tail.0")
+    cut = FuncFilter(lambda r: {**r, "cut": "\ud83d", "\udfffk": 1})
+    engine.add_filter("cut.0", cut, compile_match("*"))
+    out = ListOutput()
+    engine.add_output("out.0", out, compile_match("*"))
+    await engine.start()
+    data = LinePacker("log").pack([b"ok", b"bad \xff end"], now_ext(SYSTEM_CLOCK))
+    await emit("t", data, 2)
+    assert await engine.drain(2)
+    raw = out.chunks[0].data
+    assert b"bad \xff end" in raw and raw.count(b"\xef\xbf\xbd") == 4
+    assert [r["cut"] for r in out.records] == ["\ufffd", "\ufffd"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     await engine.stop()
 
 

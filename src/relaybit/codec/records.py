@@ -28,6 +28,7 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.text import SURROGATES
 
 #: ``[`` + EventTime: a fixarray of two, then fixext 8 of type 0
 _HEAD_EVENT_TIME = b"\x92\xd7\x00"
@@ -61,14 +62,15 @@ def new_entry_packer() -> msgpack.Packer:
     It has no ``unicode_errors``: msgpack then writes a str's UTF-8 straight
     from the string (with ``unicode_errors`` set it encodes every str to a new
     bytes object first, 0.41 against 0.25 us for a 200-byte record).  A str
-    with surrogates (bytes that were not UTF-8) makes :func:`encode_entries`
-    encode that batch again with ``surrogateescape``.
+    with surrogates makes :func:`encode_entries` encode that batch again with
+    :data:`~relaybit.codec.text.SURROGATES` (bytes that were not UTF-8 kept, a
+    lone surrogate a filter or processor left written U+FFFD, as Fluent Bit).
     """
     return msgpack.Packer(default=default, use_bin_type=True)
 
 
 def _escaping_packer() -> msgpack.Packer:
-    return msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogateescape")
+    return msgpack.Packer(default=default, use_bin_type=True, unicode_errors=SURROGATES)
 
 
 def decode_entries(data: bytes) -> list[Any]:
@@ -92,12 +94,12 @@ def encode_entries(entries: list[Any], packer: msgpack.Packer) -> bytes:
     """``entries`` (pairs ``[head, record]``, lists or tuples) back to back as bytes.
 
     Strings with surrogates go back to the bytes they were decoded from
-    (surrogateescape).  Raises (TypeError, ValueError) when an entry is not a
+    (surrogateescape); a lone surrogate is written U+FFFD.  Raises (TypeError, ValueError) when an entry is not a
     pair or holds a value msgpack cannot encode.
     """
     try:
         return _encode(entries, packer.pack)
-    except UnicodeEncodeError:  # a str that was not UTF-8: its original bytes back
+    except UnicodeEncodeError:  # a str that was not UTF-8 (its bytes back), a lone surrogate
         return _encode(entries, _escaping_packer().pack)
 
 

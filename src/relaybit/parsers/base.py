@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from relaybit.codec.msgpack import EventTime
+from relaybit.codec.text import replace_lone_surrogates
 from relaybit.parsers.decoders import Decoder, apply_decoders, group_rules
 from relaybit.parsers.timefmt import TimeFormat
 
@@ -81,8 +82,8 @@ def unescape(text: str) -> str:
     """Backslash escapes (``\\n``, ``\\"``, ``\\u00e9`` ...) -> characters; unknown ones stay.
 
     An escaped surrogate pair (``\\ud83d\\ude00``) is its character; a lone one
-    (``\\ud800``) is kept as its WTF-8 bytes, as the json parser keeps it, so
-    the record can be written (msgpack refuses lone surrogates in text).
+    (``\\ud800``) is U+FFFD, as Fluent Bit's logfmt and the json parser write it
+    (msgpack refuses lone surrogates in text).
     """
 
     def one(m: re.Match[str]) -> str:
@@ -95,11 +96,7 @@ def unescape(text: str) -> str:
     if "\\u" not in text or not _LONE_SURROGATE.search(out):
         return out
     paired = out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-    return _LONE_SURROGATE.sub(_as_wtf8, paired)
-
-
-def _as_wtf8(m: re.Match[str]) -> str:
-    return m.group().encode("utf-8", "surrogatepass").decode("utf-8", "surrogateescape")
+    return replace_lone_surrogates(paired)
 
 
 def cast(value: Any, type_name: str) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from relaybit.parsers.jsonvalue import msgpack_safe
+from relaybit.codec.jsonvalue import msgpack_safe
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
+from relaybit.codec.jsonvalue import json_object, msgpack_safe
 from relaybit.parsers.base import BaseParser
-from relaybit.parsers.jsonvalue import json_object, msgpack_safe
 
 __all__ = ["JsonParser", "json_object", "msgpack_safe"]
 

@@ -6,8 +6,9 @@ straight on the bytes for json), :meth:`~BaseParser.finish` only when the
 parser has a time format, types or decoders, the time written as msgpack bytes
 (the batch's time once; a parsed time once per distinct time), each record
 packed by one reused ``msgpack.Packer`` (without ``unicode_errors``, which
-makes msgpack copy every str first; a record holding text that is not UTF-8
-is packed again with ``surrogateescape``) and the batch joined once.  A line the
+makes msgpack copy every str first; a record holding surrogates is packed again
+with :data:`~relaybit.codec.text.SURROGATES`: bytes that were not UTF-8 kept,
+a lone surrogate written U+FFFD) and the batch joined once.  A line the
 parser does not match becomes ``{key: line}`` (raw bytes kept).  Parsers that
 are not :class:`~relaybit.parsers.base.BaseParser` (a user's object with a
 ``parse(text)`` method) take the general path.
@@ -15,7 +16,6 @@ are not :class:`~relaybit.parsers.base.BaseParser` (a user's object with a
 
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,6 +24,7 @@ import msgpack
 
 from relaybit.codec.msgpack import EventTime, default
 from relaybit.codec.records import gc_paused
+from relaybit.codec.text import SURROGATES
 from relaybit.parsers.base import BaseParser
 from relaybit.parsers.timefmt import TimeFormat
 
@@ -48,20 +49,6 @@ def _may_change(line: bytes) -> bool:
     change: bytes that are not UTF-8 (surrogates an unescape may put side by side), or
     an escaped surrogate (``\\udc80``)."""
     return not line.isascii() or b"\\ud" in line or b"\\uD" in line
-
-
-#: the last resort for a record whose text holds a lone surrogate no rule above turned
-#: into bytes (a parser of a plugin, a decoder): it is written as its WTF-8 bytes
-#: rather than failing its whole batch (tail would read that batch again for ever)
-_LAST_RESORT = msgpack.Packer(default=default, use_bin_type=True, unicode_errors="surrogatepass")
-
-
-def _pack_safe(safe: msgpack.Packer, record: Any) -> bytes:
-    try:
-        data: bytes = safe.pack(record)
-    except UnicodeEncodeError:
-        data = _LAST_RESORT.pack(record)
-    return data
 
 
 def _round_trip(record: Any, pack: Any, pack_safe: Any) -> Any:
@@ -100,10 +87,10 @@ class ParsedLines:
         #: time text -> entry head bytes (formats without a fraction)
         self._heads: dict[str, bytes] = {}
         self._packer = msgpack.Packer(default=default, use_bin_type=True)
-        #: for a record holding text that is not UTF-8 (surrogates): its raw bytes are kept
-        self._safe = msgpack.Packer(
-            default=default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
+        #: for a record holding surrogates: bytes that were not UTF-8 are kept, and a lone
+        #: surrogate (a plugin's parser, a decoder) is U+FFFD rather than failing its whole
+        #: batch (tail would read that batch again for ever)
+        self._safe = msgpack.Packer(default=default, use_bin_type=True, unicode_errors=SURROGATES)
 
     def pack(
         self, lines: Sequence[bytes], now: bytes, starts: Sequence[int] | None = None
@@ -156,7 +143,7 @@ class ParsedLines:
             time_key = parser.settings.time_key
             keep = parser.settings.time_keep
         heads = self._heads
-        pack_safe = functools.partial(_pack_safe, self._safe)
+        pack_safe = self._safe.pack
         # entry heads kept per time text: formats with a year and no fraction
         per_text = time_format is not None and time_format.cached and not time_format.fractional
         pack = self._packer.pack
@@ -223,7 +210,7 @@ class ParsedLines:
     ) -> bytes:
         from relaybit.plugins.inputs.lines import apply_parser
 
-        pack = functools.partial(_pack_safe, self._safe)
+        pack = self._safe.pack
         parts: list[bytes] = []
         for i, line in enumerate(lines):
             text = line.decode("utf-8", "surrogateescape")

@@ -59,6 +59,15 @@ def test_matching_records_are_emitted_under_the_new_tag_and_dropped(make_filter:
     ]
 
 
+def test_a_record_holding_a_lone_surrogate_is_emitted(make_filter: Any) -> None:
+    # (left by a filter before it) it could not be packed: kept under its old tag, logged;
+    # now emitted with U+FFFD, as Fluent Bit writes a lone surrogate
+    f, emitted = build(make_filter, ("Rule", r"$level ^error$ alerts false"))
+    kept = f.filter("app.web", [(1, {"level": "error", "msg": "cut \ud83d"})])
+    assert kept == []
+    assert emitted.calls == [("alerts", {"level": "error", "msg": "cut \ufffd"})]
+
+
 def test_keep_true_keeps_the_original(make_filter: Any) -> None:
     f, emitted = build(make_filter, ("Rule", "$log . copy.$TAG true"))
     assert f.filter("app.x", [(1, {"log": "hi"})]) == [(1, {"log": "hi"})]

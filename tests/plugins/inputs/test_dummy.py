@@ -123,3 +123,14 @@ def test_a_rate_that_is_not_above_0_says_so(value: str, expected: str) -> None:
 
 def test_a_fractional_rate_is_accepted() -> None:
     assert make(Collector(), rate="0.5").interval == 2.0
+
+
+async def test_a_lone_surrogate_escape_in_the_record_is_written_as_fluent_bit_writes_it() -> None:
+    # orjson refused the option ("invalid JSON"); Fluent Bit 5.1.1 emits U+FFFD
+    got = Collector()
+    plugin = make(got, rate="100", samples="1", dummy='{"msg": "\\ud800"}')
+    await plugin.start()
+    await asyncio.wait_for(plugin.wait(), 10)
+    await plugin.stop()
+    assert [r for _, r in got.entries] == [{"msg": "\ufffd"}]
+    assert b"\xef\xbf\xbd" in got.raw[0]

@@ -151,3 +151,16 @@ async def test_bulk_body_too_large(served: Any) -> None:
     async with aiohttp.ClientSession() as s, s.post(url, data=body) as r:
         assert r.status == 413
     assert got.records() == []
+
+
+async def test_a_lone_surrogate_escape_is_indexed_as_fluent_bit_writes_it(served: Any) -> None:
+    # Fluent Bit 5.1.1 writes U+FFFD for it; the bulk line was refused as invalid JSON
+    got = Collector()
+    plugin = await served(got)
+    body = b'{"index":{}}\n{"msg":"\\ud800es"}\n{"index":{}}\n{"msg":"ok"}\n'
+    headers = {"Content-Type": "application/x-ndjson"}
+    url = f"http://127.0.0.1:{plugin.port}/_bulk"
+    async with aiohttp.ClientSession() as s, s.post(url, data=body, headers=headers) as r:
+        assert r.status == 200
+        assert (await r.json())["errors"] is False
+    assert [r["msg"] for r in got.records()] == ["\ufffdes", "ok"]

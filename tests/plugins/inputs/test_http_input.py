@@ -184,3 +184,64 @@ async def test_tls_server(served: Any, tmp_path: Path) -> None:
 def test_bad_success_code_is_config_error() -> None:
     with pytest.raises(ConfigError, match="successful_response_code"):
         make_input(Collector(), successful_response_code="202")
+
+
+async def test_a_lone_surrogate_escape_is_accepted_as_fluent_bit_writes_it(served: Any) -> None:
+    # orjson refuses "\ud800" without its pair: the body was answered 400 and lost; Fluent
+    # Bit 5.1.1 answers 201 and writes U+FFFD (EF BF BD), an escaped pair as its character
+    got = Collector()
+    plugin = await served(got)
+    base = f"http://127.0.0.1:{plugin.port}"
+    bodies = [
+        (b'{"msg": "\\ud800", "pair": "\\ud83d\\ude00", "\\udc80k": 1}', "application/json"),
+        (b'[{"msg": "a\\udfffb"}, {"msg": "ok"}]', "application/json"),
+        (b'{"msg": "x\\ud800"}\n{"msg": "y"}\n', "application/x-ndjson"),
+    ]
+    async with aiohttp.ClientSession() as s:
+        for body, ctype in bodies:
+            headers = {"Content-Type": ctype}
+            async with s.post(f"{base}/t", data=body, headers=headers) as r:
+                assert r.status == 201, await r.text()
+        async with s.post(f"{base}/t", data=b'{"msg": "\\ud800", bad}') as r:
+            assert r.status == 400  # still bad JSON with orjson's reason
+            assert "surrogate" in await r.text()
+    assert got.records("t") == [
+        {"msg": "\ufffd", "pair": "\U0001f600", "\ufffdk": 1},
+        {"msg": "a\ufffdb"},
+        {"msg": "ok"},
+        {"msg": "x\ufffd"},
+        {"msg": "y"},
+    ]
+
+
+async def test_a_lone_surrogate_record_is_delivered_by_a_real_agent(tmp_path: Path) -> None:
+    # http input -> its processors -> the file output, as Fluent Bit 5.1.1 writes it
+    from relaybit.agent import Agent
+    from relaybit.config.loader import load_config
+    from relaybit.testing import wait_for
+
+    conf = tmp_path / "agent.yaml"
+    conf.write_text(
+        "service:\n  flush: 0.1\n"
+        "pipeline:\n"
+        "  inputs:\n"
+        "    - name: http\n      listen: 127.0.0.1\n      port: 0\n"
+        "      processors:\n        logs:\n"
+        "          - name: content_modifier\n            action: insert\n"
+        "            key: seen\n            value: 'yes'\n"
+        "  outputs:\n"
+        f"    - name: file\n      match: '*'\n      path: {tmp_path}\n      file: out.log\n"
+        "      format: plain\n"
+    )
+    agent = Agent(load_config(conf))
+    await agent.start()
+    out = tmp_path / "out.log"
+    try:
+        port = agent.inputs["http.0"].port  # type: ignore[attr-defined]
+        url = f"http://127.0.0.1:{port}/app"
+        async with aiohttp.ClientSession() as s, s.post(url, data=b'{"msg": "cut \\ud83d"}') as r:
+            assert r.status == 201
+        await wait_for(lambda: out.exists() and out.read_bytes().endswith(b"\n"))
+    finally:
+        await agent.stop()
+    assert out.read_bytes() == b'{"msg":"cut \xef\xbf\xbd","seen":"yes"}\n'

@@ -132,3 +132,17 @@ async def test_an_emit_that_fails_is_logged_counted_and_the_same_lines_handed_ag
     assert plugin.restarts.last_error == "ValueError: storage hiccup"
     lines = [r.getMessage() for r in caplog.records if "unexpected error" in r.getMessage()]
     assert len(lines) == 1 and "stdin failed on an unexpected error (ValueError" in lines[0]
+
+
+async def test_a_lone_surrogate_escape_is_a_record_as_fluent_bit_writes_it() -> None:
+    # orjson refused it and the JSON line was packed as text under "log"
+    read_fd, write_fd = os.pipe()
+    got = Collector()
+    plugin = make(got, read_fd)
+    await plugin.start()
+    os.write(write_fd, b'{"msg":"\\ud800"}\n{"ok":1}\n')
+    os.close(write_fd)
+    await asyncio.wait_for(plugin.wait(), 10)
+    await plugin.stop()
+    os.close(read_fd)
+    assert [r for _, r in got.entries] == [{"msg": "\ufffd"}, {"ok": 1}]

@@ -140,7 +140,7 @@ async def test_json_values_msgpack_cannot_take_as_is_neither_kill_the_connection
     await until(lambda: len(got.records) == 3)
     assert got.records == [
         {"ok": 1},
-        {"big": "123456789012345678901234567890", "s": "cut \udced\udca0\udcbd"},
+        {"big": "123456789012345678901234567890", "s": "cut \ufffd"},  # as Fluent Bit
         {"ok": 2},
     ]
     assert plugin.malformed == 1
@@ -167,3 +167,16 @@ async def test_a_connection_that_fails_on_a_bug_is_closed_and_the_input_goes_on(
     await until(lambda: got.records == [{"c": 3}])
     errors = [r.getMessage() for r in caplog.records if "unexpected error" in r.getMessage()]
     assert len(errors) == 1 and "KeyError" in errors[0]  # once per kind, not per connection
+
+
+async def test_a_lone_surrogate_escape_is_written_as_fluent_bit_writes_it(
+    running: list[TcpInput],
+) -> None:
+    # U+FFFD (EF BF BD), as Fluent Bit 5.1.1's tcp input with format json; bytes of the
+    # line that are not UTF-8 stay those bytes
+    got = Collector()
+    plugin = await serve(got, running)
+    await send(plugin.port, b'{"msg":"\\ud800x"}\n{"a":"\\udc80","raw":"\xff"}{"b":"\\ud800"}\n')
+    await until(lambda: len(got.records) == 3)
+    assert got.records == [{"msg": "\ufffdx"}, {"a": "\udc80", "raw": "\udcff"}, {"b": "\ufffd"}]
+    assert plugin.malformed == 0

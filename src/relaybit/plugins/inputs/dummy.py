@@ -18,6 +18,7 @@ from typing import Any
 import msgpack
 import orjson
 
+from relaybit.codec.jsonvalue import loads as json_loads
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError
 from relaybit.logging import counted
@@ -114,7 +115,7 @@ class DummyInput(InputPlugin):
     @staticmethod
     def _json(opts: Options, key: str, section: str) -> Any:
         try:
-            return orjson.loads(opts.str(key))
+            return json_loads(opts.str(key))
         except orjson.JSONDecodeError as exc:
             raise ConfigError(
                 f"invalid JSON: {exc}", opts.origin(key), section=section, key=key

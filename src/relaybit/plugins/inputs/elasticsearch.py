@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from relaybit.codec.jsonvalue import loads as json_loads
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.net.http_server import Reply, Request
 from relaybit.plugins.base import InputContext
@@ -109,7 +110,7 @@ def parse_bulk(body: bytes, *, default_index: str | None, meta_key: str) -> Bulk
 
 def _loads(line: bytes, lineno: int) -> Any:
     try:
-        return orjson.loads(line)
+        return json_loads(line)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"line {lineno}: invalid JSON: {exc}") from None
 

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 import orjson
 import zstandard
 
+from relaybit.codec.jsonvalue import loads as json_loads
 from relaybit.codec.msgpack import EventTime, new_packer
 from relaybit.config.schema import ConfigMap, Option, Options
 from relaybit.errors import ConfigError
@@ -241,7 +242,7 @@ def parse_json_records(body: bytes, content_type: str) -> list[Any]:
     ndjson = "ndjson" in content_type
     if not ndjson:
         try:
-            value = orjson.loads(text)
+            value = json_loads(text)
         except orjson.JSONDecodeError as exc:
             if b"\n" not in text:
                 raise ValueError(f"invalid JSON: {exc}") from None
@@ -253,7 +254,7 @@ def parse_json_records(body: bytes, content_type: str) -> list[Any]:
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
+            records.append(json_loads(line))
         except orjson.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON on line {lineno}: {exc}") from None
     return records

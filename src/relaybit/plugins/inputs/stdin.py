@@ -23,7 +23,9 @@ from typing import Any
 import msgpack
 import orjson
 
+from relaybit.codec.jsonvalue import loads as json_loads
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.text import SURROGATES
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.logging import counted
 from relaybit.plugins.base import InputContext, InputPlugin
@@ -54,9 +56,7 @@ class StdinInput(InputPlugin):
         )
         self.tag = ctx.tag or ctx.name
         self._lines = LinePacker(self.key)
-        self._packer = msgpack.Packer(
-            default=default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
+        self._packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors=SURROGATES)
         self._pending = b""
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -134,7 +134,7 @@ class StdinInput(InputPlugin):
                     when, record = parsed
             elif line[:1] == b"{":
                 with contextlib.suppress(orjson.JSONDecodeError):
-                    obj = orjson.loads(line)
+                    obj = json_loads(line)
                     record = obj if isinstance(obj, dict) else None
             if record is None:
                 out.append(self._lines.pack([line], stamp))

@@ -33,6 +33,7 @@ from typing import Any
 import msgpack
 
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.text import SURROGATES
 from relaybit.config.schema import ConfigMap, Option
 from relaybit.errors import ConfigError
 from relaybit.parsers import BUILTIN_PARSERS, Parser
@@ -241,9 +242,7 @@ class SyslogInput(InputPlugin):
                 key="tls",
             )
         self.tag = ctx.tag or ctx.name
-        self._packer = msgpack.Packer(
-            default=default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
+        self._packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors=SURROGATES)
         self._server: asyncio.Server | None = None
         self._datagrams: DatagramReader | None = None
         self._clients = StreamClients.for_input(ctx)

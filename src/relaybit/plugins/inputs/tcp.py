@@ -19,9 +19,11 @@ from typing import Any
 import msgpack
 import orjson
 
+from relaybit.codec.jsonvalue import loads as json_loads
+from relaybit.codec.jsonvalue import msgpack_safe
 from relaybit.codec.msgpack import EventTime, default
+from relaybit.codec.text import SURROGATES
 from relaybit.config.schema import ConfigMap, Option
-from relaybit.parsers.json import msgpack_safe
 from relaybit.parsers.packing import ParsedLines, entry_head
 from relaybit.plugins.base import InputContext, InputPlugin
 from relaybit.plugins.inputs.lines import LinePacker, Parser, lookup_parser, now_ext
@@ -59,7 +61,7 @@ def split_json(buf: bytes) -> tuple[list[Any], int, bytes]:
         if not piece.strip():
             continue
         try:
-            values.append(orjson.loads(piece))
+            values.append(json_loads(piece))
         except orjson.JSONDecodeError:
             got, ok = _concatenated(piece)
             values.extend(got)
@@ -75,7 +77,10 @@ def split_json(buf: bytes) -> tuple[list[Any], int, bytes]:
 
 
 def _concatenated(piece: bytes) -> tuple[list[Any], bool]:
-    text = piece.decode("utf-8", "surrogateescape")
+    try:  # UTF-8: every surrogate in a value is an escape (U+FFFD)
+        text, raw_bytes = piece.decode("utf-8"), False
+    except UnicodeDecodeError:  # bytes that are not UTF-8 stay those bytes
+        text, raw_bytes = piece.decode("utf-8", "surrogateescape"), True
     values: list[Any] = []
     pos = 0
     end = len(text)
@@ -88,7 +93,7 @@ def _concatenated(piece: bytes) -> tuple[list[Any], bool]:
             value, pos = _DECODER.raw_decode(text, pos)
         except (json.JSONDecodeError, RecursionError):
             return values, False
-        values.append(msgpack_safe(value))
+        values.append(msgpack_safe(value, raw_bytes=raw_bytes))
     return values, True
 
 
@@ -181,9 +186,7 @@ class TcpInput(InputPlugin):
             self.format = "none"
         self.ssl = tls_server(ctx)
         self.tag = ctx.tag or ctx.name
-        self._packer = msgpack.Packer(
-            default=default, use_bin_type=True, unicode_errors="surrogateescape"
-        )
+        self._packer = msgpack.Packer(default=default, use_bin_type=True, unicode_errors=SURROGATES)
         self._server: asyncio.Server | None = None
         self._clients = StreamClients.for_input(ctx)
         self.records = 0
