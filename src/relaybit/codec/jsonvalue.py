@@ -44,10 +44,9 @@ def loads(data: bytes | str) -> Any:
     """The JSON value of ``data`` (an input's body, line or option), ready for msgpack.
 
     orjson, and where it refuses a lone surrogate escape (``"\\ud800"``) the
-    stdlib, that escape written U+FFFD as Fluent Bit 5.1.1 writes it (a batch
-    holding one was refused or failed to pack).  Raises orjson.JSONDecodeError
-    (a ValueError) with orjson's reason for what is not JSON, bytes that are not
-    UTF-8 included, as before.
+    stdlib, that escape written U+FFFD as Fluent Bit 5.1.1 writes it.  Raises
+    orjson.JSONDecodeError (a ValueError) with orjson's reason for what is not
+    JSON: bytes that are not UTF-8, and a value nested too deep for the stdlib.
     """
     try:
         return orjson.loads(data)
@@ -59,10 +58,9 @@ def loads(data: bytes | str) -> Any:
         text = data.decode() if isinstance(data, bytes) else data  # not UTF-8: orjson's error
         if "\\u" not in text:  # only an escape is read otherwise by the stdlib
             raise error
-        value = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+        return msgpack_safe(json.loads(text, parse_constant=_no_constant), raw_bytes=False)
+    except (ValueError, RecursionError):  # nested too deep for the stdlib: orjson's error
         raise error from None
-    return msgpack_safe(value, raw_bytes=False)
 
 
 _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1

@@ -205,6 +205,9 @@ async def test_a_lone_surrogate_escape_is_accepted_as_fluent_bit_writes_it(serve
         async with s.post(f"{base}/t", data=b'{"msg": "\\ud800", bad}') as r:
             assert r.status == 400  # still bad JSON with orjson's reason
             assert "surrogate" in await r.text()
+        deep = b'{"a":' * 700 + b'"\\ud800"' + b"}" * 700  # too deep for the stdlib: 400
+        async with s.post(f"{base}/t", data=deep) as r:
+            assert r.status == 400 and "surrogate" in await r.text()
     assert got.records("t") == [
         {"msg": "\ufffd", "pair": "\U0001f600", "\ufffdk": 1},
         {"msg": "a\ufffdb"},

@@ -91,9 +91,9 @@ def _concatenated(piece: bytes) -> tuple[list[Any], bool]:
             break
         try:
             value, pos = _DECODER.raw_decode(text, pos)
+            values.append(msgpack_safe(value, raw_bytes=raw_bytes))
         except (json.JSONDecodeError, RecursionError):
             return values, False
-        values.append(msgpack_safe(value, raw_bytes=raw_bytes))
     return values, True
 
 
