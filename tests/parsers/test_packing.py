@@ -186,11 +186,12 @@ def test_logfmt_escaped_surrogates_pack_and_pair() -> None:
     # a lone escaped surrogate used to make the whole batch fail to pack: tail restarted
     # on it for ever and no line of the file was emitted
     packer = ParsedLines(BUILTIN_PARSERS["logfmt"], "log")
-    lines = [b'a="\\ud800" n=1', b'smile="\\ud83d\\ude00"', b'plain="ok"']
+    lines = [b'a="\\ud800" n=1', b'smile="\\ud83d\\ude00"', b'plain="ok"', b'low="\\udc80"']
     assert [r for _t, r in entries(packer.pack(lines, NOW))] == [
         {"a": "\ufffd", "n": "1"},  # U+FFFD, as Fluent Bit's logfmt and json parser write it
         {"smile": "\U0001f600"},  # an escaped surrogate pair is the character
         {"plain": "ok"},
+        {"low": "\ufffd"},  # an escape, not a byte of a line that was not UTF-8
     ]
 
 

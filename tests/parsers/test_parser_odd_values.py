@@ -41,11 +41,18 @@ def test_epoch_milliseconds_with_percent_s_keep_the_field_and_encode() -> None:
 def test_json_big_integers_and_lone_surrogates_are_kept_and_encode() -> None:
     parser = one(name="j", format="json")
     # orjson refuses both; the stdlib fallback gave values msgpack cannot encode
-    result = parser.parse('{"id": 123456789012345678901234567890, "s": "cut \\ud83d", "n": 5}')
+    result = parser.parse(
+        '{"id": 123456789012345678901234567890, "s": "cut \\ud83d", "n": 5, "l": "\\udc80"}'
+    )
     assert result is not None
     record = roundtrip(result)
-    # a lone surrogate escape is U+FFFD, as Fluent Bit 5.1.1 writes it
-    assert record == {"id": "123456789012345678901234567890", "s": "cut \ufffd", "n": 5}
+    # a lone surrogate escape is U+FFFD, as Fluent Bit 5.1.1 writes it (a low one too)
+    assert record == {
+        "id": "123456789012345678901234567890",
+        "s": "cut \ufffd",
+        "n": 5,
+        "l": "\ufffd",
+    }
 
 
 def test_json_nested_too_deep_for_the_stdlib_does_not_match() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from relaybit.codec.text import replace_lone_surrogates
+from relaybit.codec.text import has_surrogates, replace_lone_surrogates
 
 
 def json_object(text: str) -> dict[str, Any] | None:
@@ -26,14 +26,10 @@ def json_object(text: str) -> dict[str, Any] | None:
         value = orjson.loads(stripped)
     except orjson.JSONDecodeError:
         try:  # the line's bytes that were not UTF-8 (U+DC80..U+DCFF) stay those bytes
-            value = msgpack_safe(json.loads(stripped), raw_bytes=_has_surrogates(stripped))
+            value = msgpack_safe(json.loads(stripped), raw_bytes=has_surrogates(stripped))
         except (ValueError, RecursionError):
             return None
     return value if isinstance(value, dict) else None
-
-
-def _has_surrogates(text: str) -> bool:
-    return not text.isascii() and replace_lone_surrogates(text, raw_bytes=False) != text
 
 
 def _no_constant(name: str) -> Any:

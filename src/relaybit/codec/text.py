@@ -43,6 +43,11 @@ def replace_lone_surrogates(text: str, *, raw_bytes: bool = True) -> str:
     return (_LONE if raw_bytes else _SURROGATE).sub(REPLACEMENT, text)
 
 
+def has_surrogates(text: str) -> bool:
+    """True when ``text`` holds a surrogate (bytes that were not UTF-8, or an escape)."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
 def _surrogates(exc: UnicodeError) -> tuple[bytes, int]:
     if not isinstance(exc, UnicodeEncodeError):
         raise exc

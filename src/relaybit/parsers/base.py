@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from relaybit.codec.msgpack import EventTime
-from relaybit.codec.text import replace_lone_surrogates
+from relaybit.codec.text import has_surrogates, replace_lone_surrogates
 from relaybit.parsers.decoders import Decoder, apply_decoders, group_rules
 from relaybit.parsers.timefmt import TimeFormat
 
@@ -73,11 +73,6 @@ _SIMPLE = {
 }
 
 
-#: surrogates msgpack cannot write as text: all but the U+DC80..U+DCFF that stand
-#: for the bytes of a line that are not UTF-8 (``surrogateescape``)
-_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
-
-
 def unescape(text: str) -> str:
     """Backslash escapes (``\\n``, ``\\"``, ``\\u00e9`` ...) -> characters; unknown ones stay.
 
@@ -93,10 +88,12 @@ def unescape(text: str) -> str:
         return _SIMPLE[code]
 
     out = _ESCAPE.sub(one, text)
-    if "\\u" not in text or not _LONE_SURROGATE.search(out):
+    if "\\u" not in text or not has_surrogates(out):
         return out
     paired = out.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-    return replace_lone_surrogates(paired)
+    # a text that was UTF-8: every surrogate is an escape (``\\udc80`` too), else
+    # U+DC80..U+DCFF may be bytes of the line that were not UTF-8, kept
+    return replace_lone_surrogates(paired, raw_bytes=has_surrogates(text))
 
 
 def cast(value: Any, type_name: str) -> Any:
