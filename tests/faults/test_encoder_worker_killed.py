@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 import pytest
 from support import (
+    AgentProc,
     LineWriter,
     Processes,
     agent_conf,
@@ -103,16 +104,25 @@ def encoder(api: int) -> dict[str, int]:
     return found
 
 
-def test_encoder_worker_kill9_mid_run(procs: Processes, tmp_path: Path, store: BulkStore) -> None:
+def start_agent(
+    procs: Processes, tmp_path: Path, store: BulkStore, lines: int, **service: Any
+) -> tuple[LineWriter, AgentProc]:
+    """An agent tailing ``lines`` lines (more are written later) to the es output, with
+    one encoder worker and ``service`` keys."""
     writer = LineWriter(tmp_path / "app.log")
     config = tmp_path / "agent.conf"
     output = {"name": "es", "match": "*", "host": "127.0.0.1", "port": store.port}
-    api = free_port()
-    service = {"encoder.workers": 1, **monitoring(api)}
-    config.write_text(agent_conf([tail_input(writer.path)], output, service=service))
-    writer.write(500)
+    keys = {"encoder.workers": 1, **service}
+    config.write_text(agent_conf([tail_input(writer.path)], output, service=keys))
+    writer.write(lines)
     agent = procs.agent(config)
     agent.wait_started()
+    return writer, agent
+
+
+def test_encoder_worker_kill9_mid_run(procs: Processes, tmp_path: Path, store: BulkStore) -> None:
+    api = free_port()
+    writer, agent = start_agent(procs, tmp_path, store, 500, **monitoring(api))
     for restarts in (0, 1):
         # the worker (first or started again) writes chunks: it is up, then it is killed
         chunks = encoder(api)["chunks"]
@@ -147,13 +157,7 @@ def test_encoder_worker_kill9_mid_run(procs: Processes, tmp_path: Path, store: B
 def test_the_worker_ends_with_an_agent_killed_by_sigkill(
     procs: Processes, tmp_path: Path, store: BulkStore
 ) -> None:
-    writer = LineWriter(tmp_path / "app.log")
-    config = tmp_path / "agent.conf"
-    output = {"name": "es", "match": "*", "host": "127.0.0.1", "port": store.port}
-    config.write_text(agent_conf([tail_input(writer.path)], output, service={"encoder.workers": 1}))
-    writer.write(100)
-    agent = procs.agent(config)
-    agent.wait_started()
+    _, agent = start_agent(procs, tmp_path, store, 100)
     (worker,) = wait_until(lambda: encoder_workers(agent.pid), what="an encoder worker")
     wait_until(lambda: len(store.received()) >= 100, what="the lines")
     agent.kill9()
@@ -164,15 +168,8 @@ def test_the_worker_ends_with_an_agent_killed_by_sigkill(
 def test_a_hot_reload_replaces_the_worker_and_leaves_none_behind(
     procs: Processes, tmp_path: Path, store: BulkStore
 ) -> None:
-    writer = LineWriter(tmp_path / "app.log")
-    config = tmp_path / "agent.conf"
-    output = {"name": "es", "match": "*", "host": "127.0.0.1", "port": store.port}
     api = free_port()
-    service = {"encoder.workers": 1, "hot_reload": "on", **monitoring(api)}
-    config.write_text(agent_conf([tail_input(writer.path)], output, service=service))
-    writer.write(500)
-    agent = procs.agent(config)
-    agent.wait_started()
+    writer, agent = start_agent(procs, tmp_path, store, 500, hot_reload="on", **monitoring(api))
     write_until(writer, lambda: encoder(api)["chunks"] >= 2, what="chunks written by the worker")
     (old,) = encoder_workers(agent.pid)
     request = urllib.request.Request(f"http://127.0.0.1:{api}/api/v2/reload", method="PUT")
