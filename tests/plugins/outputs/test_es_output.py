@@ -26,12 +26,14 @@ from relaybit.plugins.base import (
 )
 from relaybit.plugins.inputs.elasticsearch import ElasticsearchInput
 from relaybit.plugins.outputs.encoder_pool import EncoderPool
+from relaybit.plugins.outputs.es import output as es_output
 from relaybit.plugins.outputs.es.bulk import (
     BulkEncoder,
     build_item,
     decode_chunk,
     encode_items,
     generated_id,
+    gzip_body,
     read_bulk_response,
 )
 from relaybit.plugins.outputs.es.options import decode_cloud_id
@@ -181,12 +183,14 @@ class BulkServer:
         self.seen = seen
         self.rejections = rejections
         self.bulks: list[list[int]] = []  # the record numbers of each request
+        self.encodings: list[str] = []  # each request's Content-Encoding
         self.stored: list[int] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def _bulk(self, request: web.Request) -> web.Response:
-        body = (await request.read()).splitlines()
+        self.encodings.append(request.headers.get("Content-Encoding", ""))
+        body = (await request.read()).splitlines()  # aiohttp decompresses gzip
         items, numbers = [], []
         for action_line, source_line in zip(body[::2], body[1::2], strict=True):
             (op,) = orjson.loads(action_line)
@@ -514,3 +518,47 @@ async def test_a_chunk_is_decoded_and_written_once_when_it_all_lands(
         await out.stop()
         await server.stop()
     assert calls == [1] and server.stored == [0, 1, 2, 3, 4]
+
+
+async def test_gzip_bodies_are_compressed_once_and_re_sends_too(
+    caplog: pytest.LogCaptureFixture, pool: EncoderPool | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``compress gzip``: the whole body is written compressed once (in the encoder
+    process when there is one) and sent as it is to each node that gets it; the 429
+    items go again, compressed, and trace_error shows the request as text."""
+    seen: dict[int, int] = {}
+    servers = [BulkServer(seen), BulkServer(seen)]
+    for s in servers:
+        await s.start()
+    out = make_output(
+        tuple(make_node(f"es{i}", s.port) for i, s in enumerate(servers)),
+        service={"encoder_pool": pool},
+        compress="gzip",
+        trace_error="on",
+    )
+    compressed: list[int] = []  # sizes of the bodies compressed in this process
+
+    def counting_gzip(body: bytes) -> bytes:
+        compressed.append(len(body))
+        return gzip_body(body)
+
+    monkeypatch.setattr(es_output, "gzip_body", counting_gzip)
+    await out.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="relaybit"):
+            assert await out.flush(chunk_of(mixed_records())) is FlushResult.OK
+    finally:
+        await out.stop()
+        for s in servers:
+            await s.stop()
+    first, second = servers
+    assert first.encodings == ["gzip"] and second.encodings == ["gzip"]
+    # the whole body here only without a pool; the 3 items' re-send always here
+    assert len(compressed) == (2 if pool is None else 1)
+    assert first.bulks == [list(range(30))]
+    assert second.bulks == [[3, 13, 23]]
+    assert sorted(first.stored + second.stored) == [n for n in range(30) if n % 10 != 7]
+    traces = [r.getMessage() for r in caplog.records if "request was" in r.getMessage()]
+    assert len(traces) == 1 and '"n":7' in traces[0]  # the request, readable
+    if pool is not None:
+        assert pool.status()["chunks"] == 1

@@ -12,6 +12,7 @@ records that landed are never sent again, across nodes and engine retries.
 from __future__ import annotations
 
 import datetime as _dt
+import gzip
 import hashlib
 import re
 import uuid
@@ -32,6 +33,11 @@ from relaybit.plugins.outputs.es.settings import EsSettings
 from relaybit.plugins.outputs.formats import split_time, to_json
 
 RETRYABLE = frozenset({429})
+
+
+def gzip_body(body: bytes) -> bytes:
+    """A body as ``compress gzip`` sends it (level 6, as Fluent Bit)."""
+    return gzip.compress(body, compresslevel=6)
 
 
 def is_retryable(status: int) -> bool:
@@ -165,8 +171,10 @@ class BulkEncoder:
 
     _LIMIT = 4096  # cached times, days and actions
 
-    def __init__(self, settings: EsSettings) -> None:
+    def __init__(self, settings: EsSettings, *, gzip: bool = False) -> None:
+        """``gzip``: :meth:`encode_chunk` compresses the body (``compress gzip``)."""
         self.settings = settings
+        self.gzip = gzip
         self._times: dict[Any, tuple[str, int, Any, str]] = {}
         self._days: dict[int, str] = {}
         self._actions: dict[str, Any] = {}
@@ -213,11 +221,12 @@ class BulkEncoder:
         return self._encode_fast(entries.items, indices, tag, now)
 
     def encode_chunk(self, data: bytes, count: int, tag: str, now: float) -> tuple[bytes, int]:
-        """The body of every entry of a chunk, and how many entries it holds (the job
-        of an encoder process, :mod:`relaybit.plugins.outputs.encoder_pool`)."""
+        """The body of every entry of a chunk (gzipped with ``gzip``), and how many entries
+        it holds (the job of an encoder process, :mod:`relaybit.plugins.outputs.encoder_pool`)."""
         with gc_paused():
             entries = decode_chunk(data, count)
-            return self.encode(entries, range(len(entries)), tag, now), len(entries)
+            body = self.encode(entries, range(len(entries)), tag, now)
+        return (gzip_body(body) if self.gzip else body), len(entries)
 
     def _time(self, key: Any, time: Any) -> tuple[str, int, Any, str]:
         """@timestamp, seconds and, for a logstash index of the record's time and a fixed
@@ -453,6 +462,8 @@ class ChunkState:
     attempts: int = 0
     total: int = 0
     body: tuple[EsSettings, bytes] | None = None
+    #: ``body`` is gzip-compressed (``compress gzip``: written so once, sent as it is)
+    gzipped: bool = False
 
     @property
     def progressed(self) -> bool:

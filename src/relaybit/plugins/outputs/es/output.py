@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import gzip
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from relaybit.codec.records import gc_paused
@@ -32,6 +32,7 @@ from relaybit.plugins.outputs.es.bulk import (
     ChunkState,
     PendingItems,
     decode_chunk,
+    gzip_body,
     read_bulk_response,
 )
 from relaybit.plugins.outputs.es.options import OPTIONS, check_write_operation, decode_cloud_id
@@ -157,13 +158,16 @@ class ElasticsearchOutput(HttpUpstreamOutput):
             # decoded and written in one go, the records freed before the collector
             # runs again (they would otherwise be walked while the request is out)
             state = self._pending.get(chunk.id, lambda: decode_chunk(chunk.data, chunk.records))
-            if state.entries is not None and len(state.pending) == state.total:
-                settings = self._output_settings
-                body = self._encoder(settings).encode(
-                    state.entries, range(state.total), chunk.tag, self.ctx.clock.time()
-                )
-                state.body = (settings, body)
-                state.entries = None
+            if state.entries is None or len(state.pending) != state.total:
+                return state  # its body is written, or only some of its records are left
+            settings = self._output_settings
+            body = self._encoder(settings).encode(
+                state.entries, range(state.total), chunk.tag, self.ctx.clock.time()
+            )
+            state.entries = None
+        # compressed once, whichever node and attempt sends it
+        state.body = (settings, gzip_body(body) if self._gzip else body)
+        state.gzipped = self._gzip
         return state
 
     async def _body_elsewhere(self, pool: EncoderPool, chunk: Chunk) -> ChunkState | None:
@@ -171,8 +175,8 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         the pool hands the chunk back (the flush writes it here, as without a pool)."""
         settings = self._output_settings
         done = await pool.encode(
-            ("es", settings),
-            functools.partial(BulkEncoder, settings),
+            ("es", settings, self._gzip),
+            functools.partial(BulkEncoder, settings, gzip=self._gzip),
             chunk.data,
             chunk.records,
             chunk.tag,
@@ -181,7 +185,9 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         if done is None or self._pending.known(chunk.id):
             return None
         body, total = done
-        state = ChunkState(None, set(range(total)), total=total, body=(settings, body))
+        state = ChunkState(
+            None, set(range(total)), total=total, body=(settings, body), gzipped=self._gzip
+        )
         self._pending.add(chunk.id, state)
         return state
 
@@ -237,8 +243,9 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         pending = state.pending
         sent: Sequence[int] = range(state.total) if len(pending) == state.total else sorted(pending)
         written = state.body
+        compressed = False
         if written is not None and written[0] == settings and len(pending) == state.total:
-            body = written[1]
+            body, compressed = written[1], state.gzipped
         else:
             with gc_paused():
                 entries = state.entries
@@ -247,11 +254,15 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 body = self._encoder(settings).encode(
                     entries, sent, chunk.tag, self.ctx.clock.time()
                 )
+
+        def plain() -> bytes:
+            return gzip.decompress(body) if compressed else body
+
         if self._trace_output:
             self.ctx.logger.info(
                 "bulk request to %s:\n%s",
                 node.name,
-                body.decode("utf-8", "replace"),
+                plain().decode("utf-8", "replace"),
             )
         node_settings = self._nodes.get(node)
         headers = request_headers(
@@ -263,7 +274,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         api_key = node_settings.values.get("http_api_key")
         if api_key and not node_settings.http_user:
             headers["Authorization"] = f"ApiKey {api_key}"
-        data = gzip.compress(body, compresslevel=6) if self._gzip else body
+        data = gzip_body(body) if self._gzip and not compressed else body
         response = await connection.request(
             "POST", settings.bulk_path(), data=data, headers=headers
         )
@@ -272,11 +283,17 @@ class ElasticsearchOutput(HttpUpstreamOutput):
             outcome = read_bulk_response(response.body, sent)
         except ValueError as exc:
             raise DeliveryError("protocol", f"{node.name}: {exc}") from exc
-        self._apply(chunk, state, node, outcome, body)
+        self._apply(chunk, state, node, outcome, plain)
 
     def _apply(
-        self, chunk: Chunk, state: ChunkState, node: Node, outcome: BulkOutcome, body: bytes
+        self,
+        chunk: Chunk,
+        state: ChunkState,
+        node: Node,
+        outcome: BulkOutcome,
+        body: Callable[[], bytes],
     ) -> None:
+        """Count what the bulk answer says; ``body()``: the request, for trace_error."""
         state.pending.difference_update(outcome.delivered)
         self.delivered_records += len(outcome.delivered)
         self.conflicts += outcome.conflicts
@@ -295,7 +312,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
                 quoted,
             )
             if self._trace_error:
-                self.ctx.logger.error("request was:\n%s", body.decode("utf-8", "replace"))
+                self.ctx.logger.error("request was:\n%s", body().decode("utf-8", "replace"))
         if outcome.retryable:
             self.item_retries += len(outcome.retryable)
             first = outcome.retryable[0]
