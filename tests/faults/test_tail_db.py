@@ -38,11 +38,16 @@ class Utf16Writer:
 
 
 def saved_offset(db: Path) -> int:
+    """The offset tail saved for the file, -1 while its row is not written yet (the
+    writes run on a thread of their own)."""
     conn = sqlite3.connect(db, timeout=5)
     try:
-        return int(conn.execute("SELECT offset FROM in_tail_files").fetchone()[0])
+        row = conn.execute("SELECT offset FROM in_tail_files").fetchone()
+    except sqlite3.OperationalError:  # the table itself is not there yet
+        return -1
     finally:
         conn.close()
+    return int(row[0]) if row is not None else -1
 
 
 def test_a_utf16_file_is_read_once_across_a_restart(procs: Processes, tmp_path: Path) -> None:
