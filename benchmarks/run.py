@@ -23,6 +23,7 @@ Scenarios:
   json_filters_forward  tail + parser json + grep (level ^info$) + modify (add host,
                         rename msg message) -> forward, 3 nodes
   tail_es               tail -> es (Bulk API), upstream of 3 counting bulk receivers
+  tail_es_gzip          the same with compress gzip
   tail_http             tail -> http format json_lines, upstream of 3 counting HTTP
                         receivers (Fluent Bit's http output has no upstream: one receiver)
   apache2_forward       tail + parser apache2 on access-log lines -> forward, 3 nodes
@@ -62,6 +63,7 @@ SCENARIOS = (
     "dummy_null",
     "json_filters_forward",
     "tail_es",
+    "tail_es_gzip",
     "tail_http",
     "apache2_forward",
     "cri_forward",
@@ -69,13 +71,14 @@ SCENARIOS = (
 #: the workload each scenario reads (default: json)
 WORKLOADS = {"apache2_forward": "apache", "cri_forward": "cri"}
 #: the receivers each scenario counts with (default: forward)
-RECEIVERS = {"tail_es": "es", "tail_http": "lines", "dummy_null": "none"}
+RECEIVERS = {"tail_es": "es", "tail_es_gzip": "es", "tail_http": "lines", "dummy_null": "none"}
 #: scenarios with a Fluent Bit configuration (--fluent-bit)
 FLUENT_BIT_SCENARIOS = (
     "tail_forward",
     "tail_forward_ack",
     "json_filters_forward",
     "tail_es",
+    "tail_es_gzip",
     "tail_http",
     "apache2_forward",
     "cri_forward",
@@ -380,12 +383,14 @@ def tail_input(scenario: str, workload: Path) -> list[str]:
 
 def output_section(scenario: str, ports: list[int], fluent_bit: bool) -> list[str]:
     """The output of a scenario (Fluent Bit's http output takes the first receiver)."""
-    if scenario == "tail_es":
+    if scenario in ("tail_es", "tail_es_gzip"):
+        gzip = ["    compress  gzip"] if scenario == "tail_es_gzip" else []
         return [
             "[OUTPUT]",
             "    name      es",
             "    match     *",
             "    upstream  upstream.conf",
+            *gzip,
             "",
         ]
     if scenario == "tail_http":

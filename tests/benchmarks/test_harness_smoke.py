@@ -141,6 +141,7 @@ def test_pusher_sends_exactly_the_records(tmp_path: Path) -> None:
         "forward_relay",
         "json_filters_forward",
         "tail_es",
+        "tail_es_gzip",
         "tail_http",
         "apache2_forward",
         "cri_forward",
@@ -297,7 +298,7 @@ def test_fluent_bit_configs_name_the_same_pipeline(tmp_path: Path, scenario: str
     assert "parsers_file  fluent-bit-parsers.conf" in fb
     for line in ours.splitlines():  # every input, filter and parser line is the same
         if line.strip().startswith(
-            ("name", "parser", "multiline.parser", "regex", "add", "rename")
+            ("name", "parser", "multiline.parser", "regex", "add", "rename", "compress")
         ):
             assert line in fb.splitlines(), line
 
