@@ -33,12 +33,12 @@ from relaybit.plugins.outputs.es.bulk import (
     decode_chunk,
     encode_items,
     generated_id,
-    gzip_body,
     read_bulk_response,
 )
 from relaybit.plugins.outputs.es.options import decode_cloud_id
 from relaybit.plugins.outputs.es.output import ElasticsearchOutput
 from relaybit.plugins.outputs.es.settings import EsSettings
+from relaybit.plugins.outputs.http.encoder import gzip_body
 from relaybit.upstream.node import Node, UpstreamSpec
 
 ORIGIN = Origin("es.conf", 7)

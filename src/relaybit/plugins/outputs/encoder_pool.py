@@ -112,7 +112,7 @@ def _region(size: int) -> int:
 
 
 class _Gone(Exception):
-    """The worker exited or stopped answering."""
+    """The worker's control pipe is closed: it exited."""
 
 
 class _Worker:
@@ -337,31 +337,35 @@ class EncoderPool:
         ident = self._id(key, factory)
         self.start()
         worker = await self._idle_worker()
-        if worker is None:
+        result = (
+            None if worker is None else await self._job(worker, ident, data, count, tag_bytes, now)
+        )
+        if worker is None or result is None:
             self.in_agent += 1
             return None
+        self.chunks += 1
+        self._delays.pop(worker.index, None)
+        return result
+
+    async def _job(
+        self, worker: _Worker, ident: int, data: bytes, count: int, tag: bytes, now: float
+    ) -> tuple[bytes, int] | None:
+        """One chunk on ``worker``; None when it comes back (the worker's pipe closed, no
+        answer in time, the encoder raised, the body too big)."""
         try:
-            result = await worker.run(ident, self._factories[ident], data, count, tag_bytes, now)
+            result = await worker.run(ident, self._factories[ident], data, count, tag, now)
         except _Gone:  # its pipe is closed: the reader sees it exit
-            self.in_agent += 1
             return None
         except TimeoutError:  # no answer in time: it is stuck
             if worker.alive:
                 worker.stop(kill=True)
                 self._worker_exited(worker, f"did not answer within {JOB_TIMEOUT:g}s")
-            self.in_agent += 1
             return None
         if isinstance(result, str):
             self._log.debug(
                 "encoder worker %d: %s (the chunk is encoded here)", worker.index, result
             )
-            self.in_agent += 1
             return None
-        if result is None:
-            self.in_agent += 1
-            return None
-        self.chunks += 1
-        self._delays.pop(worker.index, None)
         return result
 
     def _id(self, key: Hashable, factory: Callable[[], ChunkEncoder]) -> int:

@@ -12,7 +12,6 @@ records that landed are never sent again, across nodes and engine retries.
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
 import hashlib
 import re
 import uuid
@@ -31,13 +30,9 @@ from relaybit.codec.records import gc_paused
 from relaybit.plugins.outputs import fastjson
 from relaybit.plugins.outputs.es.settings import EsSettings
 from relaybit.plugins.outputs.formats import split_time, to_json
+from relaybit.plugins.outputs.http.encoder import gzip_body
 
 RETRYABLE = frozenset({429})
-
-
-def gzip_body(body: bytes) -> bytes:
-    """A body as ``compress gzip`` sends it (level 6, as Fluent Bit)."""
-    return gzip.compress(body, compresslevel=6)
 
 
 def is_retryable(status: int) -> bool:

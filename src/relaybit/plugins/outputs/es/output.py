@@ -32,11 +32,11 @@ from relaybit.plugins.outputs.es.bulk import (
     ChunkState,
     PendingItems,
     decode_chunk,
-    gzip_body,
     read_bulk_response,
 )
 from relaybit.plugins.outputs.es.options import OPTIONS, check_write_operation, decode_cloud_id
 from relaybit.plugins.outputs.es.settings import EsSettings
+from relaybit.plugins.outputs.http.encoder import gzip_body
 from relaybit.plugins.outputs.http.output import HttpUpstreamOutput, request_headers
 from relaybit.upstream.node import Node
 from relaybit.upstream.upstream import Connection
@@ -98,7 +98,12 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         self._pending = PendingItems()
         self._encoders: dict[EsSettings, BulkEncoder] = {}
         #: the output's own settings (a node without es keys of its own has them)
-        self._output_settings = EsSettings.from_values(dict(opts))
+        self._output_settings = settings = EsSettings.from_values(dict(opts))
+        #: an encoder process's job for this output: its key and the factory it builds from
+        self._pool_job = (
+            ("es", settings, self._gzip),
+            functools.partial(BulkEncoder, settings, gzip=self._gzip),
+        )
         self.delivered_records = 0  #: records confirmed by a bulk response
         self.failed_records = 0  #: records refused for good (logged, not retried)
         self.conflicts = 0  #: create answered 409: already there (a re-send)
@@ -175,8 +180,7 @@ class ElasticsearchOutput(HttpUpstreamOutput):
         the pool hands the chunk back (the flush writes it here, as without a pool)."""
         settings = self._output_settings
         done = await pool.encode(
-            ("es", settings, self._gzip),
-            functools.partial(BulkEncoder, settings, gzip=self._gzip),
+            *self._pool_job,
             chunk.data,
             chunk.records,
             chunk.tag,

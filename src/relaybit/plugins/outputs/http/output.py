@@ -254,6 +254,18 @@ class HttpOutput(HttpUpstreamOutput):
         self._encoder = BodyEncoder(
             self._format, date_key=self._date_key, date_format=self._date_format, gelf=self._gelf
         )
+        #: an encoder process's job for this output: its key and the factory it builds from
+        self._pool_job = (
+            ("http", self._format, self._date_key, self._date_format, self._gelf, self._gzip),
+            functools.partial(
+                BodyEncoder,
+                self._format,
+                date_key=self._date_key,
+                date_format=self._date_format,
+                gelf=self._gelf,
+                gzip=self._gzip,
+            ),
+        )
         self.delivered = 0  #: chunks confirmed with 2xx
         self.rejected = 0  #: chunks refused for good (4xx), not retried
         self.retries = 0  #: flushes handed back to the engine (every node failed)
@@ -271,15 +283,7 @@ class HttpOutput(HttpUpstreamOutput):
         pool = self.ctx.service.get("encoder_pool")
         if pool is None or not self._pooled():
             return None
-        key = ("http", self._format, self._date_key, self._date_format, self._gelf, self._gzip)
-        factory = functools.partial(
-            BodyEncoder,
-            self._format,
-            date_key=self._date_key,
-            date_format=self._date_format,
-            gelf=self._gelf,
-            gzip=self._gzip,
-        )
+        key, factory = self._pool_job
         done = await pool.encode(
             key, factory, chunk.data, chunk.records, chunk.tag, self.ctx.clock.time()
         )
