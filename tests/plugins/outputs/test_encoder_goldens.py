@@ -10,12 +10,10 @@ for a bug you name.  ``RELAYBIT_REGOLD=1`` rewrites the file (then read the diff
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import gzip
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -280,58 +278,46 @@ def test_the_collector_is_on_again_after_a_body() -> None:
     assert gc.isenabled()
 
 
-async def _ready(pool: EncoderPool) -> None:
-    """Poll until the pool's workers answer (a real process starting)."""
-    deadline = time.monotonic() + 20
-    while pool.status()["ready"] < pool.processes:
-        assert time.monotonic() < deadline, "the encoder worker did not start"
-        await asyncio.sleep(0.02)
-
-
-async def test_an_encoder_process_writes_every_golden_body_as_the_agent_does() -> None:
+async def test_an_encoder_process_writes_every_golden_body_as_the_agent_does(
+    running_pool: EncoderPool,
+) -> None:
     """The bodies of every es and http case, written in an encoder process, are byte for
     byte those written here (gzip compared decompressed: its header holds a time)."""
-    pool = EncoderPool(1)
-    pool.start()
-    try:
-        await _ready(pool)
-        for case in ES_KEYS:
-            chunk, _, name = case.partition("/")
-            settings = EsSettings(**ES_CASES[name])
-            data = CHUNKS[chunk]
-            count = fastjson.count_entries(data)
-            here = BulkEncoder(settings).encode_chunk(data, count, "app.log", NOW)
-            there = await pool.encode(
-                ("es", settings),
-                functools.partial(BulkEncoder, settings),
-                data,
-                count,
-                "app.log",
-                NOW,
+    for case in ES_KEYS:
+        chunk, _, name = case.partition("/")
+        settings = EsSettings(**ES_CASES[name])
+        data = CHUNKS[chunk]
+        count = fastjson.count_entries(data)
+        here = BulkEncoder(settings).encode_chunk(data, count, "app.log", NOW)
+        there = await running_pool.encode(
+            ("es", settings),
+            functools.partial(BulkEncoder, settings),
+            data,
+            count,
+            "app.log",
+            NOW,
+        )
+        assert there == here, case
+    for case in HTTP_KEYS:
+        chunk, _, name = case.partition("/")
+        spec = dict(HTTP_CASES[name])
+        gelf = GelfKeys(**spec.pop("gelf", {}))
+        for gzipped in (False, True):
+            factory = functools.partial(
+                BodyEncoder,
+                spec["fmt"],
+                date_key=spec.get("date_key"),
+                date_format=spec.get("date_format", "double"),
+                gelf=gelf,
+                gzip=gzipped,
             )
-            assert there == here, case
-        for case in HTTP_KEYS:
-            chunk, _, name = case.partition("/")
-            spec = dict(HTTP_CASES[name])
-            gelf = GelfKeys(**spec.pop("gelf", {}))
-            for gzipped in (False, True):
-                factory = functools.partial(
-                    BodyEncoder,
-                    spec["fmt"],
-                    date_key=spec.get("date_key"),
-                    date_format=spec.get("date_format", "double"),
-                    gelf=gelf,
-                    gzip=gzipped,
-                )
-                data = CHUNKS[chunk]
-                here_body, _ = factory().encode_chunk(data, 12, "app.log", NOW)
-                done = await pool.encode((case, gzipped), factory, data, 12, "app.log", NOW)
-                assert done is not None, case
-                there_body, count = done
-                assert count == 12
-                if gzipped:
-                    here_body, there_body = gzip.decompress(here_body), gzip.decompress(there_body)
-                assert there_body == here_body, (case, gzipped)
-        assert pool.status()["in_agent"] == 0
-    finally:
-        await pool.aclose()
+            data = CHUNKS[chunk]
+            here_body, _ = factory().encode_chunk(data, 12, "app.log", NOW)
+            done = await running_pool.encode((case, gzipped), factory, data, 12, "app.log", NOW)
+            assert done is not None, case
+            there_body, count = done
+            assert count == 12
+            if gzipped:
+                here_body, there_body = gzip.decompress(here_body), gzip.decompress(there_body)
+            assert there_body == here_body, (case, gzipped)
+    assert running_pool.status()["in_agent"] == 0
