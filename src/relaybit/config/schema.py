@@ -328,13 +328,6 @@ class ConfigMap:
                 values[opt.name] = list(opt.default or []) if opt.multiple else opt.default
         return Options(self, values, origins, explicit, sequence)
 
-    def help_rows(self) -> list[tuple[str, str, str, str]]:
-        """(name, type, default, description) for ``-h`` and the docs."""
-        return [
-            (o.name, o.describe_type(), "" if o.default is None else str(o.default), o.description)
-            for o in self.options
-        ]
-
     def json_schema(self) -> dict[str, Any]:
         """A JSON schema of this map (every value is a string in a config file)."""
         props: dict[str, Any] = {}
