@@ -197,11 +197,8 @@ class BaseParser(ABC):
             if key in record:
                 record[key] = convert(record[key])
         if s.decoders:
-            self._apply_decoders(record)
+            apply_decoders(self._decoders, record)
         return when
-
-    def _apply_decoders(self, record: dict[str, Any]) -> None:
-        apply_decoders(self._decoders, record)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
