@@ -73,6 +73,17 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
+def sized(n: int | None) -> str:
+    """A size in bytes for a log line: ``512 bytes``, ``1.5 KB``, ``4.0 MB``, ``2.0 GB``
+    (None: ``unknown``)."""
+    if n is None:
+        return "unknown"
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return counted(n, "byte")
+
+
 def plugin_logger(kind: str, plugin: str, name: str, level: str | None = None) -> logging.Logger:
     """The logger of one plugin instance (``[output:forward:forward.0]``)."""
     logger = logging.getLogger(f"{ROOT}.{kind}:{plugin}:{name}")

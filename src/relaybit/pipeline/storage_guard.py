@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from relaybit.logging import counted
+from relaybit.logging import counted, sized
 
 log = logging.getLogger("relaybit.storage")
 
@@ -76,15 +76,6 @@ def free_bytes(path: Path) -> int | None:
     except OSError:
         return None
     return st.f_bavail * st.f_frsize
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return counted(n, "byte")
 
 
 class StorageGuard:
@@ -135,7 +126,7 @@ class StorageGuard:
             kind,
             exc.path,
             self.last_error,
-            _size(free_bytes(self.root)),
+            sized(free_bytes(self.root)),
             self.root,
             input_name,
         )
@@ -164,7 +155,7 @@ class StorageGuard:
             "[storage] writes to %s work again after %.1f s (%s free)%s; inputs resumed",
             self.root,
             self._now() - self.paused_since - STABLE_AFTER,
-            _size(free_bytes(self.root)),
+            sized(free_bytes(self.root)),
             f"; paused {counted(again, 'more time')} meanwhile as the disk filled again"
             if again
             else "",

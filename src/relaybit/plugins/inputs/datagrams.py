@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from relaybit.logging import counted
+from relaybit.logging import counted, sized
 
 #: datagrams held in memory while the emit waits, at most
 MAX_HELD = 1000
@@ -205,7 +205,7 @@ class DatagramReader:
         self.logger.warning(
             "the input is paused and holds %s (%s); the socket is not read meanwhile: %s",
             counted(self.held, "datagram"),
-            _size(self.held_bytes),
+            sized(self.held_bytes),
             then,
         )
 
@@ -273,10 +273,3 @@ class DatagramReader:
     def __repr__(self) -> str:
         state = "reading" if self.reading else "not reading"
         return f"<DatagramReader {state} held={self.held} stops={self.stops}>"
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return counted(n, "byte")
