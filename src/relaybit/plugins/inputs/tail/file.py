@@ -69,11 +69,16 @@ class TailedFile:
         elif offset:
             self.gz.seek(offset)
 
+    @property
+    def gz_read_to_end(self) -> bool:
+        """A ``.gz`` file read to its end, its last line too (saved at its size)."""
+        return self.gz is not None and self.gz_done and not self.pending
+
     def resume_offset(self) -> int:
         """The offset to save (db, a rotated file's end): ``offset``, but the size of a
         ``.gz`` file read to its end, as Fluent Bit saves it (in the middle of one, the
         decompressed offset: Fluent Bit's, a compressed one, cannot be resumed)."""
-        if self.gz is not None and self.gz_done and not self.pending:
+        if self.gz_read_to_end:
             with contextlib.suppress(OSError):
                 return os.fstat(self.fd).st_size
         return self.offset

@@ -676,8 +676,7 @@ class TailInput(InputPlugin):
         if self.db is None or not file.db_id:
             return
         offset = file.resume_offset()
-        # a .gz file read to its end: saved at its size (resume_offset)
-        gz_end = file.gz is not None and file.gz_done and not file.pending
+        gz_end = file.gz_read_to_end  # saved at its size (resume_offset)
         joiner = self._joiners.get((file.dev, file.inode)) if self._joiners else None
         if joiner is not None:  # a record still being joined is re-read after a restart
             pending = joiner.pending_offset()
