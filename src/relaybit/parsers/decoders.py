@@ -66,7 +66,8 @@ def decode_json(value: str) -> Any:
 
 
 _ESCAPED = {"n": "\n", "a": "\a", "b": "\b", "t": "\t", "v": "\v", "f": "\f", "r": "\r"}
-_ESCAPED_RE = re.compile(r"\\([\s\S]?)")
+#: a backslash and the character after it (none at the end of the text)
+_BACKSLASH = re.compile(r"\\([\s\S]?)")
 
 
 def unescape_escaped(value: str) -> str:
@@ -82,7 +83,7 @@ def unescape_escaped(value: str) -> str:
             return "\0"
         return _ESCAPED.get(code, code)
 
-    return _ESCAPED_RE.sub(one, value)
+    return _BACKSLASH.sub(one, value)
 
 
 _UTF8_SIMPLE = {
@@ -180,7 +181,6 @@ def _read_u(value: str, i: int, out: list[str]) -> int:
 
 
 _MYSQL = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", "'": "'", '"': '"', "0": "\0", "Z": "\x1a"}
-_MYSQL_RE = re.compile(r"\\([\s\S]?)")
 
 
 def mysql_unquote(value: str) -> str:
@@ -194,7 +194,7 @@ def mysql_unquote(value: str) -> str:
             return "\\"
         return _MYSQL.get(code, "\\" + code)
 
-    return _MYSQL_RE.sub(one, value[1:-1])
+    return _BACKSLASH.sub(one, value[1:-1])
 
 
 def run_decoder(decoder: str, value: str) -> Any:
