@@ -51,13 +51,15 @@ class NestFilter(FilterPlugin):
             raise ConfigError("missing 'operation': nest or lift", somewhere, section=section)
         self.operation = operation.lower()
         self.exact: set[str] = set()
-        self.prefixes: list[str] = []
+        prefixes: list[str] = []
         for value in opts.list("wildcard"):
             text = str(value)
             if text.endswith("*"):
-                self.prefixes.append(text[:-1])
+                prefixes.append(text[:-1])
             elif text:
                 self.exact.add(text)
+        #: the keys a Wildcard ending in ``*`` names start with (one str.startswith)
+        self.prefixes = tuple(prefixes)
         add = opts.opt_str("add_prefix") or opts.opt_str("prefix_with")
         remove = opts.opt_str("remove_prefix")
         if add and remove:
@@ -95,7 +97,6 @@ class NestFilter(FilterPlugin):
                     key="nested_under",
                 )
         self.warned_not_map = False
-        self._prefixes = tuple(self.prefixes)
 
     def rename(self, key: Any) -> Any:
         """``key`` with add_prefix / remove_prefix applied (only text keys change)."""
@@ -109,7 +110,7 @@ class NestFilter(FilterPlugin):
 
     def nest(self, record: dict[Any, Any]) -> dict[Any, Any]:
         """The record with its selected keys moved under ``nest_under``."""
-        exact, prefixes = self.exact, self._prefixes
+        exact, prefixes = self.exact, self.prefixes
         moved: dict[Any, Any] = {}
         out: dict[Any, Any] = {}
         for k, v in record.items():  # selected: a text key named by a Wildcard
