@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +23,15 @@ def entries(n: int, start: int = 0, key: str = "n") -> tuple[bytes, int]:
 
 def records_of(chunks: Iterable[Chunk]) -> list[Any]:
     return [record for chunk in chunks for _, record in iter_entries(chunk.data)]
+
+
+def fill_disk(where: Path, leave: int) -> Path:
+    """A ballast file taking all but about ``leave`` bytes of ``where``'s filesystem."""
+    st = os.statvfs(where)
+    ballast = where / "ballast"
+    with open(ballast, "wb") as f:
+        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return ballast
 
 
 class ListOutput(OutputPlugin):

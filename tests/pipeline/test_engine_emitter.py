@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import FuncFilter, GateOutput, ListOutput, entries, records_of
+from pipeline_helpers import FuncFilter, GateOutput, ListOutput, entries, fill_disk, records_of
 
 from relaybit.codec.msgpack import pack_entries
 from relaybit.codec.records import decode_entries
@@ -21,15 +20,6 @@ from relaybit.tag import compile_match
 from relaybit.testing import wait_for
 
 KB = 1024
-
-
-def fill_disk(where: Path, leave: int) -> Path:
-    """A ballast file taking all but about ``leave`` bytes of ``where``'s filesystem."""
-    st = os.statvfs(where)
-    ballast = where / "ballast"
-    with open(ballast, "wb") as f:
-        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
-    return ballast
 
 
 class MoveOdd(FilterPlugin):

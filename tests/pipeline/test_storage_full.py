@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import GateOutput, ListOutput, entries, records_of
+from pipeline_helpers import GateOutput, ListOutput, entries, fill_disk, records_of
 
 from relaybit.pipeline import storage as storage_module
 from relaybit.pipeline.engine import Engine, EngineSettings
@@ -26,15 +26,6 @@ from relaybit.tag import compile_match
 from relaybit.testing import wait_for
 
 KB = 1024
-
-
-def _fill(where: Path, leave: int) -> Path:
-    """A ballast file taking all but about ``leave`` bytes of ``where``'s filesystem."""
-    st = os.statvfs(where)
-    ballast = where / "ballast"
-    with open(ballast, "wb") as f:
-        f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
-    return ballast
 
 
 def _chunk_files_valid(root: Path) -> None:
@@ -90,7 +81,7 @@ def test_a_block_torn_by_a_real_full_disk_is_cut_back(
     first, n1 = entries(10)
     f.append(first, n1)
     good = f.path.stat().st_size
-    ballast = _fill(root, 8 * KB)
+    ballast = fill_disk(root, 8 * KB)
     big = b"x" * (64 * KB)  # the data does not have to be entries for the framing
     with pytest.raises(OSError) as raised:
         f.append(big, 1)
@@ -115,7 +106,7 @@ async def test_a_full_disk_holds_the_emit_until_the_operator_frees_space(
     engine.add_output("out.0", out, compile_match("*"))
     await engine.start()
     await emit("app", *entries(5))
-    ballast = _fill(root, 16 * KB)
+    ballast = fill_disk(root, 16 * KB)
     held = asyncio.ensure_future(emit("app", *entries(3000, start=5)))  # ~45 KB
     await wait_for(lambda: engine.storage is not None and engine.storage.guard.paused)
     await asyncio.sleep(0.3)
@@ -227,7 +218,7 @@ def test_route_done_writes_on_a_full_disk_log_one_line_per_run_of_failures(
         f.append(*entries(2))
         f.close(sync=False)
         files.append(f.path)
-    ballast = _fill(root, 0)
+    ballast = fill_disk(root, 0)
     for path in files[:3]:
         store.mark_route_done(path, "out.0")  # ENOSPC each time
     ballast.unlink()
