@@ -230,6 +230,9 @@ class ContentModifier(FilterPlugin):
             raise fail(
                 "for 'extract' action, a regular expression in 'pattern' is required", "pattern"
             )
+        #: extract: the pattern's named groups, ``(name, number)`` in the pattern's order
+        groups = self.regex.groupindex.items() if self.regex is not None else ()
+        self._groups = tuple(sorted(groups, key=lambda item: item[1]))
         self.convert: Callable[[Any], Any] = _text
         if action == "convert":
             wanted = (opts.opt_str("converted_type") or "").strip().lower()
@@ -266,7 +269,7 @@ class ContentModifier(FilterPlugin):
         m = self.regex.search(value)
         if m is None:
             raise Unchanged(f"'{self.key}' does not match the pattern")
-        for name, group in sorted(self.regex.groupindex.items(), key=lambda item: item[1]):
+        for name, group in self._groups:
             found = m.group(group)
             if found is not None:
                 obj.pop(name, None)
